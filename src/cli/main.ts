@@ -1,0 +1,36 @@
+/**
+ * The `shoal` command line. Each subcommand lives in its own file under src/cli/commands and registers itself
+ * on the program here; the CLI talks to agents only through the typed RPC client.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { ShoalError } from '../lib/errors.js';
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export function buildProgram(): Command {
+  const program = new Command('shoal')
+    .description('Shoal: a peer-to-peer cluster runtime (gossip membership, Raft leadership, jobs as containers or processes)')
+    .version(VERSION, '-v, --version', 'print the Shoal version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    if (err instanceof ShoalError) {
+      process.stderr.write(`shoal: ${err.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw err;
+  }
+}

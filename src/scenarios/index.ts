@@ -1,0 +1,13 @@
+/**
+ * Every simulation scenario by name, for the seed runner (`npm run sim`) and the regression test.
+ * Later cores (membership, consensus, scheduler, partitions) register theirs here.
+ */
+import type { Scenario } from '../sim/scenario.js';
+import { floodCounterScenario, floodCounterUnsafeScenario } from './flood-counter.js';
+
+export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
+  [floodCounterScenario, floodCounterUnsafeScenario].map((s) => [s.name, s]),
+);
+
+/** Scenarios that must pass every seed (the unsafe toy is there to be caught, not to pass). */
+export const MUST_PASS: readonly string[] = ['flood-counter'];
