@@ -31,6 +31,122 @@ export const LIMITS = {
   /** Messages in flight on the simulated network at once; more are dropped and traced. */
   simMaxInFlightMessages: 1_000_000,
 
+  // --- Transport (src/transport; owner: peer network, issue 3) -------------------------------------------------
+  /** Authenticated links an agent keeps open at once; opening one more closes the least recently used. */
+  transportMaxLinks: 256,
+  /** Frames waiting in one link's send queue while the stream is backpressured; more are refused. */
+  transportSendQueueMaxFrames: 4096,
+  /** Bytes waiting in one link's send queue; must hold at least one largest frame. */
+  transportSendQueueMaxBytes: 16 * MiB,
+  /** Time a new connection has to complete the Hello exchange before it is closed. */
+  transportHandshakeTimeoutMs: 10_000,
+  /** Keep-alive interval on every encrypted stream, so a silent dead peer is noticed. */
+  transportKeepAliveMs: 1_000,
+  /** A stream with no traffic (keep-alives included) for this long is closed: the peer is gone. */
+  transportStreamTimeoutMs: 3_000,
+  /** First redial delay to a lost peer; doubles per failed attempt, with jitter. */
+  transportRedialBaseMs: 250,
+  /** Largest redial delay to a lost peer. */
+  transportRedialMaxMs: 5_000,
+  /** Delay of the one early discovery refresh after joining the topic (peers that joined together see each other). */
+  transportFirstRefreshMs: 1_000,
+  /** Interval of the periodic discovery refresh, which is what brings a node back after a long partition. */
+  transportDiscoveryRefreshMs: 10_000,
+  /** Peer keys remembered for redialing (learned from links or given to connect()). */
+  transportMaxKnownPeers: 4_096,
+  /** Longest node name a Hello may carry. */
+  transportMaxNodeNameBytes: 256,
+  /** Longest agent version string a Hello may carry. */
+  transportMaxAgentVersionBytes: 64,
+
+  // --- Task drivers (src/drivers) -------------------------------------------------------------------------------
+  /** Grace between the stop signal and SIGKILL when a task declares none (Docker's and Compose's default). */
+  driverDefaultStopGraceMs: 10_000,
+  /** Longest stop grace a task may ask for, so a stop always ends. */
+  driverMaxStopGraceMs: 300_000,
+  /** How often a re-attached process (not our child) is looked for in /proc, and how often `follow` logs poll. */
+  driverProcessPollMs: 200,
+  /** Size at which the process driver rotates a task's stdout/stderr file. */
+  driverLogMaxFileBytes: 10 * MiB,
+  /** Rotated files kept per stream (the live one included); older ones are deleted. */
+  driverLogMaxFiles: 3,
+  /** How often the process driver checks log sizes for rotation. */
+  driverLogRotateCheckMs: 1_000,
+  /** Most lines `logs({ tail })` returns. */
+  driverMaxLogTailLines: 100_000,
+  /** Shortest health-check interval and timeout a task may declare. */
+  driverHealthMinIntervalMs: 100,
+  /** Longest health-check interval, timeout or start period a task may declare. */
+  driverHealthMaxIntervalMs: 3_600_000,
+  /** Most consecutive failures a health check may tolerate before the task is unhealthy. */
+  driverHealthMaxRetries: 100,
+  /** Bytes of a health probe's output kept for `inspect`. */
+  driverHealthMaxOutputBytes: 4 * KiB,
+  /** How long fingerprint waits for the Docker engine to answer before calling it unavailable. */
+  driverDockerPingTimeoutMs: 3_000,
+  /** Longest an image pull may take before the start fails (recoverable). */
+  driverImagePullTimeoutMs: 600_000,
+  /** Most environment variables, labels, ports or mounts one task may declare. */
+  driverMaxTaskListEntries: 1_000,
+
+  // --- Membership (src/membership; owner: gossip membership, issue 4) ------------------------------------------
+  /** Largest ping/ack/gossip message with its piggybacked rumours (push-pull excepted); more rumours wait. */
+  membershipMaxMessageBytes: 8 * KiB,
+  /** Largest push-pull (full state) message; a bigger state is sent in part (self first, then a random sample). */
+  membershipMaxPushPullBytes: 1 * MiB,
+  /** Largest node metadata (name, addresses, labels...) in its JSON form; it must ride in one gossip message. */
+  membershipMaxMetaBytes: 2 * KiB,
+  /** Longest node id a membership message may name. */
+  membershipMaxNodeIdBytes: 128,
+  /** Most members one node tracks (dead and left included); rumours about further new nodes are ignored. */
+  membershipMaxMembers: 20_000,
+  /** Rumours queued for piggybacking; beyond it the most-sent rumour is dropped (push-pull repairs the loss). */
+  membershipMaxQueuedRumours: 4_096,
+  /** Indirect probes this node relays for others at once; further ping-req are ignored (they time out as misses). */
+  membershipMaxPendingRelays: 256,
+  /** Rumours one message may carry, whatever their size (bounds the work one message causes). */
+  membershipMaxRumoursPerMessage: 256,
+  /** Reaped members whose last incarnation is remembered, so a stale rumour cannot bring them back. */
+  membershipMaxTombstones: 20_000,
+
+  // --- Consensus (src/consensus): the Raft core --------------------------------------------------------------
+  /** Ticks between two heartbeats of a leader. */
+  raftHeartbeatTicks: 1,
+  /** Base election timeout in ticks; each member draws its own from [T, 2T) after every reset. */
+  raftElectionTicks: 10,
+  /** Entries in one append message, at most. */
+  raftMaxEntriesPerAppend: 64,
+  /** Bytes of entries in one append message, at most (one larger entry is still sent alone). */
+  raftMaxAppendBytes: 1 * MiB,
+  /** Appends in flight to one follower before the leader waits for acknowledgements. */
+  raftMaxInflightAppends: 64,
+  /** Bytes in flight to one follower before the leader waits. */
+  raftMaxInflightBytes: 8 * MiB,
+  /** Bytes of proposals appended but not yet committed; more are refused (the group is not keeping up). */
+  raftMaxUncommittedBytes: 16 * MiB,
+  /** Committed entries handed out for applying in one Ready, at most. */
+  raftMaxApplyEntriesPerReady: 1_024,
+  /** Bytes of committed entries handed out for applying in one Ready, at most. */
+  raftMaxApplyBytesPerReady: 16 * MiB,
+  /** ReadIndex requests waiting on the leader at once; more are refused. */
+  raftMaxPendingReads: 4_096,
+  /** Client sessions a replicated state machine remembers for exactly-once application; the oldest is forgotten. */
+  raftMaxClientSessions: 10_000,
+
+  // --- Agent RPC (HTTP) ----------------------------------------------------------------------------------------
+  /** Largest RPC request body the API accepts; checked while the body streams in. */
+  maxRpcRequestBytes: 4 * MiB,
+  /** Largest RPC response body a client accepts. */
+  maxRpcResponseBytes: 64 * MiB,
+  /** Deadline of an RPC call when the caller gives none. */
+  defaultRpcTimeoutMs: 10_000,
+  /** Longest deadline a caller may ask for; longer ones are cut to this. */
+  maxRpcTimeoutMs: 300_000,
+  /** Time a client has to send its request headers. */
+  rpcHeadersTimeoutMs: 10_000,
+  /** Connections the API serves at once; more are refused. */
+  maxRpcConnections: 1_024,
+
   // --- Logging --------------------------------------------------------------------------------------------------
   /** Longest string field a log line keeps; longer ones are cut. */
   maxLogFieldChars: 4 * KiB,
@@ -46,5 +162,20 @@ export function checkLimits(limits: Record<keyof Limits, number> = LIMITS): void
   invariant(limits.maxEnvelopePayloadBytes + limits.maxGroupIdBytes + 64 <= limits.maxFrameBytes,
     'an envelope with the largest payload and group id must fit in the largest frame');
   invariant(limits.maxFrameBytes < 2 ** (8 * limits.frameHeaderBytes), 'the frame length prefix must be able to express maxFrameBytes');
+  invariant(limits.raftElectionTicks > limits.raftHeartbeatTicks, 'the election timeout must be longer than the heartbeat interval');
+  invariant(limits.raftMaxAppendBytes <= limits.maxEnvelopePayloadBytes, 'one append message must fit in one envelope');
+  invariant(limits.raftMaxInflightBytes >= limits.raftMaxAppendBytes, 'the in-flight window must hold at least one full append');
   invariant(limits.simMaxMessageBytes <= limits.maxFrameBytes, 'the simulator must not accept messages the real wire would refuse');
+  invariant(limits.defaultRpcTimeoutMs <= limits.maxRpcTimeoutMs, 'the default RPC deadline must not exceed the longest one');
+  invariant(limits.driverDefaultStopGraceMs <= limits.driverMaxStopGraceMs, 'the default stop grace must be one a task may ask for');
+  invariant(limits.driverHealthMinIntervalMs <= limits.driverHealthMaxIntervalMs, 'the health-check interval range must not be empty');
+  invariant(limits.driverHealthMaxOutputBytes < limits.driverLogMaxFileBytes, 'a health probe keeps less output than a log file holds');
+  invariant(limits.transportSendQueueMaxBytes >= limits.maxFrameBytes + limits.frameHeaderBytes, 'a link send queue must hold at least one largest frame');
+  invariant(limits.transportStreamTimeoutMs > 2 * limits.transportKeepAliveMs, 'the stream timeout must allow at least two missed keep-alives');
+  invariant(limits.transportRedialBaseMs <= limits.transportRedialMaxMs, 'the first redial delay must not exceed the largest one');
+  invariant(limits.transportFirstRefreshMs < limits.transportDiscoveryRefreshMs, 'the early discovery refresh must come before the periodic one');
+  invariant(limits.membershipMaxMetaBytes + 2 * limits.membershipMaxNodeIdBytes + 256 <= limits.membershipMaxMessageBytes, 'an alive rumour with the largest metadata must fit in one gossip message');
+  invariant(limits.membershipMaxMessageBytes <= limits.membershipMaxPushPullBytes, 'a push-pull message may be at least as large as a gossip message');
+  invariant(limits.membershipMaxPushPullBytes <= limits.simMaxMessageBytes && limits.membershipMaxPushPullBytes <= limits.maxEnvelopePayloadBytes, 'a push-pull message must fit in one envelope and in the simulated network');
+  invariant(limits.membershipMaxMetaBytes + 2 * limits.membershipMaxNodeIdBytes + 256 <= limits.membershipMaxPushPullBytes, 'a push-pull message must hold at least the sender\'s own state');
 }

@@ -1,0 +1,131 @@
+/**
+ * `ShoalClient`: the typed client for the agent RPC, used by the CLI and by any program that drives Shoal.
+ * Every call has a deadline (the client's default, or the call's own), sent to the agent as `x-shoal-timeout-ms`
+ * so both sides give up at the same moment; errors are typed: `RemoteError` (the agent said no, with its code),
+ * `AgentUnreachableError`, `DeadlineExceededError`.
+ */
+import { InvalidArgumentError, ShoalError } from '../lib/errors.js';
+import { LIMITS } from '../lib/limits.js';
+import type { shoal } from '../gen/proto.js';
+import { AgentUnreachableError, DeadlineExceededError, RemoteError } from './errors.js';
+import { AgentSelf, MembersList, RpcErrorType, type MethodDescriptor } from './methods.js';
+
+export const DEFAULT_API_ADDRESS = 'http://127.0.0.1:7646';
+
+export interface ShoalClientOptions {
+  /** A URL such as http://127.0.0.1:7646, or a bare host:port. Default: SHOAL_ADDR, else http://127.0.0.1:7646. */
+  address?: string;
+  /** Bearer token for a remote agent. Default: SHOAL_TOKEN. */
+  token?: string;
+  /** Default deadline of every call. */
+  timeoutMs?: number;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Accepts "http://h:p", "https://h:p", "h:p" or ":p"; returns a base URL without a trailing slash. */
+export function parseApiAddress(address: string): string {
+  const text = address.trim();
+  if (text === '') throw new InvalidArgumentError('the agent address is empty (expected a URL such as http://127.0.0.1:7646, or host:port)');
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text.startsWith(':') ? `127.0.0.1${text}` : text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch (_bad) {
+    throw new InvalidArgumentError(`"${address}" is not a valid agent address (expected a URL such as http://127.0.0.1:7646, or host:port)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`agent address "${address}" must use http or https`);
+  if (!url.port && !/^[a-z]+:\/\//i.test(text)) throw new InvalidArgumentError(`agent address "${address}" has no port`);
+  return `${url.protocol}//${url.host}`;
+}
+
+export class ShoalClient {
+  readonly baseUrl: string;
+  readonly #token: string | undefined;
+  readonly #timeoutMs: number;
+
+  constructor(options: ShoalClientOptions = {}) {
+    this.baseUrl = parseApiAddress(options.address ?? process.env['SHOAL_ADDR'] ?? DEFAULT_API_ADDRESS);
+    this.#token = options.token ?? process.env['SHOAL_TOKEN'];
+    this.#timeoutMs = Math.min(options.timeoutMs ?? LIMITS.defaultRpcTimeoutMs, LIMITS.maxRpcTimeoutMs);
+  }
+
+  readonly agent = {
+    self: (options?: CallOptions): Promise<shoal.v1.SelfResponse> => this.call(AgentSelf, {}, options),
+  };
+
+  readonly members = {
+    list: (request: shoal.v1.IListMembersRequest = {}, options?: CallOptions): Promise<shoal.v1.ListMembersResponse> => this.call(MembersList, request, options),
+  };
+
+  /** GET /v1/health: resolves with the agent's answer, or throws AgentUnreachableError. */
+  async health(options: CallOptions = {}): Promise<Record<string, unknown>> {
+    const res = await this.#fetch('/v1/health', { method: 'GET' }, options, 'GET /v1/health');
+    const text = await res.text();
+    if (!res.ok) throw new RemoteError(res.headers.get('x-shoal-error-code') ?? 'ERR_UNAVAILABLE', `health check failed with HTTP ${res.status}: ${text.slice(0, 200)}`, res.status);
+    return JSON.parse(text) as Record<string, unknown>;
+  }
+
+  /** Calls any method by its descriptor. */
+  async call<Req, Res>(method: MethodDescriptor<Req, Res>, request: object, options: CallOptions = {}): Promise<Res> {
+    const what = `${method.service}/${method.method}`;
+    const message = method.requestType.fromObject(request as Record<string, unknown>);
+    const body = method.requestType.encode(message).finish();
+    const timeoutMs = Math.min(options.timeoutMs ?? this.#timeoutMs, LIMITS.maxRpcTimeoutMs);
+    const res = await this.#fetch(`/rpc/${method.service}/${method.method}`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/x-protobuf', 'x-shoal-timeout-ms': String(timeoutMs) },
+    }, { ...options, timeoutMs }, what);
+    const bytes = await readLimited(res, LIMITS.maxRpcResponseBytes, what);
+    if (!res.ok) {
+      let code = res.headers.get('x-shoal-error-code') ?? 'ERR_INTERNAL';
+      let text = `HTTP ${res.status}`;
+      let details: Record<string, string> = {};
+      try {
+        const decoded = (res.headers.get('content-type') ?? '').includes('json')
+          ? (JSON.parse(Buffer.from(bytes).toString('utf8')) as { code: string; message: string; details?: Record<string, string> })
+          : RpcErrorType.decode(bytes);
+        code = decoded.code || code;
+        text = decoded.message || text;
+        details = { ...(decoded.details ?? {}) };
+      } catch (_undecodable) {
+        text = `${what} failed with HTTP ${res.status} and an undecodable error body`;
+      }
+      throw new RemoteError(code, text, res.status, details);
+    }
+    try {
+      return method.responseType.decode(bytes);
+    } catch (err) {
+      throw new ShoalError('ERR_BAD_RESPONSE', `${what}: the agent's response is not a valid ${method.service}/${method.method} response (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
+
+  async #fetch(path: string, init: RequestInit, options: CallOptions, what: string): Promise<Response> {
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
+    const headers = new Headers(init.headers);
+    if (this.#token) headers.set('authorization', `Bearer ${this.#token}`);
+    const url = `${this.baseUrl}${path}`;
+    try {
+      return await fetch(url, { ...init, headers, signal });
+    } catch (err) {
+      if (deadline.aborted) throw new DeadlineExceededError(`${what} to ${this.baseUrl}`, timeoutMs);
+      if (options.signal?.aborted) throw new ShoalError('ERR_CANCELLED', `${what} was cancelled`);
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new AgentUnreachableError(this.baseUrl, cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err)), err);
+    }
+  }
+}
+
+async function readLimited(res: Response, maxBytes: number, what: string): Promise<Uint8Array> {
+  const declared = Number(res.headers.get('content-length') ?? '0');
+  if (declared > maxBytes) throw new ShoalError('ERR_RESPONSE_TOO_LARGE', `${what}: response of ${declared} bytes exceeds the limit of ${maxBytes} bytes`);
+  const buffer = new Uint8Array(await res.arrayBuffer());
+  if (buffer.length > maxBytes) throw new ShoalError('ERR_RESPONSE_TOO_LARGE', `${what}: response exceeds the limit of ${maxBytes} bytes`);
+  return buffer;
+}
