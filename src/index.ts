@@ -6,3 +6,4 @@ export { ShoalError, InvariantError, InvalidArgumentError, NotFoundError, Ambigu
 export { resolveIdPrefix, shortId, newId, isNodeId } from './lib/ids.js';
 export { Random } from './lib/random.js';
 export { LIMITS } from './lib/limits.js';
+export { ShoalClient, parseApiAddress, RemoteError, AgentUnreachableError, DeadlineExceededError, type ShoalClientOptions, type CallOptions } from './rpc/index.js';
