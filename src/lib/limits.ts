@@ -133,6 +133,28 @@ export const LIMITS = {
   /** Client sessions a replicated state machine remembers for exactly-once application; the oldest is forgotten. */
   raftMaxClientSessions: 10_000,
 
+  // --- Job files (src/jobspec) ---------------------------------------------------------------------------------
+  /** Largest job file accepted; bigger ones are refused before parsing. */
+  jobMaxFileBytes: 1 * MiB,
+  /** YAML aliases resolved in one file (stops "billion laughs" expansion). */
+  jobMaxYamlAliases: 1_000,
+  /** Services in one job. */
+  jobMaxServices: 100,
+  /** Replicas of one service. */
+  jobMaxReplicas: 10_000,
+  /** Entries in one environment, label, port or volume list. */
+  jobMaxListEntries: 1_000,
+  /** Longest stop grace period a service may ask for. */
+  jobMaxStopGraceMs: 300_000,
+  /** Largest restart_policy.max_attempts. */
+  jobMaxRestartAttempts: 1_000_000,
+  /** Shortest health-check interval or timeout. */
+  jobMinHealthIntervalMs: 100,
+  /** Longest health-check interval, timeout or start period. */
+  jobMaxHealthIntervalMs: 3_600_000,
+  /** Most consecutive health-check failures a service may tolerate. */
+  jobMaxHealthRetries: 100,
+
   // --- Agent RPC (HTTP) ----------------------------------------------------------------------------------------
   /** Largest RPC request body the API accepts; checked while the body streams in. */
   maxRpcRequestBytes: 4 * MiB,

@@ -1,0 +1,122 @@
+/**
+ * The Compose subset Shoal accepts, as strict zod schemas over the YAML after variable substitution. A key that is
+ * not here is an error, except the keys listed in HARMLESS_KEYS, which are dropped with a warning (as
+ * `docker stack deploy` does). Values keep Compose's flexible shapes (strings or numbers, short or long syntax);
+ * the conversion to the canonical job normalises them.
+ */
+import { z } from 'zod';
+
+const scalar = z.union([z.string(), z.number(), z.boolean()]);
+const stringMap = z.union([
+  z.record(z.string(), z.union([scalar, z.null()])),
+  z.array(z.string()),
+]);
+const intLike = z.union([z.number(), z.string()]);
+const stringOrList = z.union([z.string(), z.array(z.union([z.string(), z.number()]))]);
+
+const portLong = z.strictObject({
+  target: intLike,
+  published: intLike.optional(),
+  protocol: z.string().optional(),
+  mode: z.string().optional(),
+});
+
+const volumeLong = z.strictObject({
+  type: z.string(),
+  source: z.string().optional(),
+  target: z.string(),
+  read_only: z.boolean().optional(),
+  bind: z.strictObject({ propagation: z.string().optional(), create_host_path: z.boolean().optional() }).optional(),
+});
+
+const healthcheck = z.strictObject({
+  test: stringOrList.optional(),
+  interval: scalar.optional(),
+  timeout: scalar.optional(),
+  retries: intLike.optional(),
+  start_period: scalar.optional(),
+  start_interval: scalar.optional(),
+  disable: z.boolean().optional(),
+});
+
+const resources = z.strictObject({
+  cpus: z.union([z.string(), z.number()]).optional(),
+  memory: z.union([z.string(), z.number()]).optional(),
+});
+
+const deploy = z.strictObject({
+  mode: z.string().optional(),
+  replicas: intLike.optional(),
+  labels: stringMap.optional(),
+  placement: z.strictObject({
+    constraints: z.array(z.string()).optional(),
+    preferences: z.array(z.strictObject({ spread: z.string() })).optional(),
+    max_replicas_per_node: intLike.optional(),
+  }).optional(),
+  resources: z.strictObject({ reservations: resources.optional(), limits: resources.optional() }).optional(),
+  restart_policy: z.strictObject({
+    condition: z.string().optional(),
+    delay: scalar.optional(),
+    max_attempts: intLike.optional(),
+    window: scalar.optional(),
+  }).optional(),
+});
+
+export const serviceSchema = z.strictObject({
+  image: z.string().optional(),
+  command: z.union([z.string(), z.array(z.union([z.string(), z.number()]))]).optional(),
+  entrypoint: z.union([z.string(), z.array(z.union([z.string(), z.number()]))]).optional(),
+  working_dir: z.string().optional(),
+  environment: stringMap.optional(),
+  ports: z.array(z.union([z.string(), z.number(), portLong])).optional(),
+  network_mode: z.string().optional(),
+  volumes: z.array(z.union([z.string(), volumeLong])).optional(),
+  labels: stringMap.optional(),
+  healthcheck: healthcheck.optional(),
+  stop_grace_period: scalar.optional(),
+  stop_signal: z.string().optional(),
+  deploy: deploy.optional(),
+  'x-shoal': z.strictObject({ driver: z.string().optional() }).optional(),
+});
+
+export const fileSchema = z.strictObject({
+  name: z.string().optional(),
+  services: z.record(z.string(), z.union([serviceSchema, z.null()])),
+  'x-shoal': z.strictObject({ type: z.string().optional() }).optional(),
+  networks: z.unknown().optional(),
+  volumes: z.unknown().optional(),
+});
+
+export type ComposeFile = z.infer<typeof fileSchema>;
+export type ComposeService = z.infer<typeof serviceSchema>;
+
+/**
+ * Keys Shoal ignores with a warning, by where they appear. Either they are obsolete (`version`), or they only make
+ * sense for a single Docker host and `docker stack deploy` ignores them too.
+ */
+export const HARMLESS_KEYS: { file: Record<string, string>; service: Record<string, string>; deploy: Record<string, string> } = {
+  file: {
+    version: 'the top-level "version" is obsolete and ignored',
+  },
+  service: {
+    build: 'images are not built by Shoal; "build" is ignored (push the image, or build it on each node)',
+    container_name: 'Shoal names containers after allocations; "container_name" is ignored',
+    depends_on: '"depends_on" is ignored: services start independently in a cluster',
+    restart: '"restart" is ignored: use deploy.restart_policy',
+    links: '"links" is ignored',
+    external_links: '"external_links" is ignored',
+    hostname: '"hostname" is ignored',
+    domainname: '"domainname" is ignored',
+    cgroup_parent: '"cgroup_parent" is ignored',
+    security_opt: '"security_opt" is ignored',
+    userns_mode: '"userns_mode" is ignored',
+    logging: '"logging" is ignored: Shoal keeps task logs itself (`shoal alloc logs`)',
+    tty: '"tty" is ignored',
+    stdin_open: '"stdin_open" is ignored',
+  },
+  deploy: {
+    update_config: 'deploy.update_config is not supported yet and is ignored: updates replace allocations at once',
+    rollback_config: 'deploy.rollback_config is not supported yet and is ignored',
+    endpoint_mode: 'deploy.endpoint_mode is ignored: Shoal has no service virtual IPs yet',
+  },
+};
