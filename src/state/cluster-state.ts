@@ -1,0 +1,360 @@
+/**
+ * The cluster state machine: jobs, nodes, allocations and evaluations, changed only by applying committed
+ * commands in log order. It is deterministic (ids it creates come from a Random seeded by the log index), keeps
+ * the indexes the scheduler needs (allocations by node and by job, resources in use per node), and can be
+ * snapshotted and restored whole.
+ *
+ * Plans are applied with optimistic concurrency: a plan computed at an older index is checked against the current
+ * state, and if any placement no longer fits or any stop refers to an allocation that changed, the whole plan is
+ * rejected and a new evaluation is created, so the scheduler recomputes. A plan is never half-applied.
+ */
+import { invariant } from '../lib/assert.js';
+import { newId } from '../lib/ids.js';
+import { Random } from '../lib/random.js';
+import type { Job, Resources, ServiceSpec } from '../jobspec/types.js';
+import type { ApplyResult, Command, Plan } from './commands.js';
+import { holdsResources, type Allocation, type EvalTrigger, type Evaluation, type JobRecord, type NodeRecord } from './types.js';
+
+export interface StateSnapshot {
+  index: number;
+  jobs: JobRecord[];
+  nodes: NodeRecord[];
+  allocations: Allocation[];
+  evaluations: Evaluation[];
+}
+
+const ZERO: Resources = { cpuMillicores: 0, memoryBytes: 0 };
+
+export class ClusterState {
+  #index = 0;
+  readonly #jobs = new Map<string, JobRecord>();
+  readonly #nodes = new Map<string, NodeRecord>();
+  readonly #allocs = new Map<string, Allocation>();
+  readonly #evals = new Map<string, Evaluation>();
+  readonly #allocsByNode = new Map<string, Set<string>>();
+  readonly #allocsByJob = new Map<string, Set<string>>();
+  readonly #usage = new Map<string, Resources>();
+  #nodeList: NodeRecord[] | undefined;
+
+  // --- Queries ---------------------------------------------------------------------------------------------------
+
+  get index(): number {
+    return this.#index;
+  }
+
+  job(name: string): JobRecord | undefined {
+    return this.#jobs.get(name);
+  }
+
+  jobs(): JobRecord[] {
+    return [...this.#jobs.values()];
+  }
+
+  node(id: string): NodeRecord | undefined {
+    return this.#nodes.get(id);
+  }
+
+  /** All nodes, in a stable order. The array is shared and rebuilt only when the node table changes: do not modify it. */
+  nodes(): NodeRecord[] {
+    this.#nodeList ??= [...this.#nodes.values()];
+    return this.#nodeList;
+  }
+
+  allocation(id: string): Allocation | undefined {
+    return this.#allocs.get(id);
+  }
+
+  allocations(): Allocation[] {
+    return [...this.#allocs.values()];
+  }
+
+  allocationsOnNode(nodeId: string): Allocation[] {
+    return [...(this.#allocsByNode.get(nodeId) ?? [])].map((id) => this.#allocs.get(id)!);
+  }
+
+  allocationsOfJob(jobName: string): Allocation[] {
+    return [...(this.#allocsByJob.get(jobName) ?? [])].map((id) => this.#allocs.get(id)!);
+  }
+
+  /** Resources reserved on a node by allocations that hold them. */
+  usage(nodeId: string): Resources {
+    return this.#usage.get(nodeId) ?? ZERO;
+  }
+
+  evaluation(id: string): Evaluation | undefined {
+    return this.#evals.get(id);
+  }
+
+  pendingEvaluations(): Evaluation[] {
+    return [...this.#evals.values()].filter((e) => e.status === 'pending');
+  }
+
+  // --- Apply -----------------------------------------------------------------------------------------------------
+
+  /** Applies the command committed at `index`. Indexes must increase. */
+  apply(index: number, command: Command): ApplyResult {
+    invariant(index > this.#index, `state apply index went backwards: ${this.#index} -> ${index}`);
+    this.#index = index;
+    const ids = Random.fromSeed(index);
+    switch (command.type) {
+      case 'job.register':
+        return this.#registerJob(index, ids, command.job);
+      case 'job.stop': {
+        const rec = this.#jobs.get(command.name);
+        if (!rec) return { ok: false, code: 'ERR_NOT_FOUND', message: `no job named "${command.name}"`, evalIds: [] };
+        rec.stopped = true;
+        rec.modifyIndex = index;
+        return { ok: true, evalIds: [this.#createEval(index, ids, command.name, 'job-stop')] };
+      }
+      case 'job.scale': {
+        const rec = this.#jobs.get(command.name);
+        if (!rec) return { ok: false, code: 'ERR_NOT_FOUND', message: `no job named "${command.name}"`, evalIds: [] };
+        const svc = rec.job.services.find((s) => s.name === command.service);
+        if (!svc) return { ok: false, code: 'ERR_NOT_FOUND', message: `job "${command.name}" has no service "${command.service}" (it has ${rec.job.services.map((s) => s.name).join(', ')})`, evalIds: [] };
+        if (svc.deploy.mode === 'global') return { ok: false, code: 'ERR_INVALID_ARGUMENT', message: `service "${command.service}" is global: it runs on every eligible node and cannot be scaled`, evalIds: [] };
+        const job: Job = { ...rec.job, services: rec.job.services.map((s) => (s.name === command.service ? { ...s, deploy: { ...s.deploy, replicas: command.replicas } } : s)) };
+        rec.job = job;
+        rec.version++;
+        rec.stopped = false;
+        rec.serviceVersions = nextServiceVersions(rec, job, rec.version);
+        rec.modifyIndex = index;
+        return { ok: true, evalIds: [this.#createEval(index, ids, command.name, 'job-scale')] };
+      }
+      case 'node.upsert': {
+        const existing = this.#nodes.get(command.node.id);
+        const rec: NodeRecord = {
+          ...command.node,
+          status: 'ready',
+          eligible: existing?.eligible ?? true,
+          draining: existing?.draining ?? false,
+          createIndex: existing?.createIndex ?? index,
+          modifyIndex: index,
+        };
+        this.#nodes.set(rec.id, rec);
+        this.#nodeList = undefined;
+        return { ok: true, evalIds: this.#evalJobsForNode(index, ids, rec.id, true) };
+      }
+      case 'node.status':
+      case 'node.eligibility':
+      case 'node.drain': {
+        const rec = this.#nodes.get(command.nodeId);
+        if (!rec) return { ok: false, code: 'ERR_NOT_FOUND', message: `no node with id ${command.nodeId}`, evalIds: [] };
+        if (command.type === 'node.status') rec.status = command.status;
+        else if (command.type === 'node.eligibility') rec.eligible = command.eligible;
+        else {
+          rec.draining = command.draining;
+          if (command.draining) rec.eligible = false;
+        }
+        rec.modifyIndex = index;
+        const widen = (command.type === 'node.status' && command.status === 'ready') || (command.type === 'node.eligibility' && command.eligible) || (command.type === 'node.drain' && !command.draining);
+        return { ok: true, evalIds: this.#evalJobsForNode(index, ids, rec.id, widen) };
+      }
+      case 'plan.apply':
+        return this.#applyPlan(index, ids, command.plan);
+      case 'eval.complete': {
+        for (const id of command.evalIds) {
+          const e = this.#evals.get(id);
+          if (e && e.status === 'pending') {
+            e.status = 'complete';
+            e.modifyIndex = index;
+          }
+        }
+        return { ok: true, evalIds: [] };
+      }
+      case 'alloc.update': {
+        const failedJobs = new Set<string>();
+        for (const u of command.updates) {
+          const alloc = this.#allocs.get(u.allocId);
+          // A report from a node about an allocation placed elsewhere (or long gone) changes nothing.
+          if (!alloc || alloc.nodeId !== command.nodeId) continue;
+          const held = holdsResources(alloc);
+          const wasFailed = alloc.clientStatus === 'failed';
+          alloc.clientStatus = u.clientStatus;
+          alloc.clientMessage = u.clientMessage;
+          alloc.restarts = u.restarts;
+          alloc.driverHandle = u.driverHandle;
+          alloc.modifyIndex = index;
+          this.#adjustUsage(alloc, held);
+          if (u.clientStatus === 'failed' && !wasFailed && alloc.desiredStatus === 'run') failedJobs.add(alloc.jobName);
+        }
+        return { ok: true, evalIds: [...failedJobs].sort().map((job) => this.#createEval(index, ids, job, 'alloc-failed')) };
+      }
+    }
+  }
+
+  #registerJob(index: number, ids: Random, job: Job): ApplyResult {
+    const existing = this.#jobs.get(job.name);
+    if (existing && !existing.stopped && JSON.stringify(existing.job) === JSON.stringify(job)) {
+      // Registering the same job again changes nothing and schedules nothing (like `nomad job run` on an unchanged file).
+      return { ok: true, evalIds: [] };
+    }
+    const version = existing ? existing.version + 1 : 1;
+    this.#jobs.set(job.name, {
+      job,
+      version,
+      serviceVersions: nextServiceVersions(existing, job, version),
+      stopped: false,
+      createIndex: existing?.createIndex ?? index,
+      modifyIndex: index,
+    });
+    return { ok: true, evalIds: [this.#createEval(index, ids, job.name, 'job-register')] };
+  }
+
+  /** Checks a plan against the current state; applies all of it or none of it. */
+  #applyPlan(index: number, ids: Random, plan: Plan): ApplyResult {
+    const evaluation = this.#evals.get(plan.evalId);
+    const rec = this.#jobs.get(plan.jobName);
+    const reject = (message: string): ApplyResult => {
+      if (evaluation) {
+        evaluation.status = 'failed';
+        evaluation.modifyIndex = index;
+      }
+      const evalIds = rec ? [this.#createEval(index, ids, plan.jobName, 'plan-rejected')] : [];
+      return { ok: false, code: 'ERR_PLAN_REJECTED', message, evalIds };
+    };
+    if (!rec) return reject(`job "${plan.jobName}" no longer exists`);
+    if (rec.version !== plan.jobVersion) return reject(`job "${plan.jobName}" changed to version ${rec.version} after the plan was computed for version ${plan.jobVersion}`);
+    // Per node: resources in use now, minus what the plan's stops free, plus what its placements add.
+    const projected = new Map<string, { cpuMillicores: number; memoryBytes: number }>();
+    const project = (nodeId: string): { cpuMillicores: number; memoryBytes: number } => {
+      let p = projected.get(nodeId);
+      if (!p) {
+        const used = this.usage(nodeId);
+        projected.set(nodeId, (p = { cpuMillicores: used.cpuMillicores, memoryBytes: used.memoryBytes }));
+      }
+      return p;
+    };
+    for (const stop of plan.stops) {
+      const alloc = this.#allocs.get(stop.allocId);
+      if (!alloc) return reject(`allocation ${stop.allocId} to stop does not exist`);
+      if (alloc.modifyIndex > plan.baseIndex && alloc.desiredStatus === 'stop') return reject(`allocation ${stop.allocId} was already stopped after the plan was computed`);
+      if (holdsResources(alloc)) {
+        const p = project(alloc.nodeId);
+        p.cpuMillicores -= alloc.resources.cpuMillicores;
+        p.memoryBytes -= alloc.resources.memoryBytes;
+      }
+    }
+    for (const p of plan.placements) {
+      if (this.#allocs.has(p.id)) return reject(`allocation id ${p.id} is already taken`);
+      const node = this.#nodes.get(p.nodeId);
+      if (!node || node.status !== 'ready' || !node.eligible) return reject(`node ${p.nodeId} is no longer ready and eligible`);
+      const after = project(p.nodeId);
+      after.cpuMillicores += p.resources.cpuMillicores;
+      after.memoryBytes += p.resources.memoryBytes;
+      if (after.cpuMillicores > node.capacity.cpuMillicores || after.memoryBytes > node.capacity.memoryBytes) {
+        return reject(`node ${node.name} no longer has room for allocation ${p.id}`);
+      }
+    }
+    for (const stop of plan.stops) {
+      const alloc = this.#allocs.get(stop.allocId)!;
+      const held = holdsResources(alloc);
+      alloc.desiredStatus = 'stop';
+      alloc.desiredReason = stop.reason;
+      if (stop.markLost && alloc.clientStatus !== 'complete' && alloc.clientStatus !== 'failed') alloc.clientStatus = 'lost';
+      alloc.modifyIndex = index;
+      this.#adjustUsage(alloc, held);
+    }
+    const created: Allocation[] = [];
+    for (const p of plan.placements) {
+      const alloc: Allocation = {
+        ...p,
+        desiredStatus: 'run',
+        desiredReason: '',
+        clientStatus: 'pending',
+        clientMessage: '',
+        restarts: 0,
+        driverHandle: '',
+        createIndex: index,
+        modifyIndex: index,
+      };
+      this.#allocs.set(alloc.id, alloc);
+      indexAdd(this.#allocsByNode, alloc.nodeId, alloc.id);
+      indexAdd(this.#allocsByJob, alloc.jobName, alloc.id);
+      this.#adjustUsage(alloc, false);
+      created.push(alloc);
+    }
+    if (evaluation) {
+      evaluation.status = 'complete';
+      evaluation.failedPlacements = plan.failedPlacements;
+      evaluation.modifyIndex = index;
+    }
+    return { ok: true, evalIds: [], allocations: created };
+  }
+
+  #adjustUsage(alloc: Allocation, heldBefore: boolean): void {
+    const holds = holdsResources(alloc);
+    if (holds === heldBefore) return;
+    const cur = this.#usage.get(alloc.nodeId) ?? ZERO;
+    const sign = holds ? 1 : -1;
+    const next = { cpuMillicores: cur.cpuMillicores + sign * alloc.resources.cpuMillicores, memoryBytes: cur.memoryBytes + sign * alloc.resources.memoryBytes };
+    invariant(next.cpuMillicores >= 0 && next.memoryBytes >= 0, `resource usage of node ${alloc.nodeId} went negative`);
+    this.#usage.set(alloc.nodeId, next);
+  }
+
+  #createEval(index: number, ids: Random, jobName: string, trigger: EvalTrigger): string {
+    const id = newId(ids);
+    this.#evals.set(id, { id, jobName, trigger, status: 'pending', failedPlacements: {}, createIndex: index, modifyIndex: index });
+    return id;
+  }
+
+  /**
+   * Evaluations a node change calls for: every job with work on the node, and, when the node gained capacity
+   * (joined, came back, became eligible), every running job, since it may now place what it could not.
+   */
+  #evalJobsForNode(index: number, ids: Random, nodeId: string, widened: boolean): string[] {
+    const jobs = new Set<string>();
+    for (const a of this.allocationsOnNode(nodeId)) if (a.desiredStatus === 'run') jobs.add(a.jobName);
+    if (widened) for (const r of this.#jobs.values()) if (!r.stopped) jobs.add(r.job.name);
+    return [...jobs].sort().map((job) => this.#createEval(index, ids, job, widened ? 'node-update' : 'node-drain'));
+  }
+
+  // --- Snapshots -------------------------------------------------------------------------------------------------
+
+  snapshot(): StateSnapshot {
+    return structuredClone({
+      index: this.#index,
+      jobs: this.jobs(),
+      nodes: this.nodes(),
+      allocations: this.allocations(),
+      evaluations: [...this.#evals.values()],
+    });
+  }
+
+  static restore(snapshot: StateSnapshot): ClusterState {
+    const s = new ClusterState();
+    const copy = structuredClone(snapshot);
+    s.#index = copy.index;
+    for (const j of copy.jobs) s.#jobs.set(j.job.name, j);
+    for (const n of copy.nodes) s.#nodes.set(n.id, n);
+    s.#nodeList = undefined;
+    for (const e of copy.evaluations) s.#evals.set(e.id, e);
+    for (const a of copy.allocations) {
+      s.#allocs.set(a.id, a);
+      indexAdd(s.#allocsByNode, a.nodeId, a.id);
+      indexAdd(s.#allocsByJob, a.jobName, a.id);
+      s.#adjustUsage(a, false);
+    }
+    return s;
+  }
+}
+
+/** What a service's tasks run: its spec without the replica count (scaling alone replaces nothing). */
+export function taskSignature(spec: ServiceSpec): string {
+  return JSON.stringify({ ...spec, deploy: { ...spec.deploy, replicas: 0 } });
+}
+
+function nextServiceVersions(previous: JobRecord | undefined, job: Job, version: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const spec of job.services) {
+    const before = previous?.job.services.find((s) => s.name === spec.name);
+    const kept = before !== undefined && taskSignature(before) === taskSignature(spec) ? previous?.serviceVersions[spec.name] : undefined;
+    out[spec.name] = kept ?? version;
+  }
+  return out;
+}
+
+function indexAdd(index: Map<string, Set<string>>, key: string, id: string): void {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(id);
+}

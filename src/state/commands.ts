@@ -1,0 +1,64 @@
+/**
+ * The commands the Raft log carries for the cluster state. The leader proposes them; every agent applies the
+ * committed ones in log order, so every agent's state is the same at the same index.
+ */
+import type { Job, Resources } from '../jobspec/types.js';
+import type { Allocation, ClientStatus, NodeStatus } from './types.js';
+
+/** An allocation the scheduler wants created (indexes and statuses are filled in when the plan is applied). */
+export interface PlannedAllocation {
+  id: string;
+  jobName: string;
+  jobVersion: number;
+  service: string;
+  slot: number;
+  nodeId: string;
+  resources: Resources;
+  previousAllocId: string;
+}
+
+export interface PlannedStop {
+  allocId: string;
+  reason: string;
+  /** Set to 'lost' when the node that ran it is gone. */
+  markLost: boolean;
+}
+
+export interface Plan {
+  evalId: string;
+  jobName: string;
+  jobVersion: number;
+  /** The state index the plan was computed at. */
+  baseIndex: number;
+  placements: PlannedAllocation[];
+  stops: PlannedStop[];
+  failedPlacements: Record<string, { missing: number; reasons: Record<string, number> }>;
+}
+
+export interface AllocUpdate {
+  allocId: string;
+  clientStatus: ClientStatus;
+  clientMessage: string;
+  restarts: number;
+  driverHandle: string;
+}
+
+export type Command =
+  | { type: 'job.register'; job: Job }
+  | { type: 'job.stop'; name: string }
+  | { type: 'job.scale'; name: string; service: string; replicas: number }
+  | {
+      type: 'node.upsert';
+      node: { id: string; name: string; address: string; labels: Record<string, string>; capacity: Resources; drivers: string[]; roles: string[] };
+    }
+  | { type: 'node.status'; nodeId: string; status: NodeStatus }
+  | { type: 'node.eligibility'; nodeId: string; eligible: boolean }
+  | { type: 'node.drain'; nodeId: string; draining: boolean }
+  | { type: 'plan.apply'; plan: Plan }
+  | { type: 'alloc.update'; nodeId: string; updates: AllocUpdate[] }
+  /** Marks evaluations done without a plan (superseded by a newer one for the same job, or their job is gone). */
+  | { type: 'eval.complete'; evalIds: string[] };
+
+export type ApplyResult =
+  | { ok: true; evalIds: string[]; allocations?: Allocation[] }
+  | { ok: false; code: string; message: string; evalIds: string[] };

@@ -1,0 +1,90 @@
+/**
+ * The replicated cluster state: what every agent holds once it has applied the Raft log. Records are plain data
+ * (snapshot-able as JSON); every record carries the log index that created it and the one that last changed it.
+ */
+import type { Job, Resources } from '../jobspec/types.js';
+
+export type NodeStatus = 'ready' | 'down' | 'left';
+
+export interface NodeRecord {
+  id: string;
+  name: string;
+  /** Peer address, for display. */
+  address: string;
+  labels: Record<string, string>;
+  /** What the node offers to tasks. */
+  capacity: Resources;
+  drivers: string[];
+  roles: string[];
+  status: NodeStatus;
+  /** False when an operator made the node ineligible or it is draining: nothing new is placed on it. */
+  eligible: boolean;
+  draining: boolean;
+  createIndex: number;
+  modifyIndex: number;
+}
+
+export interface JobRecord {
+  job: Job;
+  /** Bumped on every registration that changes the job. */
+  version: number;
+  /**
+   * Per service, the job version at which what its tasks run last changed (anything but the replica count).
+   * Allocations older than that are replaced; scaling one service restarts nothing, and neither does a change to
+   * another service.
+   */
+  serviceVersions: Record<string, number>;
+  stopped: boolean;
+  createIndex: number;
+  modifyIndex: number;
+}
+
+export type DesiredStatus = 'run' | 'stop';
+export type ClientStatus = 'pending' | 'running' | 'complete' | 'failed' | 'lost';
+
+export interface Allocation {
+  id: string;
+  jobName: string;
+  jobVersion: number;
+  service: string;
+  /** Replica slot, 0-based (for global services, one slot per node, all 0). */
+  slot: number;
+  nodeId: string;
+  /** Resources reserved on the node while the allocation is not terminal. */
+  resources: Resources;
+  desiredStatus: DesiredStatus;
+  /** Why the leader wants it stopped (replaced, node down, job stopped, scaled down, drained). */
+  desiredReason: string;
+  clientStatus: ClientStatus;
+  /** What the node last said about it (exit code, error). */
+  clientMessage: string;
+  restarts: number;
+  /** The driver's handle, as reported by the node, so a restarted agent can re-attach. */
+  driverHandle: string;
+  /** The allocation this one replaces, if any. */
+  previousAllocId: string;
+  createIndex: number;
+  modifyIndex: number;
+}
+
+export type EvalTrigger = 'job-register' | 'job-stop' | 'job-scale' | 'node-update' | 'node-drain' | 'alloc-failed' | 'plan-rejected';
+
+export interface Evaluation {
+  id: string;
+  jobName: string;
+  trigger: EvalTrigger;
+  status: 'pending' | 'complete' | 'failed';
+  /** Placements that could not be made, by service, with the reasons counted. */
+  failedPlacements: Record<string, { missing: number; reasons: Record<string, number> }>;
+  createIndex: number;
+  modifyIndex: number;
+}
+
+export function isTerminal(alloc: Allocation): boolean {
+  return alloc.clientStatus === 'complete' || alloc.clientStatus === 'failed' || alloc.clientStatus === 'lost';
+}
+
+/** An allocation holds node resources until it is terminal or stopped by the leader. */
+export function holdsResources(alloc: Allocation): boolean {
+  return alloc.desiredStatus === 'run' && !isTerminal(alloc);
+}
