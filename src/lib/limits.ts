@@ -52,6 +52,8 @@ export const LIMITS = {
   transportFirstRefreshMs: 1_000,
   /** Interval of the periodic discovery refresh, which is what brings a node back after a long partition. */
   transportDiscoveryRefreshMs: 10_000,
+  /** Interval at which an agent reads the announcements its own DHT node holds (local, no traffic). */
+  transportLocalRecordsCheckMs: 500,
   /** Peer keys remembered for redialing (learned from links or given to connect()). */
   transportMaxKnownPeers: 4_096,
   /** Longest node name a Hello may carry. */
@@ -108,6 +110,8 @@ export const LIMITS = {
   membershipMaxRumoursPerMessage: 256,
   /** Reaped members whose last incarnation is remembered, so a stale rumour cannot bring them back. */
   membershipMaxTombstones: 20_000,
+  /** Unknown senders this node has recently answered with a push-pull (to learn who they are); older ones are forgotten. */
+  membershipMaxIntroductions: 256,
 
   // --- Consensus (src/consensus): the Raft core --------------------------------------------------------------
   /** Ticks between two heartbeats of a leader. */
@@ -196,6 +200,7 @@ export function checkLimits(limits: Record<keyof Limits, number> = LIMITS): void
   invariant(limits.transportStreamTimeoutMs > 2 * limits.transportKeepAliveMs, 'the stream timeout must allow at least two missed keep-alives');
   invariant(limits.transportRedialBaseMs <= limits.transportRedialMaxMs, 'the first redial delay must not exceed the largest one');
   invariant(limits.transportFirstRefreshMs < limits.transportDiscoveryRefreshMs, 'the early discovery refresh must come before the periodic one');
+  invariant(limits.transportLocalRecordsCheckMs < limits.transportDiscoveryRefreshMs, 'local announcements must be read more often than discovery refreshes');
   invariant(limits.membershipMaxMetaBytes + 2 * limits.membershipMaxNodeIdBytes + 256 <= limits.membershipMaxMessageBytes, 'an alive rumour with the largest metadata must fit in one gossip message');
   invariant(limits.membershipMaxMessageBytes <= limits.membershipMaxPushPullBytes, 'a push-pull message may be at least as large as a gossip message');
   invariant(limits.membershipMaxPushPullBytes <= limits.simMaxMessageBytes && limits.membershipMaxPushPullBytes <= limits.maxEnvelopePayloadBytes, 'a push-pull message must fit in one envelope and in the simulated network');

@@ -4,10 +4,11 @@
  */
 import type { Scenario } from '../sim/scenario.js';
 import { floodCounterScenario, floodCounterUnsafeScenario } from './flood-counter.js';
+import { membershipScenarios, MEMBERSHIP_MUST_PASS } from './membership.js';
 
 export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
-  [floodCounterScenario, floodCounterUnsafeScenario].map((s) => [s.name, s]),
+  [floodCounterScenario, floodCounterUnsafeScenario, ...membershipScenarios].map((s) => [s.name, s]),
 );
 
 /** Scenarios that must pass every seed (the unsafe toy is there to be caught, not to pass). */
-export const MUST_PASS: readonly string[] = ['flood-counter'];
+export const MUST_PASS: readonly string[] = ['flood-counter', ...MEMBERSHIP_MUST_PASS];

@@ -123,7 +123,7 @@ t.test('the same state and seed give the same plan', async (t) => {
     const s = new ClusterState();
     let i = 0;
     for (let n = 1; n <= 20; n++) s.apply(++i, { type: 'node.upsert', node: { id: nodeId(n), name: `n${n}`, address: '', labels: { zone: `z${n % 3}` }, capacity: { cpuMillicores: 4000, memoryBytes: 8 * GiB }, drivers: ['docker'], roles: [] } });
-    const reg = s.apply(++i, { type: 'job.register', job: job('services:\n  w:\n    image: x\n    deploy: { replicas: 30, resources: { reservations: { cpus: 0.5, memory: 256M } }, placement: { preferences: [{ spread: node.labels.zone }] } }\n', 'det') });
+    const reg = s.apply(i + 1, { type: 'job.register', job: job('services:\n  w:\n    image: x\n    deploy: { replicas: 30, resources: { reservations: { cpus: 0.5, memory: 256M } }, placement: { preferences: [{ spread: node.labels.zone }] } }\n', 'det') });
     return { s, e: s.evaluation(reg.evalIds[0]!)! };
   };
   const a = build();
@@ -146,7 +146,9 @@ const serviceArb = fc.record({
   driver: fc.constantFrom('docker', 'process'),
 });
 
-function makeJob(name: string, services: fc.RecordValue<typeof serviceArb>[]): Job {
+type ServiceShape = typeof serviceArb extends fc.Arbitrary<infer T> ? T : never;
+
+function makeJob(name: string, services: ServiceShape[]): Job {
   const yaml = ['services:'];
   services.forEach((s, i) => {
     const constraints = [s.zone ? `"node.labels.zone==${s.zone}"` : '', s.notZone && s.notZone !== s.zone ? `"node.labels.zone!=${s.notZone}"` : ''].filter(Boolean);

@@ -1,0 +1,57 @@
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadAgentConfig, parseHostPort, parseLabels } from '../../src/runtime/config.js';
+
+t.test('defaults, then the file, then flags', async (t) => {
+  const dir = t.testdir({
+    'agent.yaml': 'name: from-file\ndata_dir: ./data\nbind: 10.0.0.5:7000\njoin: [10.0.0.1:7647, "10.0.0.2:7647"]\nlabels: { zone: a, gpu: true }\nlog_level: debug\nbootstrap_expect: 5\n',
+  });
+  const config = join(dir, 'agent.yaml');
+  const fromFile = loadAgentConfig({ config }, {});
+  t.equal(fromFile.name, 'from-file');
+  t.equal(fromFile.dataDir, join(dir, 'data'), 'relative paths resolve against the file');
+  t.same(fromFile.bind, { host: '10.0.0.5', port: 7000 });
+  t.same(fromFile.join, [{ host: '10.0.0.1', port: 7647 }, { host: '10.0.0.2', port: 7647 }]);
+  t.same(fromFile.labels, { zone: 'a', gpu: 'true' });
+  t.equal(fromFile.bootstrapExpect, 5);
+  t.same(fromFile.api, { host: '127.0.0.1', port: 7646 });
+  t.equal(fromFile.publicDht, false);
+  const flagged = loadAgentConfig({ config, name: 'from-flag', join: '127.0.0.2:9', labels: 'zone=b', bootstrapExpect: '1', api: ':8000' }, { SHOAL_CLUSTER_KEY: 'ab'.repeat(32) });
+  t.equal(flagged.name, 'from-flag');
+  t.same(flagged.join, [{ host: '127.0.0.2', port: 9 }]);
+  t.same(flagged.labels, { zone: 'b' });
+  t.equal(flagged.bootstrapExpect, 1);
+  t.same(flagged.api, { host: '127.0.0.1', port: 8000 });
+  t.equal(flagged.clusterKeyHex, 'ab'.repeat(32));
+  t.equal(flagged.logLevel, 'debug');
+});
+
+t.test('errors name the source and the field', async (t) => {
+  const dir = t.testdir({
+    'unknown.yaml': 'name: x\ncolour: red\n',
+    'badtype.yaml': 'name: x\nbootstrap_expect: "three"\n',
+    'syntax.yaml': 'name: [x\n',
+  });
+  t.throws(() => loadAgentConfig({ config: join(dir, 'unknown.yaml') }, {}), { code: 'ERR_INVALID_ARGUMENT', message: /unknown\.yaml:2:\d+: unknown key "colour"/ });
+  t.throws(() => loadAgentConfig({ config: join(dir, 'badtype.yaml') }, {}), { message: /badtype\.yaml:2:\d+: bootstrap_expect: / });
+  t.throws(() => loadAgentConfig({ config: join(dir, 'syntax.yaml') }, {}), { message: /syntax\.yaml: YAML syntax error/ });
+  t.throws(() => loadAgentConfig({ config: join(dir, 'missing.yaml') }, {}), { message: /cannot read the config file .*missing\.yaml: ENOENT/ });
+  t.throws(() => loadAgentConfig({ bind: 'localhost:7000' }, {}), { message: /--bind: "localhost" must be an IP address/ });
+  t.throws(() => loadAgentConfig({ join: '10.0.0.1' }, {}), { message: /--join: "10.0.0.1" is not HOST:PORT/ });
+  t.throws(() => loadAgentConfig({ bootstrapExpect: 2 }, {}), { message: /--bootstrap-expect: must be 1 \(development\) or 3 to 7 members, got 2/ });
+  t.throws(() => loadAgentConfig({ logLevel: 'loud' }, {}), { message: /--log-level: "loud" is not one of/ });
+  t.throws(() => loadAgentConfig({}, { SHOAL_LOG_LEVEL: 'loud' }), { message: /SHOAL_LOG_LEVEL: "loud"/ });
+  t.throws(() => loadAgentConfig({}, { SHOAL_CLUSTER_KEY: 'short' }), { message: /SHOAL_CLUSTER_KEY: expected 64 hex characters/ });
+  writeFileSync(join(dir, 'level.yaml'), 'log_level: loud\n');
+  t.throws(() => loadAgentConfig({ config: join(dir, 'level.yaml') }, {}), { message: /level\.yaml: log_level: "loud"/ });
+});
+
+t.test('host:port and labels', async (t) => {
+  t.same(parseHostPort('[::1]:80', 'x'), { host: '::1', port: 80 });
+  t.same(parseHostPort(':80', 'x'), { host: '0.0.0.0', port: 80 });
+  t.throws(() => parseHostPort('1.2.3.4:99999', 'x'), { message: /port 99999 is out of range/ });
+  t.same(parseLabels('a=1, b = two ,c=', '--labels'), { a: '1', b: 'two', c: '' });
+  t.throws(() => parseLabels('novalue', '--labels'), { message: /--labels: "novalue" is not KEY=VALUE/ });
+  t.throws(() => parseLabels('b@d=1', '--labels'), { message: /label key "b@d"/ });
+});
