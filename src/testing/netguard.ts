@@ -13,6 +13,7 @@
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -72,6 +73,17 @@ function parseCidr(text: string): Cidr {
 
 const LOOPBACK: Cidr[] = [parseCidr('127.0.0.0/8'), parseCidr('::1/128')];
 
+/**
+ * This machine's own interface addresses, each alone (/32, /128), never their subnets: the kernel delivers a packet
+ * sent to one of them locally, so it never leaves the machine. hyperdht does exactly that when it checks which of a
+ * peer's announced LAN addresses it can use (it sends one byte from each local address to itself).
+ */
+const OWN_ADDRESSES: Cidr[] = Object.values(networkInterfaces())
+  .flatMap((list) => list ?? [])
+  .map((a) => a.address.split('%')[0] as string)
+  .filter((address) => net.isIP(address) !== 0)
+  .map((address) => parseCidr(address));
+
 function inCidr(ip: { family: 4 | 6; bits: bigint }, cidr: Cidr): boolean {
   if (ip.family !== cidr.family) return false;
   const width = BigInt(cidr.family === 4 ? 32 : 128);
@@ -80,7 +92,7 @@ function inCidr(ip: { family: 4 | 6; bits: bigint }, cidr: Cidr): boolean {
 }
 
 function allowedText(): string {
-  return ['127.0.0.0/8', '::1', ...(process.env['SHOAL_NETGUARD_ALLOW'] ?? '').split(',').filter(Boolean)].join(', ');
+  return ['127.0.0.0/8', '::1', 'this machine\'s own interface addresses', ...(process.env['SHOAL_NETGUARD_ALLOW'] ?? '').split(',').filter(Boolean)].join(', ');
 }
 
 function refreshAllowed(): void {
@@ -93,7 +105,7 @@ export function isAllowedHost(host: string | undefined | null): boolean {
   refreshAllowed();
   const ip = parseIp(host);
   if (!ip) return false;
-  return [...LOOPBACK, ...extraAllowed].some((c) => inCidr(ip, c));
+  return [...LOOPBACK, ...OWN_ADDRESSES, ...extraAllowed].some((c) => inCidr(ip, c));
 }
 
 function refuse(what: string, target: string): never {

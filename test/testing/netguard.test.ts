@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
+import { networkInterfaces } from 'node:os';
 import { isAllowedHost, guardViolations, clearGuardViolations } from '../../src/testing/netguard.js'; // shares the state of the guard preloaded from dist
 
 const guardUrl = new URL('../../dist/testing/netguard.js', import.meta.url).href;
@@ -14,6 +15,7 @@ t.test('the guard is active in this test process', async (t) => {
 
 t.test('which targets are allowed', async (t) => {
   for (const ok of ['127.0.0.1', '127.3.4.5', '::1', '::ffff:127.0.0.1', 'localhost', '[::1]']) t.ok(isAllowedHost(ok), ok);
+  for (const own of Object.values(networkInterfaces()).flatMap((l) => l ?? []).map((a) => a.address)) t.ok(isAllowedHost(own), `own interface address ${own}`);
   for (const bad of ['192.0.2.1', '10.0.0.1', '8.8.8.8', '2001:db8::1', 'example.com', 'node1.hyperdht.org']) t.notOk(isAllowedHost(bad), bad);
   process.env['SHOAL_NETGUARD_ALLOW'] = '10.77.0.0/24, fd00::/8';
   t.ok(isAllowedHost('10.77.0.9'));

@@ -1,0 +1,125 @@
+import t, { type Test } from 'tap';
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AddressInfo } from 'node:net';
+import { DockerDriver, Demuxer, containerName } from '../../src/drivers/docker.js';
+import type { TaskHandle } from '../../src/drivers/types.js';
+import { startPrivateDockerd, TEST_IMAGE } from '../helpers/docker.js';
+import { runDriverCompliance } from './compliance.js';
+
+t.test('demuxing the engine log stream across chunk boundaries', async (t) => {
+  const frame = (type: number, text: string): Buffer => {
+    const body = Buffer.from(text);
+    const head = Buffer.alloc(8);
+    head[0] = type;
+    head.writeUInt32BE(body.length, 4);
+    return Buffer.concat([head, body]);
+  };
+  const all = Buffer.concat([frame(1, 'out\n'), frame(2, 'err\n'), frame(1, 'more\n')]);
+  const d = new Demuxer();
+  const got = [...d.push(all.subarray(0, 5)), ...d.push(all.subarray(5, 15)), ...d.push(all.subarray(15))];
+  t.same(got.map((c) => [c.stream, c.data.toString()]), [['stdout', 'out\n'], ['stderr', 'err\n'], ['stdout', 'more\n']]);
+});
+
+t.test('fingerprint reports unavailable, with the reason, when no engine answers', async (t) => {
+  const d = new DockerDriver({ socketPath: '/tmp/shoal-no-such-docker.sock' });
+  const fp = await d.fingerprint();
+  t.equal(fp.available, false);
+  t.match(fp.reason, /shoal-no-such-docker\.sock/);
+  await t.rejects(d.start({ id: 'nodocker', name: 'x', image: TEST_IMAGE, command: 'true' }), { code: 'ERR_DRIVER_UNAVAILABLE', recoverable: true });
+});
+
+const engine = await startPrivateDockerd();
+const skip = 'skip' in engine ? engine.skip : false;
+if (skip) t.comment(`docker cases skipped: ${skip}`);
+t.teardown(async () => {
+  if (!('skip' in engine)) await engine.stop();
+});
+
+/** A registry on loopback that knows no image: the engine asks it and is told "manifest unknown". */
+async function emptyRegistry(t: Test): Promise<string> {
+  const server = http.createServer((req, res) => {
+    res.setHeader('Content-Type', 'application/json');
+    res.setHeader('Docker-Distribution-Api-Version', 'registry/2.0');
+    if (req.url === '/v2/' || req.url === '/v2') {
+      res.end('{}');
+      return;
+    }
+    res.statusCode = 404;
+    res.end(JSON.stringify({ errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown', detail: {} }] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+t.test('docker compliance (private dockerd)', { skip }, async (t) => {
+  if ('skip' in engine) return;
+  const registry = await emptyRegistry(t);
+  runDriverCompliance(t, {
+    makeDriver: () => new DockerDriver({ socketPath: engine.socketPath }),
+    baseSpec: { image: TEST_IMAGE, networkMode: 'host' },
+    pass: (ms) => sleep(ms),
+    killFromOutside: async (h: TaskHandle) => {
+      await engine.docker.getContainer(h.state['containerId'] as string).kill({ signal: 'SIGKILL' });
+    },
+    oom: true,
+    missingImage: `${registry}/shoal-test/missing:1`,
+    hostProbes: true,
+    idPrefix: `dk-${process.pid}`,
+  });
+});
+
+t.test('containers are named and labelled for recovery; limits, env, binds reach the engine', { skip }, async (t) => {
+  if ('skip' in engine) return;
+  const d = new DockerDriver({ socketPath: engine.socketPath });
+  t.teardown(() => d.close());
+  const id = `lbl-${process.pid}`;
+  const h = await d.start({
+    id, name: 'web', image: TEST_IMAGE, command: 'sh', args: ['-c', 'echo "$GREETING" > /data/out; sleep 600'],
+    env: { GREETING: 'hello' }, resources: { cpus: 0.5, memoryBytes: 64 * 1024 * 1024 },
+    mounts: [{ source: engine.dir, target: '/data' }], labels: { team: 'a' }, stopSignal: 'SIGINT', stopGraceMs: 1500,
+  });
+  t.teardown(() => d.destroy(h));
+  const info = await engine.docker.getContainer(containerName(id)).inspect();
+  t.equal(info.Name, `/shoal-${id}`);
+  t.match(info.Config.Labels, { 'shoal.alloc': id, 'shoal.managed': 'true', team: 'a' });
+  t.equal(info.HostConfig.NanoCpus, 500_000_000);
+  t.equal(info.HostConfig.Memory, 64 * 1024 * 1024);
+  t.equal(info.HostConfig.NetworkMode, 'none');
+  t.equal((info.Config as { StopSignal?: string }).StopSignal, 'SIGINT');
+  t.ok(info.Config.Env.includes('GREETING=hello'));
+  const managed = await d.listManaged();
+  t.ok(managed.some((m) => m.taskId === id), 'listed as managed');
+  const { readFileSync, existsSync } = await import('node:fs');
+  const out = `${engine.dir}/out`;
+  for (let i = 0; i < 100 && !existsSync(out); i++) await sleep(50);
+  t.equal(readFileSync(out, 'utf8'), 'hello\n', 'env and the bind mount reached the container');
+  await d.destroy(h);
+  const gone = await engine.docker.getContainer(containerName(id)).inspect().then(() => 0, (e: { statusCode?: number }) => e.statusCode);
+  t.equal(gone, 404, 'destroy removed the container');
+});
+
+t.test('a leftover stopped container of the same allocation is replaced', { skip }, async (t) => {
+  if ('skip' in engine) return;
+  const d = new DockerDriver({ socketPath: engine.socketPath });
+  t.teardown(() => d.close());
+  const spec = { id: `left-${process.pid}`, name: 'x', image: TEST_IMAGE, command: 'sh', args: ['-c', 'exit 0'] };
+  const first = await d.start(spec);
+  await d.wait(first);
+  const second = await d.start(spec);
+  t.not(second.state['containerId'], first.state['containerId']);
+  await d.wait(second);
+  await d.destroy(second);
+});
+
+t.test('pull errors: unknown image is permanent, unreachable registry is recoverable; never-pull is clear', { skip }, async (t) => {
+  if ('skip' in engine) return;
+  const d = new DockerDriver({ socketPath: engine.socketPath });
+  t.teardown(() => d.close());
+  const progress: string[] = [];
+  await t.rejects(d.start({ id: `unr-${process.pid}`, name: 'x', image: '127.0.0.1:9/shoal/none:1', command: 'true' }, { onPullProgress: (p) => progress.push(p.status) }), { code: 'ERR_IMAGE_PULL', recoverable: true, message: /127\.0\.0\.1:9\/shoal\/none:1/ });
+  const never = new DockerDriver({ socketPath: engine.socketPath, pull: 'never' });
+  await t.rejects(never.start({ id: `nev-${process.pid}`, name: 'x', image: 'shoal-test/absent:1', command: 'true' }), { code: 'ERR_IMAGE_NOT_FOUND', recoverable: false, message: /shoal-test\/absent:1.*does not pull/ });
+  await t.rejects(d.start({ id: `noimg-${process.pid}`, name: 'x', command: 'true' }), { code: 'ERR_TASK_INVALID', message: /image/ });
+});
