@@ -5,6 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ShoalError } from '../lib/errors.js';
+import { registerAgent } from './commands/agent.js';
+import { registerKeygen } from './commands/keygen.js';
+import { registerMembers } from './commands/members.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -13,7 +16,13 @@ export function buildProgram(): Command {
     .description('Shoal: a peer-to-peer cluster runtime (gossip membership, Raft leadership, jobs as containers or processes)')
     .version(VERSION, '-v, --version', 'print the Shoal version')
     .showHelpAfterError('(run with --help for usage)')
+    .option('--address <url>', 'agent API address, a URL or host:port (default SHOAL_ADDR, else http://127.0.0.1:7646)')
+    .option('--token <token>', 'bearer token for a remote agent (default SHOAL_TOKEN)')
+    .option('--timeout <seconds>', 'deadline of each call to the agent (default 10)')
     .exitOverride();
+  registerAgent(program);
+  registerMembers(program);
+  registerKeygen(program);
   return program;
 }
 

@@ -28,8 +28,6 @@ export interface AgentConfig {
   join: { host: string; port: number }[];
   /** File holding the cluster key (`shoal keygen` writes one); SHOAL_CLUSTER_KEY may give the key itself. */
   clusterKeyFile: string | null;
-  /** The key from SHOAL_CLUSTER_KEY (hex), when set. */
-  clusterKeyHex: string | null;
   /** host:port of the HTTP API; default 127.0.0.1:7646. */
   api: { host: string; port: number };
   /** File with the bearer token remote API callers must send; without it remote access is refused. */
@@ -158,8 +156,6 @@ export function loadAgentConfig(overrides: ConfigOverrides & { config?: string }
   if (!Number.isInteger(bootstrapExpect) || bootstrapExpect < 1 || bootstrapExpect > 7 || bootstrapExpect === 2) {
     throw new InvalidArgumentError(`${from('bootstrap-expect', 'bootstrap_expect')}: must be 1 (development) or 3 to 7 members, got ${JSON.stringify(bootstrapRaw)} (2 cannot survive the loss of either member)`);
   }
-  const keyHex = env['SHOAL_CLUSTER_KEY']?.trim() || null;
-  if (keyHex !== null && !/^[0-9a-fA-F]{64}$/.test(keyHex)) throw new InvalidArgumentError('SHOAL_CLUSTER_KEY: expected 64 hex characters (a 32-byte key, as `shoal keygen` writes)');
   const baseDir = file ? resolve(file, '..') : process.cwd();
   const absolute = (p: string | undefined): string | null => (p === undefined ? null : isAbsolute(p) ? p : resolve(baseDir, p));
   const labels = overrides.labels !== undefined
@@ -171,7 +167,6 @@ export function loadAgentConfig(overrides: ConfigOverrides & { config?: string }
     bind: parseHostPort(bindText, from('bind', 'bind'), { requireIp: true }),
     join: joinRaw.split(',').map((s) => s.trim()).filter(Boolean).map((j) => parseHostPort(j, from('join', 'join'), { requireIp: true })),
     clusterKeyFile: absolute(pick('clusterKeyFile', f.cluster_key_file)),
-    clusterKeyHex: keyHex,
     api: parseHostPort(apiText, from('api', 'api'), { defaultHost: '127.0.0.1' }),
     apiTokenFile: absolute(pick('apiTokenFile', f.api_token_file)),
     labels,

@@ -5,10 +5,11 @@
 import type { Scenario } from '../sim/scenario.js';
 import { floodCounterScenario, floodCounterUnsafeScenario } from './flood-counter.js';
 import { membershipScenarios, MEMBERSHIP_MUST_PASS } from './membership.js';
+import { RAFT_SCENARIOS, RAFT_MUST_PASS } from './raft-kv.js';
 
 export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
-  [floodCounterScenario, floodCounterUnsafeScenario, ...membershipScenarios].map((s) => [s.name, s]),
+  [floodCounterScenario, floodCounterUnsafeScenario, ...membershipScenarios, ...RAFT_SCENARIOS].map((s) => [s.name, s]),
 );
 
 /** Scenarios that must pass every seed (the unsafe toy is there to be caught, not to pass). */
-export const MUST_PASS: readonly string[] = ['flood-counter', ...MEMBERSHIP_MUST_PASS];
+export const MUST_PASS: readonly string[] = ['flood-counter', ...MEMBERSHIP_MUST_PASS, ...RAFT_MUST_PASS];

@@ -23,7 +23,6 @@ t.test('defaults, then the file, then flags', async (t) => {
   t.same(flagged.labels, { zone: 'b' });
   t.equal(flagged.bootstrapExpect, 1);
   t.same(flagged.api, { host: '127.0.0.1', port: 8000 });
-  t.equal(flagged.clusterKeyHex, 'ab'.repeat(32));
   t.equal(flagged.logLevel, 'debug');
 });
 
@@ -42,7 +41,6 @@ t.test('errors name the source and the field', async (t) => {
   t.throws(() => loadAgentConfig({ bootstrapExpect: 2 }, {}), { message: /--bootstrap-expect: must be 1 \(development\) or 3 to 7 members, got 2/ });
   t.throws(() => loadAgentConfig({ logLevel: 'loud' }, {}), { message: /--log-level: "loud" is not one of/ });
   t.throws(() => loadAgentConfig({}, { SHOAL_LOG_LEVEL: 'loud' }), { message: /SHOAL_LOG_LEVEL: "loud"/ });
-  t.throws(() => loadAgentConfig({}, { SHOAL_CLUSTER_KEY: 'short' }), { message: /SHOAL_CLUSTER_KEY: expected 64 hex characters/ });
   writeFileSync(join(dir, 'level.yaml'), 'log_level: loud\n');
   t.throws(() => loadAgentConfig({ config: join(dir, 'level.yaml') }, {}), { message: /level\.yaml: log_level: "loud"/ });
 });

@@ -1,0 +1,322 @@
+/**
+ * The agent: one per host, every host the same. It owns the process's real resources (clock, timers, sockets,
+ * files) and drives the deterministic cores with them.
+ *
+ *   start: data dir ─► identity + cluster key ─► transport (private DHT, authenticated links)
+ *          ─► membership core ticking on the real clock ─► API (health + RPC)
+ *   stop:  leave (gossip it for a moment) ─► API down ─► transport down           (reverse order, idempotent)
+ *
+ * Effects from the membership core are performed here in the one order that is safe: persist (the incarnation,
+ * fsynced), then send, then act on events.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statfsSync, writeSync } from 'node:fs';
+import { cpus, networkInterfaces, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { InvalidArgumentError, ShoalError, describeError } from '../lib/errors.js';
+import { checkLimits } from '../lib/limits.js';
+import type { Logger } from '../log/logger.js';
+import { createLogger } from '../log/logger.js';
+import { systemClock, seededFromEntropy } from '../platform/system-clock.js';
+import { MessageType } from '../wire/frame.js';
+import { shoal } from '../gen/proto.js';
+import { HyperswarmTransport, loadClusterKey, loadOrCreateNodeSeed, type Transport } from '../transport/index.js';
+import { Membership, type MemberSnapshot, type MemberStatus, type MembershipEffect, type NodeMeta } from '../membership/index.js';
+import { RpcServer, AgentSelf, MembersList } from '../rpc/index.js';
+import { DockerDriver, ProcessDriver, type Fingerprint, type TaskDriver } from '../drivers/index.js';
+import type { AgentConfig } from './config.js';
+import { decodeGossip, encodeGossip } from './gossip-codec.js';
+import { AGENT_VERSION } from './version.js';
+
+/** How often the membership core is ticked; the core treats a much longer gap as a stall of this process. */
+export const MEMBERSHIP_TICK_MS = 10;
+/** How long a leaving agent keeps gossiping so its leave reaches everyone before the links close. */
+export const LEAVE_PROPAGATION_MS = 600;
+const INCARNATION_FILE = 'membership.incarnation';
+
+const STATUS_TO_PROTO: Record<MemberStatus, shoal.v1.MemberStatus> = {
+  alive: shoal.v1.MemberStatus.MEMBER_STATUS_ALIVE,
+  suspect: shoal.v1.MemberStatus.MEMBER_STATUS_SUSPECT,
+  dead: shoal.v1.MemberStatus.MEMBER_STATUS_DEAD,
+  left: shoal.v1.MemberStatus.MEMBER_STATUS_LEFT,
+};
+
+export function memberToProto(m: MemberSnapshot): shoal.v1.IMember {
+  return {
+    id: m.id,
+    name: m.meta.name,
+    address: m.meta.addresses[0] ?? '',
+    status: STATUS_TO_PROTO[m.status],
+    incarnation: m.incarnation,
+    metadata: {
+      agentVersion: m.meta.agentVersion,
+      labels: m.meta.labels,
+      resources: { cpuMillicores: m.meta.resources.cpuMillicores, memoryBytes: m.meta.resources.memoryBytes, diskFreeBytes: m.meta.resources.diskFreeBytes },
+      drivers: m.meta.drivers,
+      roles: [...(m.meta.roles.voter ? ['voter'] : []), ...(m.meta.roles.leader ? ['leader'] : [])],
+      addresses: m.meta.addresses,
+    },
+  };
+}
+
+/** The address other hosts can reach a socket bound to `host` at: a wildcard bind advertises the first external IPv4. */
+export function advertisedHost(host: string): string {
+  if (host !== '0.0.0.0' && host !== '::') return host;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+export interface AgentOptions {
+  config: AgentConfig;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+export class Agent {
+  readonly config: AgentConfig;
+  readonly log: Logger;
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #startedAtMs = systemClock.nowMs();
+  #transport: HyperswarmTransport | undefined;
+  #membership: Membership | undefined;
+  #rpc: RpcServer | undefined;
+  #tick: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void)[] = [];
+  #stopping: Promise<void> | undefined;
+  #apiAddress = '';
+  #drivers = new Map<string, TaskDriver>();
+  #fingerprints: Fingerprint[] = [];
+
+  constructor(options: AgentOptions) {
+    this.config = options.config;
+    this.#env = options.env ?? process.env;
+    this.log = options.logger ?? createLogger({ level: options.config.logLevel });
+  }
+
+  get nodeId(): string {
+    if (!this.#transport) throw new ShoalError('ERR_NOT_STARTED', 'the agent has not started');
+    return this.#transport.nodeId;
+  }
+
+  get transport(): Transport | undefined {
+    return this.#transport;
+  }
+
+  get membership(): Membership | undefined {
+    return this.#membership;
+  }
+
+  get apiAddress(): string {
+    return this.#apiAddress;
+  }
+
+  /** What each task driver said about itself at start-up (available or not, and why). */
+  get fingerprints(): readonly Fingerprint[] {
+    return this.#fingerprints;
+  }
+
+  /** The usable task drivers, by name. */
+  get drivers(): ReadonlyMap<string, TaskDriver> {
+    return this.#drivers;
+  }
+
+  async start(): Promise<void> {
+    checkLimits();
+    const c = this.config;
+    try {
+      mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot create the data directory ${c.dataDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    const clusterKey = loadClusterKey({ ...(c.clusterKeyFile === null ? {} : { file: c.clusterKeyFile }), env: this.#env });
+    const { seed, created } = loadOrCreateNodeSeed(c.dataDir);
+    const { seed: randomSeed, random } = seededFromEntropy();
+    const transport = new HyperswarmTransport({
+      clusterKey, seed, host: c.bind.host, port: c.bind.port,
+      bootstrap: c.join.map((j) => `${j.host}:${j.port}`),
+      publicDht: c.publicDht, nodeName: c.name, agentVersion: AGENT_VERSION, logger: this.log, random: random.split(),
+    });
+    this.#transport = transport;
+    this.log.info({ node: transport.nodeId, name: c.name, newIdentity: created, seed: randomSeed }, 'agent starting');
+    await this.#fingerprintDrivers();
+    await transport.start();
+    const peerAddress = `${advertisedHost(c.bind.host)}:${transport.address().port}`;
+
+    const incarnation = this.#readIncarnation() + 1;
+    const membership = new Membership({ id: transport.nodeId, meta: this.#meta(peerAddress), clock: systemClock, random: random.split(), incarnation });
+    this.#membership = membership;
+    this.#persistIncarnation(incarnation);
+
+    this.#unsubscribe.push(
+      transport.onMessage(({ from, envelope }) => {
+        if (envelope.type !== MessageType.MESSAGE_TYPE_GOSSIP) return;
+        try {
+          membership.receive(from, decodeGossip(envelope.payload));
+        } catch (err) {
+          this.log.warn({ peer: from.slice(0, 16), err: describeError(err) }, 'dropped an invalid gossip message');
+          return;
+        }
+        this.#flush();
+      }),
+      transport.onLinkUp((link) => {
+        if (!membership.member(link.nodeId)) {
+          membership.join([link.nodeId]);
+          this.#flush();
+        }
+      }),
+    );
+    // Links that came up while the transport started, before the handlers above existed: join through them too,
+    // or a node whose peers all connected early would never learn of anyone.
+    const early = transport.links().map((l) => l.nodeId).filter((id) => !membership.member(id));
+    if (early.length > 0) {
+      membership.join(early);
+      this.#flush();
+    }
+
+    const rpc = new RpcServer({
+      host: c.api.host, port: c.api.port, logger: this.log,
+      ...(c.apiTokenFile === null ? {} : { token: this.#readToken(c.apiTokenFile) }),
+      health: () => ({ name: c.name, id: transport.nodeId }),
+    });
+    rpc.register(AgentSelf, () => shoal.v1.SelfResponse.fromObject({
+      member: memberToProto(membership.member(transport.nodeId)!),
+      uptimeMs: Math.round(systemClock.nowMs() - this.#startedAtMs),
+      apiAddress: this.#apiAddress,
+    }));
+    rpc.register(MembersList, (req) => {
+      const wanted = new Set(req.statuses ?? []);
+      const members = membership.members().map(memberToProto).filter((m) => wanted.size === 0 || wanted.has(m.status!));
+      members.sort((a, b) => (a.name! < b.name! ? -1 : a.name! > b.name! ? 1 : 0));
+      return shoal.v1.ListMembersResponse.fromObject({ members });
+    });
+    const bound = await rpc.start();
+    this.#rpc = rpc;
+    this.#apiAddress = `${bound.address}:${bound.port}`;
+    this.#tick = setInterval(() => {
+      membership.tick();
+      this.#flush();
+    }, MEMBERSHIP_TICK_MS);
+    this.log.info({ node: transport.nodeId, peer: peerAddress, api: this.#apiAddress, incarnation }, 'agent ready');
+  }
+
+  /** Leaves the cluster (when `leave`), then stops everything in reverse order. Idempotent. */
+  stop(options: { leave?: boolean } = {}): Promise<void> {
+    this.#stopping ??= this.#stop(options.leave ?? true);
+    return this.#stopping;
+  }
+
+  async #stop(leave: boolean): Promise<void> {
+    const membership = this.#membership;
+    if (leave && membership && this.#tick) {
+      membership.leave();
+      this.#flush();
+      await new Promise((resolve) => setTimeout(resolve, LEAVE_PROPAGATION_MS));
+    }
+    if (this.#tick) clearInterval(this.#tick);
+    this.#tick = undefined;
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+    await this.#rpc?.stop();
+    await this.#transport?.stop();
+    this.log.info({ left: leave }, 'agent stopped');
+  }
+
+  #meta(peerAddress: string): NodeMeta {
+    let diskFreeBytes = 0;
+    try {
+      const fs = statfsSync(this.config.dataDir);
+      diskFreeBytes = fs.bavail * fs.bsize;
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'cannot read free disk space');
+    }
+    return {
+      name: this.config.name,
+      agentVersion: AGENT_VERSION,
+      addresses: [peerAddress, `${advertisedHost(this.config.api.host)}:${this.config.api.port}`],
+      labels: this.config.labels,
+      resources: { cpuMillicores: cpus().length * 1000, memoryBytes: totalmem(), diskFreeBytes },
+      drivers: [...this.#drivers.keys()].sort(),
+      roles: { voter: false, leader: false },
+    };
+  }
+
+  /** Persist, then send, then act on events: a refutation must never go out at an incarnation a restart could reuse. */
+  #flush(): void {
+    const membership = this.#membership;
+    const transport = this.#transport;
+    if (!membership || !transport) return;
+    const effects: MembershipEffect[] = membership.drainEffects();
+    for (const e of effects) if (e.kind === 'persist') this.#persistIncarnation(e.incarnation);
+    for (const e of effects) {
+      if (e.kind !== 'send') continue;
+      const result = transport.send(e.to, { type: MessageType.MESSAGE_TYPE_GOSSIP, payload: encodeGossip(e.message) });
+      // No link yet: ask the transport to dial the member (its key is its id); this probe counts as missed.
+      if (!result.ok) transport.connect(e.to);
+    }
+    for (const e of effects) {
+      if (e.kind !== 'event') continue;
+      const { kind, member } = e.event;
+      if (member.id === transport.nodeId) continue;
+      this.log.info({ member: member.meta.name || member.id.slice(0, 16), id: member.id.slice(0, 16), status: member.status, incarnation: member.incarnation }, `member ${kind}`);
+      if (kind === 'joined' || kind === 'alive') transport.connect(member.id);
+      if (kind === 'left' || kind === 'reaped') transport.forget(member.id);
+    }
+  }
+
+  /** Probes every driver; the usable ones are gossiped in the node's metadata, the others logged with the reason. */
+  async #fingerprintDrivers(): Promise<void> {
+    const candidates: TaskDriver[] = [
+      new ProcessDriver({ dataDir: this.config.dataDir, logger: this.log }),
+      new DockerDriver({ socketPath: this.config.dockerSocket, logger: this.log }),
+    ];
+    this.#fingerprints = await Promise.all(candidates.map(async (d) => {
+      try {
+        return await d.fingerprint();
+      } catch (err) {
+        return { driver: d.name, available: false, reason: describeError(err), attributes: {} } satisfies Fingerprint;
+      }
+    }));
+    for (const [i, fp] of this.#fingerprints.entries()) {
+      if (fp.available) {
+        this.#drivers.set(fp.driver, candidates[i]!);
+        this.log.info({ driver: fp.driver, version: fp.version, ...fp.attributes }, 'task driver available');
+      } else {
+        this.log.warn({ driver: fp.driver, reason: fp.reason }, 'task driver unavailable');
+      }
+    }
+  }
+
+  #readIncarnation(): number {
+    try {
+      const n = Number(readFileSync(join(this.config.dataDir, INCARNATION_FILE), 'utf8').trim());
+      return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+    } catch (_missing) {
+      return 0;
+    }
+  }
+
+  #persistIncarnation(incarnation: number): void {
+    const file = join(this.config.dataDir, INCARNATION_FILE);
+    const tmp = `${file}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, `${incarnation}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  }
+
+  #readToken(file: string): string {
+    let token: string;
+    try {
+      token = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot read the API token file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    if (token.length < 16) throw new InvalidArgumentError(`the API token in ${file} is shorter than 16 characters`);
+    return token;
+  }
+}

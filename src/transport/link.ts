@@ -1,0 +1,302 @@
+/**
+ * One connection to one peer, from the moment the encrypted stream opens until it closes.
+ *
+ *   handshaking --(valid Hello from peer)--> up --(stream closed, bad frame, Reject, evicted, stop)--> closed
+ *        \--(bad proof, version mismatch, bad frame, timeout, Reject)----------------------------------/
+ *
+ * In `handshaking` both sides have sent their Hello (proof bound to this connection's Noise handshake, see
+ * handshake.ts); the only frame accepted from the peer is its Hello (or a Reject). Nothing reaches the owner's
+ * onMessage before the peer's proof checked out. Any decode error closes this link only.
+ *
+ * The link works on any byte stream with write/end/destroy and data/end/close/drain events, so it is tested on
+ * in-process stream pairs as well as on real hyperswarm connections.
+ */
+import type { Logger } from '../log/logger.js';
+import { DecodeError, ShoalError, describeError } from '../lib/errors.js';
+import { FrameDecoder, MessageType, encodeFrame, type Envelope, type FrameLimits } from '../wire/frame.js';
+import { LIMITS } from '../lib/limits.js';
+import { AuthFailedError, SendQueueFullError, WireVersionError } from './errors.js';
+import {
+  computeProof, decodeHello, decodeReject, encodeHello, encodeReject, negotiateVersion, verifyProof,
+  type Role, type VersionRange,
+} from './handshake.js';
+
+export interface LinkStream {
+  write(chunk: Uint8Array): boolean;
+  end(): unknown;
+  destroy(err?: Error): unknown;
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
+  on(event: 'end' | 'close' | 'drain', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+export type LinkState = 'handshaking' | 'up' | 'closed';
+
+export type LinkCloseKind =
+  | 'auth-failed' // the peer's proof was wrong or its Hello malformed
+  | 'version-mismatch' // no common wire version
+  | 'rejected-by-peer' // the peer sent Reject
+  | 'framing' // undecodable, oversized or truncated frame, or a protocol violation
+  | 'handshake-timeout'
+  | 'stream-closed' // the peer went away, or the stream timed out
+  | 'local'; // we closed it (eviction, replaced by a newer link, stop)
+
+export interface LinkCloseReason {
+  kind: LinkCloseKind;
+  error?: ShoalError;
+  detail?: string;
+}
+
+export interface LinkHandlers {
+  onUp(link: Link): void;
+  onMessage(link: Link, envelope: Envelope): void;
+  onClose(link: Link, reason: LinkCloseReason): void;
+}
+
+export interface LinkOptions {
+  stream: LinkStream;
+  isInitiator: boolean;
+  localPublicKey: Uint8Array;
+  remotePublicKey: Uint8Array;
+  handshakeHash: Uint8Array;
+  remoteAddress: string;
+  authKey: Uint8Array;
+  range: VersionRange;
+  nodeName: string;
+  agentVersion: string;
+  logger: Logger;
+  handlers: LinkHandlers;
+  handshakeTimeoutMs?: number;
+  sendQueueMaxFrames?: number;
+  sendQueueMaxBytes?: number;
+  frameLimits?: FrameLimits;
+}
+
+/** How long a link that sent Reject waits for the peer to close before destroying the stream itself. */
+const REJECT_LINGER_MS = 1_000;
+
+export class Link {
+  readonly remoteId: string;
+  readonly remoteAddress: string;
+  readonly isInitiator: boolean;
+  /** Filled in once the peer's Hello is accepted. */
+  remoteName = '';
+  remoteAgentVersion = '';
+  wireVersion = 0;
+  /** Sequence number of the last send or receive, for least-recently-used eviction (no clock needed). */
+  lastUsed = 0;
+
+  readonly #o: LinkOptions;
+  readonly #decoder: FrameDecoder;
+  readonly #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #backpressured = false;
+  #state: LinkState = 'handshaking';
+  #handshakeTimer: NodeJS.Timeout | undefined;
+  #lingerTimer: NodeJS.Timeout | undefined;
+  readonly #log: Logger;
+
+  constructor(options: LinkOptions) {
+    this.#o = options;
+    this.remoteId = Buffer.from(options.remotePublicKey).toString('hex');
+    this.remoteAddress = options.remoteAddress;
+    this.isInitiator = options.isInitiator;
+    this.#log = options.logger.child({ peer: this.remoteId.slice(0, 16), address: options.remoteAddress });
+    this.#decoder = new FrameDecoder(`link from ${this.remoteId.slice(0, 16)} (${options.remoteAddress})`, options.frameLimits);
+    const s = options.stream;
+    s.on('data', (chunk) => this.#onData(chunk));
+    s.on('end', () => this.#onEnd());
+    s.on('drain', () => this.#flush());
+    s.on('error', (err) => this.#log.debug({ err: describeError(err) }, 'link stream error'));
+    s.on('close', () => {
+      this.#clearTimers();
+      this.#close({ kind: 'stream-closed' }, false);
+    });
+  }
+
+  get state(): LinkState {
+    return this.#state;
+  }
+
+  get queuedFrames(): number {
+    return this.#queue.length;
+  }
+
+  /** Sends our Hello and arms the handshake timeout. Call once, right after construction. */
+  start(): void {
+    const role: Role = this.isInitiator ? 'initiator' : 'responder';
+    const proof = computeProof({ ...this.#proofKeys(), role });
+    this.#writeFrame(encodeFrame({
+      type: MessageType.MESSAGE_TYPE_HELLO,
+      group: '',
+      payload: encodeHello({ range: this.#o.range, proof, nodeName: this.#o.nodeName, agentVersion: this.#o.agentVersion }),
+    }));
+    this.#handshakeTimer = setTimeout(() => {
+      this.#handshakeTimer = undefined;
+      if (this.#state === 'handshaking') this.#close({ kind: 'handshake-timeout', detail: 'no valid Hello in time' }, true);
+    }, this.#o.handshakeTimeoutMs ?? LIMITS.transportHandshakeTimeoutMs);
+  }
+
+  /** Queues one encoded frame. Returns the error instead of sending when the queue is full. */
+  sendFrame(frame: Uint8Array): SendQueueFullError | undefined {
+    if (this.#backpressured || this.#queue.length > 0) {
+      const maxFrames = this.#o.sendQueueMaxFrames ?? LIMITS.transportSendQueueMaxFrames;
+      const maxBytes = this.#o.sendQueueMaxBytes ?? LIMITS.transportSendQueueMaxBytes;
+      if (this.#queue.length + 1 > maxFrames || this.#queuedBytes + frame.length > maxBytes) {
+        return new SendQueueFullError(this.remoteId, this.#queue.length, this.#queuedBytes);
+      }
+      this.#queue.push(frame);
+      this.#queuedBytes += frame.length;
+      return undefined;
+    }
+    this.#writeFrame(frame);
+    return undefined;
+  }
+
+  /** Closes the link from our side (eviction, duplicate, stop). Idempotent. */
+  close(detail = 'closed locally'): void {
+    this.#close({ kind: 'local', detail }, true);
+  }
+
+  #proofKeys(): Omit<Parameters<typeof computeProof>[0], 'role'> {
+    const o = this.#o;
+    return {
+      authKey: o.authKey,
+      handshakeHash: o.handshakeHash,
+      initiatorPublicKey: o.isInitiator ? o.localPublicKey : o.remotePublicKey,
+      responderPublicKey: o.isInitiator ? o.remotePublicKey : o.localPublicKey,
+    };
+  }
+
+  #writeFrame(frame: Uint8Array): void {
+    if (this.#o.stream.write(frame) === false) this.#backpressured = true;
+  }
+
+  #flush(): void {
+    this.#backpressured = false;
+    while (this.#queue.length > 0 && !this.#backpressured && this.#state === 'up') {
+      const frame = this.#queue.shift()!;
+      this.#queuedBytes -= frame.length;
+      this.#writeFrame(frame);
+    }
+  }
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#state === 'closed') return;
+    let envelopes: Envelope[];
+    try {
+      envelopes = this.#decoder.push(chunk);
+    } catch (err) {
+      this.#close({ kind: 'framing', error: err instanceof ShoalError ? err : undefined, detail: describeError(err) }, true);
+      return;
+    }
+    for (const envelope of envelopes) {
+      if (this.state === 'closed') return; // a previous envelope may have closed the link
+      this.#onEnvelope(envelope);
+    }
+  }
+
+  #onEnd(): void {
+    if (this.#state === 'closed') return;
+    try {
+      this.#decoder.end();
+    } catch (err) {
+      if (err instanceof DecodeError) {
+        this.#close({ kind: 'framing', error: err, detail: describeError(err) }, true);
+        return;
+      }
+      throw err;
+    }
+    this.#close({ kind: 'stream-closed', detail: 'peer ended the stream' }, true);
+  }
+
+  #onEnvelope(envelope: Envelope): void {
+    if (envelope.type === MessageType.MESSAGE_TYPE_REJECT) {
+      const reject = decodeReject(envelope.payload);
+      this.#close({ kind: 'rejected-by-peer', detail: `${reject.code}: ${reject.reason}` }, true);
+      return;
+    }
+    if (this.#state === 'handshaking') {
+      if (envelope.type !== MessageType.MESSAGE_TYPE_HELLO) {
+        this.#reject({ kind: 'auth-failed', error: new AuthFailedError(`peer sent message type ${envelope.type} before its Hello`) });
+        return;
+      }
+      this.#onHello(envelope.payload);
+      return;
+    }
+    if (envelope.type === MessageType.MESSAGE_TYPE_HELLO) {
+      this.#close({ kind: 'framing', detail: 'second Hello on an established link' }, true);
+      return;
+    }
+    this.#o.handlers.onMessage(this, envelope);
+  }
+
+  #onHello(payload: Uint8Array): void {
+    const hello = decodeHello(payload);
+    if (hello instanceof AuthFailedError) {
+      this.#reject({ kind: 'auth-failed', error: hello });
+      return;
+    }
+    const remoteRole: Role = this.isInitiator ? 'responder' : 'initiator';
+    if (!verifyProof({ ...this.#proofKeys(), role: remoteRole }, hello.proof)) {
+      this.#reject({ kind: 'auth-failed', error: new AuthFailedError('the peer does not hold this cluster\'s key (link proof did not verify)') });
+      return;
+    }
+    const version = negotiateVersion(this.#o.range, hello.range);
+    if (version instanceof WireVersionError) {
+      this.#reject({ kind: 'version-mismatch', error: version });
+      return;
+    }
+    this.wireVersion = version;
+    this.remoteName = hello.nodeName;
+    this.remoteAgentVersion = hello.agentVersion;
+    this.#state = 'up';
+    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
+    this.#o.handlers.onUp(this);
+    this.#flush();
+  }
+
+  /** Tells the peer why (Reject), then closes. The peer learns only the code and a generic reason. */
+  #reject(reason: LinkCloseReason & { error: ShoalError }): void {
+    this.#writeFrame(encodeFrame({
+      type: MessageType.MESSAGE_TYPE_REJECT,
+      group: '',
+      payload: encodeReject(reason.error.code, reason.error.message),
+    }));
+    this.#close(reason, false);
+    this.#o.stream.end();
+    this.#lingerTimer = setTimeout(() => {
+      this.#lingerTimer = undefined;
+      this.#o.stream.destroy();
+    }, REJECT_LINGER_MS);
+  }
+
+  #clearTimers(): void {
+    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    if (this.#lingerTimer) clearTimeout(this.#lingerTimer);
+    this.#handshakeTimer = undefined;
+    this.#lingerTimer = undefined;
+  }
+
+  /** Destroys the stream now, even if a Reject is still lingering (used by stop()). */
+  destroy(): void {
+    this.#clearTimers();
+    this.#close({ kind: 'local', detail: 'transport stopped' }, true);
+    this.#o.stream.destroy();
+  }
+
+  #close(reason: LinkCloseReason, destroyStream: boolean): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
+    this.#queue.length = 0;
+    this.#queuedBytes = 0;
+    if (destroyStream) {
+      this.#clearTimers();
+      this.#o.stream.destroy();
+    }
+    this.#o.handlers.onClose(this, reason);
+  }
+}
