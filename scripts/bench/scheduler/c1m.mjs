@@ -35,13 +35,15 @@ for (let i = 0; i < NODES; i++) {
   });
 }
 
-// Job shapes, cycled: (replicas, yaml deploy block).
+// Job shapes, cycled: (replicas, yaml deploy block). Sized so that 1,000,000 allocations fill about half of the
+// cluster's CPU (as in C1M, where the cluster had room for the whole load); a cluster with no room left measures
+// how fast the scheduler says "no", which is another benchmark.
 const shapes = [
   { replicas: 100, deploy: 'resources: { reservations: { cpus: 0.1, memory: 128M } }' },
-  { replicas: 100, deploy: 'resources: { reservations: { cpus: 0.25, memory: 256M } }, placement: { constraints: ["node.labels.zone==z2"] }' },
-  { replicas: 100, deploy: 'resources: { reservations: { cpus: 0.1, memory: 64M } }, placement: { preferences: [{ spread: node.labels.zone }] }' },
-  { replicas: 100, deploy: 'resources: { reservations: { cpus: 0.05, memory: 32M } }, placement: { max_replicas_per_node: 1 }' },
-  { replicas: 100, deploy: 'resources: { reservations: { cpus: 0.5, memory: 512M } }, placement: { constraints: ["node.labels.class!=big"] }' },
+  { replicas: 100, deploy: 'resources: { reservations: { cpus: 0.1, memory: 256M } }, placement: { constraints: ["node.labels.zone==z2"] }' },
+  { replicas: 100, deploy: 'resources: { reservations: { cpus: 0.05, memory: 64M } }, placement: { preferences: [{ spread: node.labels.zone }] }' },
+  { replicas: 100, deploy: 'resources: { reservations: { cpus: 0.02, memory: 32M } }, placement: { max_replicas_per_node: 1 }' },
+  { replicas: 100, deploy: 'resources: { reservations: { cpus: 0.1, memory: 512M } }, placement: { constraints: ["node.labels.class!=big"] }' },
 ];
 const jobs = [];
 let planned = 0;

@@ -1,0 +1,269 @@
+/**
+ * One Raft group driven on the real clock: the runtime half of src/consensus.
+ *
+ *   timer ─► tick()             transport ─► step(msg)           propose()/read() ─► queued
+ *                   \                |                                   |  (one flush per event-loop turn:
+ *                    └──────────► #process(): while hasReady():          |   every proposal queued so far goes in
+ *                                   1. PERSIST  storage.save(hardState, entries, snapshot)  one Ready, one fsync)
+ *                                   2. SEND     messages through the transport
+ *                                   3. APPLY    snapshot, committed entries -> state machine; wake proposers/readers
+ *                                   4. advance()
+ *
+ * Group commit: proposals that arrive while a flush is pending are batched into one `proposeBatch`, so under load
+ * many client writes share one transaction and one fsync. If persisting fails (a full disk), nothing of that Ready
+ * is sent or applied: the group stops making progress until the disk has room, and proposals fail with the reason.
+ */
+import { describeError, ShoalError } from '../lib/errors.js';
+import type { Random } from '../lib/random.js';
+import type { Logger } from '../log/logger.js';
+import { silentLogger } from '../log/logger.js';
+import { MessageType } from '../wire/frame.js';
+import type { Transport } from '../transport/index.js';
+import { RaftNode, NotLeaderError, type Entry, type RequestId, type Status } from '../consensus/index.js';
+import type { SqliteLogStorage } from '../storage/index.js';
+import { decodeRaft, encodeRaft } from './raft-codec.js';
+
+/** What a group replicates: commands applied in log order, identically on every member. */
+export interface StateMachine {
+  apply(entry: Entry): unknown;
+  snapshot(): Uint8Array;
+  restore(data: Uint8Array): void;
+}
+
+export interface RaftGroupOptions {
+  group: string;
+  nodeId: string;
+  storage: SqliteLogStorage;
+  transport: Transport;
+  stateMachine: StateMachine;
+  random: Random;
+  /** Length of one Raft tick; the election timeout is electionTicks of them. */
+  tickMs: number;
+  electionTicks?: number;
+  /** Take a snapshot and compact the log every this many applied entries (0: never). */
+  snapshotEveryEntries?: number;
+  logger?: Logger;
+}
+
+interface Waiter {
+  term: number;
+  resolve: (result: unknown) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Queued {
+  data: Uint8Array;
+  request?: RequestId;
+  resolve: (result: unknown) => void;
+  reject: (err: Error) => void;
+  timeoutMs: number;
+}
+
+export class RaftGroup {
+  readonly group: string;
+  readonly node: RaftNode;
+  readonly #o: RaftGroupOptions;
+  readonly #log: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #queue: Queued[] = [];
+  #flushScheduled = false;
+  readonly #waiters = new Map<number, Waiter>();
+  readonly #reads = new Map<string, { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout; index?: number }>();
+  #readSeq = 0;
+  #applied: number;
+  #sinceSnapshot = 0;
+  #stopped = false;
+  /** Set when persisting failed: the group waits for the next tick to try again. */
+  #stalled: ShoalError | undefined;
+
+  constructor(options: RaftGroupOptions) {
+    this.#o = options;
+    this.group = options.group;
+    this.#log = (options.logger ?? silentLogger()).child({ component: 'raft', group: options.group });
+    const snap = options.storage.snapshot();
+    if (snap.metadata.index > 0) options.stateMachine.restore(snap.data);
+    this.#applied = snap.metadata.index;
+    this.node = new RaftNode({
+      group: options.group, id: options.nodeId, storage: options.storage, random: options.random,
+      ...(options.electionTicks === undefined ? {} : { electionTicks: options.electionTicks }),
+      preVote: true, checkQuorum: true, applied: this.#applied,
+    });
+  }
+
+  start(): void {
+    this.#unsubscribe = this.#o.transport.onMessage(({ from, envelope }) => {
+      if (envelope.type !== MessageType.MESSAGE_TYPE_RAFT || envelope.group !== this.group) return;
+      try {
+        const m = decodeRaft(envelope.payload, this.group);
+        if (m.from !== from) throw new ShoalError('ERR_RAFT_MESSAGE_INVALID', `message claims to be from ${m.from.slice(0, 16)} but came over the link of ${from.slice(0, 16)}`);
+        this.node.step(m);
+      } catch (err) {
+        this.#log.warn({ peer: from.slice(0, 16), err: describeError(err) }, 'dropped an invalid raft message');
+        return;
+      }
+      this.#process();
+    });
+    this.#timer = setInterval(() => {
+      this.node.tick();
+      this.#stalled = undefined;
+      this.#process();
+    }, this.#o.tickMs);
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#unsubscribe?.();
+    const err = new ShoalError('ERR_RAFT_STOPPED', `raft group ${this.group} stopped`);
+    for (const q of this.#queue) q.reject(err);
+    this.#queue = [];
+    for (const [, w] of this.#waiters) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.#waiters.clear();
+    for (const [, r] of this.#reads) {
+      clearTimeout(r.timer);
+      r.reject(err);
+    }
+    this.#reads.clear();
+  }
+
+  status(): Status {
+    return this.node.status();
+  }
+
+  isLeader(): boolean {
+    return this.node.status().role === 'leader';
+  }
+
+  /** Proposes a command; resolves with the state machine's result once it is committed and applied here. */
+  propose(data: Uint8Array, options: { timeoutMs: number; request?: RequestId }): Promise<unknown> {
+    if (this.#stopped) return Promise.reject(new ShoalError('ERR_RAFT_STOPPED', `raft group ${this.group} stopped`));
+    const status = this.node.status();
+    if (status.role !== 'leader') return Promise.reject(new NotLeaderError(this.group, this.#o.nodeId, status.leader));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ data, ...(options.request ? { request: options.request } : {}), resolve, reject, timeoutMs: options.timeoutMs });
+      this.#scheduleFlush();
+    });
+  }
+
+  /** Resolves once this member may serve a linearizable read (ReadIndex confirmed and applied). */
+  read(timeoutMs: number): Promise<void> {
+    const context = `${this.#o.nodeId.slice(0, 8)}-${++this.#readSeq}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#reads.delete(context);
+        reject(new ShoalError('ERR_DEADLINE_EXCEEDED', `read on raft group ${this.group} was not confirmed by a quorum within ${timeoutMs} ms (no leader, or no quorum)`));
+      }, timeoutMs);
+      this.#reads.set(context, { resolve, reject, timer });
+      try {
+        this.node.readIndex(context);
+      } catch (err) {
+        clearTimeout(timer);
+        this.#reads.delete(context);
+        reject(err as Error);
+        return;
+      }
+      this.#process();
+    });
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const batch = this.#queue;
+      this.#queue = [];
+      if (batch.length === 0 || this.#stopped) return;
+      let placed: { index: number; term: number }[];
+      try {
+        placed = this.node.proposeBatch(batch.map((q) => ({ data: q.data, ...(q.request ? { request: q.request } : {}) })));
+      } catch (err) {
+        for (const q of batch) q.reject(err as Error);
+        return;
+      }
+      placed.forEach((p, i) => {
+        const q = batch[i]!;
+        const timer = setTimeout(() => {
+          this.#waiters.delete(p.index);
+          q.reject(new ShoalError('ERR_DEADLINE_EXCEEDED', `proposal to raft group ${this.group} was not committed within ${q.timeoutMs} ms (no quorum?)`));
+        }, q.timeoutMs);
+        this.#waiters.set(p.index, { term: p.term, resolve: q.resolve, reject: q.reject, timer });
+      });
+      this.#process();
+    });
+  }
+
+  /** Persist, then send, then apply; repeated while the core has work. */
+  #process(): void {
+    if (this.#stopped || this.#stalled) return;
+    while (this.node.hasReady()) {
+      const rd = this.node.ready();
+      try {
+        this.#o.storage.save({ ...(rd.hardState ? { hardState: rd.hardState } : {}), entries: rd.entries, ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
+      } catch (err) {
+        // Nothing of this Ready may be sent or applied. The core still holds it as handed out; the group stays
+        // stalled (ticks try again) and proposers hear why.
+        this.#stalled = err instanceof ShoalError ? err : new ShoalError('ERR_STORAGE', describeError(err));
+        this.#log.error({ err: describeError(err) }, 'cannot persist raft state; holding back messages and applies');
+        for (const [index, w] of this.#waiters) {
+          clearTimeout(w.timer);
+          w.reject(this.#stalled);
+          this.#waiters.delete(index);
+        }
+        return;
+      }
+      for (const m of rd.messages) {
+        const res = this.#o.transport.send(m.to, { type: MessageType.MESSAGE_TYPE_RAFT, group: this.group, payload: encodeRaft(m) });
+        if (!res.ok) {
+          this.node.reportUnreachable(m.to);
+          this.#o.transport.connect(m.to);
+        }
+      }
+      if (rd.snapshot) {
+        this.#o.stateMachine.restore(rd.snapshot.data);
+        this.#applied = rd.snapshot.metadata.index;
+      }
+      for (const e of rd.committedEntries) {
+        const result = e.type === 'normal' ? this.#o.stateMachine.apply(e) : undefined;
+        this.#applied = e.index;
+        this.#sinceSnapshot++;
+        const w = this.#waiters.get(e.index);
+        if (w) {
+          clearTimeout(w.timer);
+          this.#waiters.delete(e.index);
+          if (w.term === e.term) w.resolve(result);
+          else w.reject(new ShoalError('ERR_RAFT_PROPOSAL_DROPPED', `proposal at index ${e.index} was replaced by a new leader's entry; retry it`));
+        }
+      }
+      for (const rs of rd.readStates) {
+        const r = this.#reads.get(rs.context);
+        if (r) r.index = rs.index;
+      }
+      for (const [ctx, r] of this.#reads) {
+        if (r.index !== undefined && this.#applied >= r.index) {
+          clearTimeout(r.timer);
+          this.#reads.delete(ctx);
+          r.resolve();
+        }
+      }
+      this.node.advance();
+      this.#maybeSnapshot();
+    }
+  }
+
+  #maybeSnapshot(): void {
+    const every = this.#o.snapshotEveryEntries ?? 0;
+    if (every <= 0 || this.#sinceSnapshot < every) return;
+    this.#sinceSnapshot = 0;
+    const snap = this.#o.storage.createSnapshot(this.#applied, this.node.confState(), this.#o.stateMachine.snapshot());
+    // Keep some entries behind the snapshot so a follower slightly behind gets entries, not a whole snapshot.
+    const keep = Math.floor(every / 2);
+    if (snap.metadata.index - keep > 0) this.#o.storage.compact(snap.metadata.index - keep);
+  }
+}
