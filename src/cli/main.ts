@@ -8,6 +8,7 @@ import { ShoalError } from '../lib/errors.js';
 import { registerAgent } from './commands/agent.js';
 import { registerKeygen } from './commands/keygen.js';
 import { registerMembers } from './commands/members.js';
+import { registerOperator } from './commands/operator.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerMembers(program);
   registerKeygen(program);
+  registerOperator(program);
   return program;
 }
 

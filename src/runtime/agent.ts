@@ -23,6 +23,13 @@ import { HyperswarmTransport, loadClusterKey, loadOrCreateNodeSeed, type Transpo
 import { Membership, type MemberSnapshot, type MemberStatus, type MembershipEffect, type NodeMeta } from '../membership/index.js';
 import { RpcServer, AgentSelf, MembersList } from '../rpc/index.js';
 import { DockerDriver, ProcessDriver, type Fingerprint, type TaskDriver } from '../drivers/index.js';
+import { OperatorRaftState } from '../rpc/index.js';
+import { SqliteLogDatabase, type SqliteLogStorage } from '../storage/index.js';
+import { bootstrapEntries } from '../consensus/index.js';
+import { ClusterState, type Command } from '../state/index.js';
+import type { Random } from '../lib/random.js';
+import { RaftGroup } from './raft-group.js';
+import { bootstrapDecision } from './bootstrap.js';
 import type { AgentConfig } from './config.js';
 import { decodeGossip, encodeGossip } from './gossip-codec.js';
 import { AGENT_VERSION } from './version.js';
@@ -32,6 +39,13 @@ export const MEMBERSHIP_TICK_MS = 10;
 /** How long a leaving agent keeps gossiping so its leave reaches everyone before the links close. */
 export const LEAVE_PROPAGATION_MS = 600;
 const INCARNATION_FILE = 'membership.incarnation';
+/** The Raft group that replicates the cluster state (jobs, nodes, allocations). */
+export const CLUSTER_GROUP = 'cluster';
+/** One Raft tick; the election timeout is 10 ticks, drawn in [10, 20) per member: 0.5 to 1 s. */
+export const RAFT_TICK_MS = 50;
+/** How often the leader reconciles the node table of the cluster state with what gossip says. */
+export const NODE_RECONCILE_MS = 500;
+const PROPOSE_TIMEOUT_MS = 5_000;
 
 const STATUS_TO_PROTO: Record<MemberStatus, shoal.v1.MemberStatus> = {
   alive: shoal.v1.MemberStatus.MEMBER_STATUS_ALIVE,
@@ -87,6 +101,14 @@ export class Agent {
   #apiAddress = '';
   #drivers = new Map<string, TaskDriver>();
   #fingerprints: Fingerprint[] = [];
+  #db: SqliteLogDatabase | undefined;
+  #storage: SqliteLogStorage | undefined;
+  #raft: RaftGroup | undefined;
+  #state = new ClusterState();
+  #raftRandom: Random | undefined;
+  #bootstrapWaiting = '';
+  #reconcile: NodeJS.Timeout | undefined;
+  #reconciling = false;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -174,6 +196,11 @@ export class Agent {
       this.#flush();
     }
 
+    this.#db = new SqliteLogDatabase(join(c.dataDir, 'raft.db'), { logger: this.log });
+    this.#storage = this.#db.openGroup(CLUSTER_GROUP);
+    this.#raftRandom = random.split();
+    if (this.#storage.lastIndex() > 0) this.#startRaft();
+
     const rpc = new RpcServer({
       host: c.api.host, port: c.api.port, logger: this.log,
       ...(c.apiTokenFile === null ? {} : { token: this.#readToken(c.apiTokenFile) }),
@@ -184,6 +211,7 @@ export class Agent {
       uptimeMs: Math.round(systemClock.nowMs() - this.#startedAtMs),
       apiAddress: this.#apiAddress,
     }));
+    rpc.register(OperatorRaftState, () => this.#raftState());
     rpc.register(MembersList, (req) => {
       const wanted = new Set(req.statuses ?? []);
       const members = membership.members().map(memberToProto).filter((m) => wanted.size === 0 || wanted.has(m.status!));
@@ -196,7 +224,9 @@ export class Agent {
     this.#tick = setInterval(() => {
       membership.tick();
       this.#flush();
+      if (!this.#raft) this.#maybeBootstrap();
     }, MEMBERSHIP_TICK_MS);
+    this.#reconcile = setInterval(() => this.#reconcileNodes(), NODE_RECONCILE_MS);
     this.log.info({ node: transport.nodeId, peer: peerAddress, api: this.#apiAddress, incarnation }, 'agent ready');
   }
 
@@ -215,6 +245,10 @@ export class Agent {
     }
     if (this.#tick) clearInterval(this.#tick);
     this.#tick = undefined;
+    if (this.#reconcile) clearInterval(this.#reconcile);
+    this.#reconcile = undefined;
+    this.#raft?.stop();
+    this.#db?.close();
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     await this.#rpc?.stop();
@@ -262,6 +296,100 @@ export class Agent {
       if (kind === 'joined' || kind === 'alive') transport.connect(member.id);
       if (kind === 'left' || kind === 'reaped') transport.forget(member.id);
     }
+  }
+
+  /** The replicated cluster state as this agent has applied it. */
+  get clusterState(): ClusterState {
+    return this.#state;
+  }
+
+  get raft(): RaftGroup | undefined {
+    return this.#raft;
+  }
+
+  #maybeBootstrap(): void {
+    const membership = this.#membership!;
+    const decision = bootstrapDecision(membership.id, membership.members(), this.config.bootstrapExpect);
+    if (!decision.voters) {
+      if (decision.waiting !== this.#bootstrapWaiting) this.log.info({ reason: decision.waiting }, 'cluster not bootstrapped yet');
+      this.#bootstrapWaiting = decision.waiting ?? '';
+      return;
+    }
+    const voters = decision.voters;
+    this.#storage!.save({ entries: bootstrapEntries(voters), hardState: { term: 1, vote: undefined, commit: voters.length } });
+    this.log.info({ voters: voters.map((v) => v.slice(0, 16)) }, 'bootstrapped the cluster\'s Raft group');
+    this.#startRaft();
+  }
+
+  #startRaft(): void {
+    const group = new RaftGroup({
+      group: CLUSTER_GROUP, nodeId: this.#transport!.nodeId, storage: this.#storage!, transport: this.#transport!, random: this.#raftRandom!,
+      tickMs: RAFT_TICK_MS, electionTicks: 10, snapshotEveryEntries: 10_000, logger: this.log,
+      stateMachine: {
+        apply: (entry) => this.#state.apply(entry.index, JSON.parse(new TextDecoder().decode(entry.data)) as Command),
+        snapshot: () => new TextEncoder().encode(JSON.stringify(this.#state.snapshot())),
+        restore: (data) => {
+          this.#state = ClusterState.restore(JSON.parse(new TextDecoder().decode(data)));
+        },
+      },
+    });
+    this.#raft = group;
+    group.start();
+  }
+
+  /** Roles gossiped with membership follow the Raft group; the leader keeps the node table in step with gossip. */
+  #reconcileNodes(): void {
+    const membership = this.#membership;
+    const raft = this.#raft;
+    if (!membership || !raft || this.#reconciling || membership.leaving) return;
+    const status = raft.status();
+    const self = membership.member(membership.id);
+    const voter = status.voters.includes(membership.id);
+    const leader = status.role === 'leader';
+    if (self && (self.meta.roles.voter !== voter || self.meta.roles.leader !== leader)) {
+      membership.updateMeta({ ...self.meta, roles: { voter, leader } });
+      this.#flush();
+    }
+    if (!leader) return;
+    const commands: Command[] = [];
+    for (const m of membership.members()) {
+      const rec = this.#state.node(m.id);
+      const node = {
+        id: m.id, name: m.meta.name, address: m.meta.addresses[0] ?? '', labels: m.meta.labels,
+        capacity: { cpuMillicores: m.meta.resources.cpuMillicores, memoryBytes: m.meta.resources.memoryBytes }, drivers: m.meta.drivers,
+        roles: [...(m.meta.roles.voter ? ['voter'] : []), ...(m.meta.roles.leader ? ['leader'] : [])],
+      };
+      if (m.status === 'alive' && (!rec || rec.status !== 'ready' || JSON.stringify({ ...node }) !== JSON.stringify({ id: rec.id, name: rec.name, address: rec.address, labels: rec.labels, capacity: rec.capacity, drivers: rec.drivers, roles: rec.roles }))) {
+        commands.push({ type: 'node.upsert', node });
+      } else if (rec && m.status === 'dead' && rec.status === 'ready') {
+        commands.push({ type: 'node.status', nodeId: m.id, status: 'down' });
+      } else if (rec && m.status === 'left' && rec.status !== 'left') {
+        commands.push({ type: 'node.status', nodeId: m.id, status: 'left' });
+      }
+    }
+    if (commands.length === 0) return;
+    this.#reconciling = true;
+    Promise.all(commands.map((c) => raft.propose(new TextEncoder().encode(JSON.stringify(c)), { timeoutMs: PROPOSE_TIMEOUT_MS }))).then(
+      () => undefined,
+      (err: unknown) => this.log.debug({ err: describeError(err) }, 'node table update did not commit; retrying'),
+    ).finally(() => {
+      this.#reconciling = false;
+    });
+  }
+
+  #raftState(): shoal.v1.RaftStateResponse {
+    const raft = this.#raft;
+    const membership = this.#membership!;
+    if (!raft) return shoal.v1.RaftStateResponse.fromObject({ member: false, waiting: this.#bootstrapWaiting || 'not a member of the cluster\'s Raft group yet' });
+    const st = raft.status();
+    const name = (id: string | undefined): string => (id ? membership.member(id)?.meta.name ?? '' : '');
+    const peers = [...st.voters.map((id) => ({ id, voter: true })), ...st.learners.map((id) => ({ id, voter: false }))].map((p) => ({
+      id: p.id, name: name(p.id), voter: p.voter, matchIndex: st.progress[p.id]?.match ?? 0,
+    }));
+    return shoal.v1.RaftStateResponse.fromObject({
+      member: true, term: st.term, leaderId: st.leader ?? '', leaderName: name(st.leader), role: st.role,
+      commitIndex: st.commit, appliedIndex: st.applied, lastIndex: st.lastIndex, peers,
+    });
   }
 
   /** Probes every driver; the usable ones are gossiped in the node's metadata, the others logged with the reason. */

@@ -1,0 +1,72 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { SHOAL_BIN, freeUdpPort, startAgent, waitFor, type AgentProcess } from '../helpers/agents.js';
+
+function keygen(dir: string): string {
+  const file = join(dir, 'cluster.key');
+  const r = spawnSync(process.execPath, [SHOAL_BIN, 'keygen', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return file;
+}
+
+async function raft(a: AgentProcess) {
+  return a.client.operator.raftState();
+}
+
+t.test('three identical agents bootstrap one Raft group; the leader fails over; a restarted agent rejoins from disk', async (t) => {
+  const dir = t.testdir({});
+  const keyFile = keygen(dir);
+  const port = await freeUdpPort('127.0.0.71');
+  const join1 = [`127.0.0.71:${port}`];
+  const agents: AgentProcess[] = [await startAgent(t, { name: 'r1', dataDir: join(dir, 'r1'), bind: `127.0.0.71:${port}`, keyFile, extraArgs: ['--bootstrap-expect', '3'] })];
+  const early = await raft(agents[0]!);
+  t.equal(early.member, false, 'alone, the first agent does not bootstrap');
+  t.match(early.waiting, /waiting for 3 members to bootstrap the cluster \(1 known\)/);
+  for (const i of [2, 3]) agents.push(await startAgent(t, { name: `r${i}`, dataDir: join(dir, `r${i}`), bind: `127.0.0.7${i}:0`, join: join1, keyFile, extraArgs: ['--bootstrap-expect', '3'] }));
+  await waitFor('every agent sees the same leader and three voters', async () => {
+    const states = await Promise.all(agents.map(raft));
+    return states.every((s) => s.member && s.leaderId !== '' && s.leaderId === states[0]!.leaderId && s.peers.filter((p) => p.voter).length === 3);
+  });
+  const before = await raft(agents[0]!);
+  const leader = agents.find((a) => a.id === before.leaderId)!;
+  t.ok(leader, `leader is ${before.leaderName}`);
+  await waitFor('roles reach gossip: the leader shows as voter,leader', async () => {
+    const res = await agents[0]!.client.members.list();
+    const roles = Object.fromEntries(res.members.map((m) => [m.name ?? '', (m.metadata?.roles ?? []).join(',')]));
+    return roles[leader.name] === 'voter,leader' && Object.values(roles).filter((r) => r === 'voter').length === 2;
+  });
+  const committed = Math.max(...(await Promise.all(agents.map(raft))).map((s) => Number(s.commitIndex)));
+  t.ok(committed >= 3, `the node table was committed through Raft (commit index ${committed})`);
+
+  leader.child.kill('SIGKILL');
+  await leader.exited;
+  const survivors = agents.filter((a) => a !== leader);
+  await waitFor('a new leader among the survivors', async () => {
+    const states = await Promise.all(survivors.map(raft));
+    return states.every((s) => s.leaderId !== '' && s.leaderId !== leader.id && s.leaderId === states[0]!.leaderId && Number(s.term) > Number(before.term));
+  });
+  t.pass('a new leader was elected');
+
+  const restarted = await startAgent(t, { name: leader.name, dataDir: join(dir, leader.name), bind: leader.peer, join: [survivors[0]!.peer], keyFile, extraArgs: ['--bootstrap-expect', '3'] });
+  t.equal(restarted.id, leader.id, 'same identity from the data directory');
+  await waitFor('the restarted agent follows the new leader and has every committed entry', async () => {
+    const [mine, theirs] = await Promise.all([raft(restarted), raft(survivors[0]!)]);
+    return mine.member && mine.role === 'follower' && mine.leaderId === theirs.leaderId && Number(mine.appliedIndex) >= committed;
+  });
+  t.pass('rejoined from its SQLite log without losing committed entries');
+  const cli = spawnSync(process.execPath, [SHOAL_BIN, '--address', survivors[0]!.api, 'operator', 'raft'], { encoding: 'utf8' });
+  t.equal(cli.status, 0, cli.stderr);
+  t.match(cli.stdout, /^term \d+, leader r\d, this agent is (leader|follower); commit \d+, applied \d+, last \d+\nNAME\s+ID\s+ROLE\s+MATCH\n/);
+});
+
+t.test('--bootstrap-expect 1 makes a single-agent development cluster', async (t) => {
+  const dir = t.testdir({});
+  const keyFile = keygen(dir);
+  const port = await freeUdpPort('127.0.0.79');
+  const solo = await startAgent(t, { name: 'solo', dataDir: join(dir, 'solo'), bind: `127.0.0.79:${port}`, keyFile, extraArgs: ['--bootstrap-expect', '1'] });
+  await waitFor('the single agent leads', async () => (await raft(solo)).role === 'leader');
+  const json = spawnSync(process.execPath, [SHOAL_BIN, '--address', solo.api, 'operator', 'raft', '-o', 'json'], { encoding: 'utf8' });
+  const state = JSON.parse(json.stdout) as { member: boolean; leaderName: string; peers: { voter: boolean }[] };
+  t.same([state.member, state.leaderName, state.peers.length], [true, 'solo', 1]);
+});
