@@ -173,9 +173,19 @@ export const LIMITS = {
   /** Connections the API serves at once; more are refused. */
   maxRpcConnections: 1_024,
 
+  // --- Autopilot (src/runtime/autopilot.ts) -------------------------------------------------------------------------
+  /** How long a Raft member must be DEAD in gossip before the leader removes it from the group. */
+  autopilotDeadGraceMs: 5_000,
+  /** A learner within this many entries of the commit index is caught up and may become a voter. */
+  autopilotMaxLagEntries: 16,
+
   // --- Logging --------------------------------------------------------------------------------------------------
   /** Longest string field a log line keeps; longer ones are cut. */
   maxLogFieldChars: 4 * KiB,
+
+  // --- systemd notification (src/platform/sd-notify.ts) ---------------------------------------------------------
+  /** Longest a `systemd-notify` child may run before it is killed; it normally exits within milliseconds. */
+  sdNotifyTimeoutMs: 5_000,
 } as const;
 
 export type Limits = typeof LIMITS;

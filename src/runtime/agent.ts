@@ -29,7 +29,9 @@ import { bootstrapEntries } from '../consensus/index.js';
 import { ClusterState, type Command } from '../state/index.js';
 import type { Random } from '../lib/random.js';
 import { RaftGroup } from './raft-group.js';
-import { bootstrapDecision } from './bootstrap.js';
+import { BOOTSTRAP_LABEL, bootstrapDecision, proposalHash } from './bootstrap.js';
+import { autopilotStep } from './autopilot.js';
+import { LIMITS } from '../lib/limits.js';
 import type { AgentConfig } from './config.js';
 import { decodeGossip, encodeGossip } from './gossip-codec.js';
 import { AGENT_VERSION } from './version.js';
@@ -109,6 +111,7 @@ export class Agent {
   #bootstrapWaiting = '';
   #reconcile: NodeJS.Timeout | undefined;
   #reconciling = false;
+  readonly #deadSince = new Map<string, number>();
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -172,6 +175,13 @@ export class Agent {
 
     this.#unsubscribe.push(
       transport.onMessage(({ from, envelope }) => {
+        if (envelope.type === MessageType.MESSAGE_TYPE_RAFT && envelope.group === CLUSTER_GROUP && !this.#raft && this.#storage) {
+          // The leader added this agent to the group (as a learner): join it with an empty log; the leader sends the rest.
+          this.log.info({ leader: from.slice(0, 16) }, 'added to the cluster\'s Raft group');
+          this.#startRaft();
+          this.#raft!.deliver(envelope.payload, from);
+          return;
+        }
         if (envelope.type !== MessageType.MESSAGE_TYPE_GOSSIP) return;
         try {
           membership.receive(from, decodeGossip(envelope.payload));
@@ -309,16 +319,30 @@ export class Agent {
 
   #maybeBootstrap(): void {
     const membership = this.#membership!;
+    if (membership.leaving) return;
     const decision = bootstrapDecision(membership.id, membership.members(), this.config.bootstrapExpect);
     if (!decision.voters) {
       if (decision.waiting !== this.#bootstrapWaiting) this.log.info({ reason: decision.waiting }, 'cluster not bootstrapped yet');
       this.#bootstrapWaiting = decision.waiting ?? '';
+      this.#advertiseBootstrap(decision.advertise);
       return;
     }
     const voters = decision.voters;
     this.#storage!.save({ entries: bootstrapEntries(voters), hardState: { term: 1, vote: undefined, commit: voters.length } });
     this.log.info({ voters: voters.map((v) => v.slice(0, 16)) }, 'bootstrapped the cluster\'s Raft group');
     this.#startRaft();
+  }
+
+  /** Gossips this agent's bootstrap proposal (or that it is in the group) in the reserved label. */
+  #advertiseBootstrap(value: string): void {
+    const membership = this.#membership!;
+    const self = membership.member(membership.id);
+    if (!self || membership.leaving || (self.meta.labels[BOOTSTRAP_LABEL] ?? '') === value) return;
+    const labels = { ...self.meta.labels };
+    if (value === '') delete labels[BOOTSTRAP_LABEL];
+    else labels[BOOTSTRAP_LABEL] = value;
+    membership.updateMeta({ ...self.meta, labels });
+    this.#flush();
   }
 
   #startRaft(): void {
@@ -335,6 +359,9 @@ export class Agent {
     });
     this.#raft = group;
     group.start();
+    const voters = this.#storage!.entries(this.#storage!.firstIndex(), Math.min(this.#storage!.lastIndex(), this.#storage!.firstIndex() + 6) + 1, Infinity)
+      .filter((e) => e.type === 'conf' && e.conf?.type === 'addVoter').map((e) => e.conf!.member);
+    this.#advertiseBootstrap(`done:${voters.length > 0 ? proposalHash(voters) : 'joined'}`);
   }
 
   /** Roles gossiped with membership follow the Raft group; the leader keeps the node table in step with gossip. */
@@ -351,6 +378,7 @@ export class Agent {
       this.#flush();
     }
     if (!leader) return;
+    this.#autopilot();
     const commands: Command[] = [];
     for (const m of membership.members()) {
       const rec = this.#state.node(m.id);
@@ -375,6 +403,30 @@ export class Agent {
     ).finally(() => {
       this.#reconciling = false;
     });
+  }
+
+  /** One membership change per round, decided by autopilotStep from what gossip and the leader's progress say. */
+  #autopilot(): void {
+    const membership = this.#membership!;
+    const raft = this.#raft!;
+    const now = systemClock.nowMs();
+    for (const m of membership.members()) {
+      if (m.status === 'dead') {
+        if (!this.#deadSince.has(m.id)) this.#deadSince.set(m.id, now);
+      } else this.#deadSince.delete(m.id);
+    }
+    const change = autopilotStep({
+      self: membership.id, status: raft.status(), members: membership.members(), deadSinceMs: this.#deadSince, nowMs: now,
+      graceMs: LIMITS.autopilotDeadGraceMs, maxLagEntries: LIMITS.autopilotMaxLagEntries,
+    });
+    if (!change) return;
+    try {
+      raft.changeMembership(change);
+      this.log.info({ change: change.type, member: membership.member(change.member)?.meta.name || change.member.slice(0, 16) }, 'autopilot: membership change proposed');
+    } catch (err) {
+      // One change at a time, and only once the leader has committed in its term: the next round retries.
+      this.log.debug({ err: describeError(err) }, 'autopilot: change not proposed now');
+    }
   }
 
   #raftState(): shoal.v1.RaftStateResponse {

@@ -94,6 +94,7 @@ export function parseLabels(text: string, where: string): Record<string, string>
     if (eq <= 0) throw new InvalidArgumentError(`${where}: "${part}" is not KEY=VALUE`, { where });
     const key = part.slice(0, eq).trim();
     if (!/^[A-Za-z0-9][A-Za-z0-9_.\-/]*$/.test(key)) throw new InvalidArgumentError(`${where}: label key "${key}" may hold only letters, digits, "_", ".", "-", "/"`, { where });
+    if (key.startsWith('shoal.')) throw new InvalidArgumentError(`${where}: label keys starting with "shoal." are reserved for Shoal itself ("${key}")`, { where });
     out[key] = part.slice(eq + 1).trim();
   }
   return out;

@@ -19,7 +19,7 @@ import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
 import { MessageType } from '../wire/frame.js';
 import type { Transport } from '../transport/index.js';
-import { RaftNode, NotLeaderError, type Entry, type RequestId, type Status } from '../consensus/index.js';
+import { RaftNode, NotLeaderError, type ConfChange, type Entry, type RequestId, type Status } from '../consensus/index.js';
 import type { SqliteLogStorage } from '../storage/index.js';
 import { decodeRaft, encodeRaft } from './raft-codec.js';
 
@@ -149,6 +149,25 @@ export class RaftGroup {
       this.#queue.push({ data, ...(options.request ? { request: options.request } : {}), resolve, reject, timeoutMs: options.timeoutMs });
       this.#scheduleFlush();
     });
+  }
+
+  /** Proposes one membership change (leader only; the core refuses a second while one is uncommitted). */
+  changeMembership(cc: ConfChange): void {
+    this.node.proposeConfChange(cc);
+    this.#process();
+  }
+
+  /** Delivers a message that arrived before this group was started (it is what made the agent start it). */
+  deliver(bytes: Uint8Array, from: string): void {
+    try {
+      const m = decodeRaft(bytes, this.group);
+      if (m.from !== from) return;
+      this.node.step(m);
+    } catch (err) {
+      this.#log.warn({ peer: from.slice(0, 16), err: describeError(err) }, 'dropped an invalid raft message');
+      return;
+    }
+    this.#process();
   }
 
   /** Resolves once this member may serve a linearizable read (ReadIndex confirmed and applied). */

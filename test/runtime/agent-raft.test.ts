@@ -70,3 +70,25 @@ t.test('--bootstrap-expect 1 makes a single-agent development cluster', async (t
   const state = JSON.parse(json.stdout) as { member: boolean; leaderName: string; peers: { voter: boolean }[] };
   t.same([state.member, state.leaderName, state.peers.length], [true, 'solo', 1]);
 });
+
+t.test('autopilot: five agents grow to five voters; after two voters are killed the set is repaired to three healthy ones', async (t) => {
+  const dir = t.testdir({});
+  const keyFile = keygen(dir);
+  const port = await freeUdpPort('127.0.0.91');
+  const agents: AgentProcess[] = [await startAgent(t, { name: 'q1', dataDir: join(dir, 'q1'), bind: `127.0.0.91:${port}`, keyFile })];
+  for (const i of [2, 3, 4, 5]) agents.push(await startAgent(t, { name: `q${i}`, dataDir: join(dir, `q${i}`), bind: `127.0.0.9${i}:0`, join: [`127.0.0.91:${port}`], keyFile }));
+  await waitFor('five voters and one leader, seen alike by every agent', async () => {
+    const states = await Promise.all(agents.map(raft));
+    return states.every((s) => s.member && s.leaderId !== '' && s.leaderId === states[0]!.leaderId && s.peers.filter((p) => p.voter).length === 5);
+  });
+  const st = await raft(agents[0]!);
+  const victims = agents.filter((a) => a.id !== st.leaderId).slice(0, 2);
+  for (const v of victims) v.child.kill('SIGKILL');
+  const alive = agents.filter((a) => !victims.includes(a));
+  await waitFor('the voter set is repaired to the three healthy agents', async () => {
+    const states = await Promise.all(alive.map(raft));
+    const want = alive.map((a) => a.id).sort().join();
+    return states.every((s) => s.leaderId !== '' && s.peers.filter((p) => p.voter).map((p) => p.id).sort().join() === want);
+  });
+  t.pass('autopilot removed the dead voters');
+});

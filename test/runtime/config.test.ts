@@ -52,4 +52,5 @@ t.test('host:port and labels', async (t) => {
   t.same(parseLabels('a=1, b = two ,c=', '--labels'), { a: '1', b: 'two', c: '' });
   t.throws(() => parseLabels('novalue', '--labels'), { message: /--labels: "novalue" is not KEY=VALUE/ });
   t.throws(() => parseLabels('b@d=1', '--labels'), { message: /label key "b@d"/ });
+  t.throws(() => parseLabels('shoal.bootstrap=x', '--labels'), { message: /reserved for Shoal itself/ });
 });

@@ -30,7 +30,8 @@ export function registerMembers(program: Command): void {
         m.address ?? '',
         STATUS_NAMES[m.status ?? 0] ?? String(m.status),
         (m.metadata?.roles ?? []).join(',') || '-',
-        Object.entries(m.metadata?.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+        // Reserved "shoal." labels are Shoal's own bookkeeping (e.g. the bootstrap proposal); `-o json` shows them.
+        Object.entries(m.metadata?.labels ?? {}).filter(([k]) => !k.startsWith('shoal.')).map(([k, v]) => `${k}=${v}`).join(',') || '-',
       ]));
     });
 }
