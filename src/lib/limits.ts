@@ -173,6 +173,9 @@ export const LIMITS = {
   /** Connections the API serves at once; more are refused. */
   maxRpcConnections: 1_024,
 
+  /** Calls forwarded to other agents (to the Raft leader) waiting for an answer at once. */
+  peerRpcMaxPending: 4_096,
+
   // --- Autopilot (src/runtime/autopilot.ts) -------------------------------------------------------------------------
   /** How long a Raft member must be DEAD in gossip before the leader removes it from the group. */
   autopilotDeadGraceMs: 5_000,

@@ -8,7 +8,7 @@ import { InvalidArgumentError, ShoalError } from '../lib/errors.js';
 import { LIMITS } from '../lib/limits.js';
 import type { shoal } from '../gen/proto.js';
 import { AgentUnreachableError, DeadlineExceededError, RemoteError } from './errors.js';
-import { AgentSelf, MembersList, OperatorRaftState, RpcErrorType, type MethodDescriptor } from './methods.js';
+import { AgentSelf, MembersList, OperatorRaftBarrier, OperatorRaftState, RpcErrorType, type MethodDescriptor } from './methods.js';
 
 export const DEFAULT_API_ADDRESS = 'http://127.0.0.1:7646';
 
@@ -59,6 +59,7 @@ export class ShoalClient {
 
   readonly operator = {
     raftState: (options?: CallOptions): Promise<shoal.v1.RaftStateResponse> => this.call(OperatorRaftState, {}, options),
+    raftBarrier: (options?: CallOptions): Promise<shoal.v1.RaftBarrierResponse> => this.call(OperatorRaftBarrier, {}, options),
   };
 
   readonly members = {

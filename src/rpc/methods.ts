@@ -30,6 +30,7 @@ function describe<Req, Res>(service: string, method: string, requestType: ProtoT
 
 export const AgentSelf = describe('shoal.v1.Agent', 'Self', shoal.v1.SelfRequest as ProtoType<shoal.v1.SelfRequest>, shoal.v1.SelfResponse as ProtoType<shoal.v1.SelfResponse>);
 export const MembersList = describe('shoal.v1.Members', 'List', shoal.v1.ListMembersRequest as ProtoType<shoal.v1.ListMembersRequest>, shoal.v1.ListMembersResponse as ProtoType<shoal.v1.ListMembersResponse>);
+export const OperatorRaftBarrier = describe('shoal.v1.Operator', 'RaftBarrier', shoal.v1.RaftBarrierRequest as ProtoType<shoal.v1.RaftBarrierRequest>, shoal.v1.RaftBarrierResponse as ProtoType<shoal.v1.RaftBarrierResponse>);
 export const OperatorRaftState = describe('shoal.v1.Operator', 'RaftState', shoal.v1.RaftStateRequest as ProtoType<shoal.v1.RaftStateRequest>, shoal.v1.RaftStateResponse as ProtoType<shoal.v1.RaftStateResponse>);
 
 export const RpcErrorType = shoal.v1.RpcError as ProtoType<shoal.v1.RpcError>;

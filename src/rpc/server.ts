@@ -23,6 +23,8 @@ export interface CallContext {
   signal: AbortSignal;
   timeoutMs: number;
   remoteAddress: string;
+  /** Set when another agent forwarded this call over the peer network (it must not be forwarded again). */
+  forwardedFrom?: string;
 }
 
 export type Handler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res> | Res;
@@ -178,6 +180,33 @@ export class RpcServer {
       : Buffer.from(RpcErrorType.encode(rpcError).finish());
     res.writeHead(status, { 'content-type': encoding === 'json' ? 'application/json' : 'application/x-protobuf', 'x-shoal-error-code': code, 'content-length': payload.length });
     res.end(payload);
+  }
+
+  /**
+   * Runs a registered method in-process on a protobuf body (a call forwarded by another agent over the peer
+   * network). Returns the encoded response; throws a ShoalError as the HTTP path would answer it.
+   */
+  async dispatch(path: string, body: Uint8Array, timeoutMs: number, forwardedFrom: string): Promise<Uint8Array> {
+    const registered = this.#methods.get(path);
+    if (!registered) throw new HttpError('ERR_UNKNOWN_METHOD', `no RPC method at ${path}`, { path });
+    const { descriptor, handler } = registered;
+    const where = `${descriptor.service}/${descriptor.method}`;
+    const request = decodeRequest(descriptor, Buffer.from(body), 'proto', where);
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const err = new ShoalError('ERR_DEADLINE_EXCEEDED', `${where} did not complete within its deadline of ${timeoutMs} ms`, { timeoutMs });
+          controller.abort(err);
+          reject(err);
+        }, timeoutMs);
+      });
+      const response = await Promise.race([Promise.resolve().then(() => handler(request, { signal: controller.signal, timeoutMs, remoteAddress: `peer:${forwardedFrom.slice(0, 16)}`, forwardedFrom })), deadline]);
+      return descriptor.responseType.encode(response).finish();
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get address(): AddressInfo | undefined {

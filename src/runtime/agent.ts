@@ -11,6 +11,7 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statfsSync, writeSync } from 'node:fs';
 import { cpus, networkInterfaces, totalmem } from 'node:os';
+import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { InvalidArgumentError, ShoalError, describeError } from '../lib/errors.js';
 import { checkLimits } from '../lib/limits.js';
@@ -23,7 +24,8 @@ import { HyperswarmTransport, loadClusterKey, loadOrCreateNodeSeed, type Transpo
 import { Membership, type MemberSnapshot, type MemberStatus, type MembershipEffect, type NodeMeta } from '../membership/index.js';
 import { RpcServer, AgentSelf, MembersList } from '../rpc/index.js';
 import { DockerDriver, ProcessDriver, type Fingerprint, type TaskDriver } from '../drivers/index.js';
-import { OperatorRaftState } from '../rpc/index.js';
+import { OperatorRaftState, OperatorRaftBarrier, type CallContext, type MethodDescriptor } from '../rpc/index.js';
+import { PeerRpc } from './peer-rpc.js';
 import { SqliteLogDatabase, type SqliteLogStorage } from '../storage/index.js';
 import { bootstrapEntries } from '../consensus/index.js';
 import { ClusterState, type Command } from '../state/index.js';
@@ -83,6 +85,24 @@ export function advertisedHost(host: string): string {
   return '127.0.0.1';
 }
 
+/**
+ * Fails fast, naming the flag, when --bind names an address this host does not have: the DHT's UDP bind would
+ * otherwise never complete and the agent would hang at start.
+ */
+export async function checkBindable(host: string): Promise<void> {
+  const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, host, () => resolve());
+    });
+  } catch (err) {
+    throw new InvalidArgumentError(`--bind: cannot bind ${host} (${(err as NodeJS.ErrnoException).code ?? String(err)}): it is not an address of this host`, { host });
+  } finally {
+    socket.close();
+  }
+}
+
 export interface AgentOptions {
   config: AgentConfig;
   logger?: Logger;
@@ -112,6 +132,7 @@ export class Agent {
   #reconcile: NodeJS.Timeout | undefined;
   #reconciling = false;
   readonly #deadSince = new Map<string, number>();
+  #peerRpc: PeerRpc | undefined;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -165,6 +186,7 @@ export class Agent {
     this.#transport = transport;
     this.log.info({ node: transport.nodeId, name: c.name, newIdentity: created, seed: randomSeed }, 'agent starting');
     await this.#fingerprintDrivers();
+    await checkBindable(c.bind.host);
     await transport.start();
     const peerAddress = `${advertisedHost(c.bind.host)}:${transport.address().port}`;
 
@@ -222,6 +244,10 @@ export class Agent {
       apiAddress: this.#apiAddress,
     }));
     rpc.register(OperatorRaftState, () => this.#raftState());
+    rpc.register(OperatorRaftBarrier, (req, ctx) => this.#leaderOnly(OperatorRaftBarrier, req, ctx, async (raft) => {
+      const result = await this.#proposeOrExplain(raft, { type: 'barrier' }, ctx);
+      return shoal.v1.RaftBarrierResponse.fromObject({ index: result.index ?? 0, leaderId: transport.nodeId });
+    }));
     rpc.register(MembersList, (req) => {
       const wanted = new Set(req.statuses ?? []);
       const members = membership.members().map(memberToProto).filter((m) => wanted.size === 0 || wanted.has(m.status!));
@@ -231,6 +257,14 @@ export class Agent {
     const bound = await rpc.start();
     this.#rpc = rpc;
     this.#apiAddress = `${bound.address}:${bound.port}`;
+    if (c.api.port === 0) {
+      // The API port was picked now: gossip the real one.
+      const self = membership.member(membership.id)!;
+      membership.updateMeta({ ...self.meta, addresses: [peerAddress, `${advertisedHost(c.api.host)}:${bound.port}`] });
+      this.#flush();
+    }
+    this.#peerRpc = new PeerRpc(transport, this.log, (method, body, timeoutMs, from) => rpc.dispatch(method, body, timeoutMs, from));
+    this.#peerRpc.start();
     this.#tick = setInterval(() => {
       membership.tick();
       this.#flush();
@@ -257,6 +291,7 @@ export class Agent {
     this.#tick = undefined;
     if (this.#reconcile) clearInterval(this.#reconcile);
     this.#reconcile = undefined;
+    this.#peerRpc?.stop();
     this.#raft?.stop();
     this.#db?.close();
     for (const u of this.#unsubscribe) u();
@@ -403,6 +438,43 @@ export class Agent {
     ).finally(() => {
       this.#reconciling = false;
     });
+  }
+
+  /**
+   * Serves a call that only the Raft leader can serve: here when this agent leads, else forwarded to the leader over
+   * the peer network. Without a leader it fails at once, saying whether the cluster has lost its quorum.
+   */
+  async #leaderOnly<Req, Res>(method: MethodDescriptor<Req, Res>, request: Req, ctx: CallContext, local: (raft: RaftGroup) => Promise<Res>): Promise<Res> {
+    const raft = this.#raft;
+    if (!raft) throw new ShoalError('ERR_NO_LEADER', `this agent is not in the cluster's Raft group yet (${this.#bootstrapWaiting || 'waiting to be added'})`);
+    const status = raft.status();
+    if (status.role === 'leader') return local(raft);
+    if (ctx.forwardedFrom) throw new ShoalError('ERR_NOT_LEADER', `this agent is no longer the leader (term ${status.term}); retry`);
+    if (!status.leader) throw this.#noLeaderError(status.term, status.voters);
+    return this.#peerRpc!.call(status.leader, method, request, Math.max(1, ctx.timeoutMs - 50));
+  }
+
+  #noLeaderError(term: number, voters: readonly string[]): ShoalError {
+    const membership = this.#membership!;
+    const alive = voters.filter((v) => v === membership.id || membership.member(v)?.status === 'alive').length;
+    const quorum = Math.floor(voters.length / 2) + 1;
+    return alive < quorum
+      ? new ShoalError('ERR_NO_QUORUM', `the cluster has no quorum: only ${alive} of its ${voters.length} voters are alive (${quorum} needed); no write can commit until enough of them are back`, { alive, voters: voters.length })
+      : new ShoalError('ERR_NO_LEADER', `no leader is known in term ${term}; an election is in progress, retry in a moment`, { term });
+  }
+
+  /** Proposes a state command; a timeout is reported as what it most likely is (no quorum), with the counts. */
+  async #proposeOrExplain(raft: RaftGroup, command: Command, ctx: CallContext): Promise<{ ok: boolean; index?: number }> {
+    try {
+      return (await raft.propose(new TextEncoder().encode(JSON.stringify(command)), { timeoutMs: Math.max(1, ctx.timeoutMs - 100) })) as { ok: boolean; index?: number };
+    } catch (err) {
+      if (err instanceof ShoalError && err.code === 'ERR_DEADLINE_EXCEEDED') {
+        const st = raft.status();
+        const noQuorum = this.#noLeaderError(st.term, st.voters);
+        if (noQuorum.code === 'ERR_NO_QUORUM') throw noQuorum;
+      }
+      throw err;
+    }
   }
 
   /** One membership change per round, decided by autopilotStep from what gossip and the leader's progress say. */

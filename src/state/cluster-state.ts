@@ -151,6 +151,8 @@ export class ClusterState {
       }
       case 'plan.apply':
         return this.#applyPlan(index, ids, command.plan);
+      case 'barrier':
+        return { ok: true, evalIds: [], index };
       case 'eval.complete': {
         for (const id of command.evalIds) {
           const e = this.#evals.get(id);

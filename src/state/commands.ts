@@ -47,9 +47,11 @@ export type Command =
   | { type: 'node.drain'; nodeId: string; draining: boolean }
   | { type: 'plan.apply'; plan: Plan }
   | { type: 'alloc.update'; nodeId: string; updates: AllocUpdate[] }
+  /** Changes nothing: a write that proves the group can commit (Operator/RaftBarrier). */
+  | { type: 'barrier' }
   /** Marks evaluations done without a plan (superseded by a newer one for the same job, or their job is gone). */
   | { type: 'eval.complete'; evalIds: string[] };
 
 export type ApplyResult =
-  | { ok: true; evalIds: string[]; allocations?: Allocation[] }
+  | { ok: true; evalIds: string[]; allocations?: Allocation[]; index?: number }
   | { ok: false; code: string; message: string; evalIds: string[] };

@@ -88,6 +88,9 @@ t.test('the CLI says clearly when no agent answers, and refuses bad flags', asyn
   const badBind = spawnSync(process.execPath, [SHOAL_BIN, 'agent', '--bind', 'localhost:7000', '--data-dir', join(dir, 'x'), '--cluster-key-file', keyFile], { encoding: 'utf8', timeout: 30_000 });
   t.equal(badBind.status, 1);
   t.match(badBind.stderr, /--bind: "localhost" must be an IP address/);
+  const notMine = spawnSync(process.execPath, [SHOAL_BIN, 'agent', '--bind', '10.254.254.254:7000', '--data-dir', join(dir, 'z'), '--cluster-key-file', keyFile], { encoding: 'utf8', timeout: 30_000 });
+  t.equal(notMine.status, 1, 'an address this host does not have fails fast instead of hanging');
+  t.match(notMine.stderr, /--bind: cannot bind 10\.254\.254\.254 \(EADDRNOTAVAIL\): it is not an address of this host/);
   const noKey = spawnSync(process.execPath, [SHOAL_BIN, 'agent', '--bind', '127.0.0.1:0', '--data-dir', join(dir, 'y'), '--cluster-key-file', join(dir, 'missing.key')], { encoding: 'utf8', timeout: 30_000 });
   t.equal(noKey.status, 1);
   t.match(noKey.stderr, /cannot read cluster key file .*missing\.key/);

@@ -39,6 +39,13 @@ t.test('three identical agents bootstrap one Raft group; the leader fails over; 
   const committed = Math.max(...(await Promise.all(agents.map(raft))).map((s) => Number(s.commitIndex)));
   t.ok(committed >= 3, `the node table was committed through Raft (commit index ${committed})`);
 
+  // A write through any agent: followers forward it to the leader over the peer network.
+  const viaFollower = agents.find((a) => a !== leader)!;
+  const barrier = await viaFollower.client.operator.raftBarrier();
+  t.equal(barrier.leaderId, leader.id, 'a follower forwarded the write to the leader');
+  t.ok(Number(barrier.index) > committed - 1, `committed at index ${barrier.index}`);
+  t.equal((await leader.client.operator.raftBarrier()).leaderId, leader.id);
+
   leader.child.kill('SIGKILL');
   await leader.exited;
   const survivors = agents.filter((a) => a !== leader);
@@ -55,9 +62,22 @@ t.test('three identical agents bootstrap one Raft group; the leader fails over; 
     return mine.member && mine.role === 'follower' && mine.leaderId === theirs.leaderId && Number(mine.appliedIndex) >= committed;
   });
   t.pass('rejoined from its SQLite log without losing committed entries');
+
+  // Two of three voters gone: no quorum. A write fails within its deadline and says why, instead of hanging.
+  for (const a of [restarted, survivors[1]!]) a.child.kill('SIGKILL');
+  const lone = survivors[0]!;
+  await waitFor('the lone agent sees the other two dead', async () => {
+    const res = await lone.client.members.list();
+    return res.members.filter((m) => m.status === 3).length === 2;
+  });
+  const started = Date.now();
+  const err = await lone.client.operator.raftBarrier({ timeoutMs: 3_000 }).catch((e: unknown) => e) as { code: string; message: string };
+  t.ok(Date.now() - started < 10_000, 'the call returned instead of hanging');
+  t.equal(err.code, 'ERR_NO_QUORUM');
+  t.match(err.message, /the cluster has no quorum: only 1 of its 3 voters are alive \(2 needed\)/);
   const cli = spawnSync(process.execPath, [SHOAL_BIN, '--address', survivors[0]!.api, 'operator', 'raft'], { encoding: 'utf8' });
   t.equal(cli.status, 0, cli.stderr);
-  t.match(cli.stdout, /^term \d+, leader r\d, this agent is (leader|follower); commit \d+, applied \d+, last \d+\nNAME\s+ID\s+ROLE\s+MATCH\n/);
+  t.match(cli.stdout, /^term \d+, leader (r\d|\(none\)), this agent is \w+; commit \d+, applied \d+, last \d+\nNAME\s+ID\s+ROLE\s+MATCH\n/);
 });
 
 t.test('--bootstrap-expect 1 makes a single-agent development cluster', async (t) => {

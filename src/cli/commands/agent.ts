@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { describeError } from '../../lib/errors.js';
 import { Agent } from '../../runtime/agent.js';
 import { loadAgentConfig, type ConfigOverrides } from '../../runtime/config.js';
+import { SdNotifier } from '../../platform/sd-notify.js';
 
 interface AgentFlags {
   config?: string;
@@ -45,6 +46,8 @@ export function registerAgent(program: Command): void {
       for (const [k, v] of Object.entries(flags)) if (v !== undefined) (overrides as Record<string, unknown>)[k] = v;
       const config = loadAgentConfig(overrides);
       const agent = new Agent({ config });
+      // Under a Type=notify systemd unit (agent/shoal.service): READY=1, STOPPING=1 and watchdog pings.
+      const notifier = SdNotifier.fromEnv({ onError: (err) => agent.log.warn({ err: describeError(err) }, 'systemd notification failed') });
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals): void => {
         signals++;
@@ -53,6 +56,7 @@ export function registerAgent(program: Command): void {
           process.exit(1);
         }
         agent.log.info({ signal }, 'leaving the cluster');
+        void notifier?.stopping('leaving the cluster');
         agent.stop({ leave: true }).then(
           () => process.exit(0),
           (err: unknown) => {
@@ -71,5 +75,9 @@ export function registerAgent(program: Command): void {
       }
       // Machine-readable line for scripts and tests that start agents (the log above is for people).
       process.stdout.write(`${JSON.stringify({ event: 'ready', id: agent.nodeId, name: config.name, api: agent.apiAddress, peer: `${config.bind.host}:${agent.transport && 'address' in agent.transport ? (agent.transport as { address(): { port: number } }).address().port : config.bind.port}` })}\n`);
+      if (notifier) {
+        void notifier.ready(`member ${config.name} (${agent.nodeId}) running`);
+        notifier.startWatchdog();
+      }
     });
 }

@@ -1,0 +1,128 @@
+/**
+ * RPC between agents over the authenticated peer links (MESSAGE_TYPE_APP envelopes, proto/shoal/v1/peer.proto).
+ * It carries calls that only the Raft leader can serve from the agent that received them to the leader, so the API
+ * can stay on loopback and no second port or credential is needed between agents: the link is already
+ * authenticated by the cluster key.
+ *
+ * Every call has a deadline; a call whose link goes down fails at once with the reason. Pending calls are bounded.
+ */
+import { ShoalError, describeError } from '../lib/errors.js';
+import { LIMITS } from '../lib/limits.js';
+import type { Logger } from '../log/logger.js';
+import { shoal } from '../gen/proto.js';
+import { MessageType } from '../wire/frame.js';
+import type { Transport } from '../transport/index.js';
+import { RemoteError, type MethodDescriptor } from '../rpc/index.js';
+
+export type PeerHandler = (method: string, body: Uint8Array, timeoutMs: number, from: string) => Promise<Uint8Array>;
+
+interface Pending {
+  nodeId: string;
+  resolve: (body: Uint8Array) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class PeerRpc {
+  readonly #transport: Transport;
+  readonly #log: Logger;
+  readonly #handle: PeerHandler;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #unsubscribe: (() => void)[] = [];
+
+  constructor(transport: Transport, log: Logger, handle: PeerHandler) {
+    this.#transport = transport;
+    this.#log = log.child({ component: 'peer-rpc' });
+    this.#handle = handle;
+  }
+
+  start(): void {
+    this.#unsubscribe.push(
+      this.#transport.onMessage(({ from, envelope }) => {
+        if (envelope.type !== MessageType.MESSAGE_TYPE_APP) return;
+        let msg: shoal.v1.PeerRpc;
+        try {
+          msg = shoal.v1.PeerRpc.decode(envelope.payload);
+        } catch (err) {
+          this.#log.warn({ peer: from.slice(0, 16), err: describeError(err) }, 'dropped an undecodable peer RPC message');
+          return;
+        }
+        if (msg.request) this.#serve(from, msg.request);
+        else if (msg.response) this.#answer(from, msg.response);
+      }),
+      this.#transport.onLinkDown((nodeId, reason) => {
+        for (const [id, p] of this.#pending) {
+          if (p.nodeId !== nodeId) continue;
+          clearTimeout(p.timer);
+          this.#pending.delete(id);
+          p.reject(new ShoalError('ERR_PEER_UNREACHABLE', `the link to ${nodeId.slice(0, 16)} went down (${reason}) before it answered`));
+        }
+      }),
+    );
+  }
+
+  stop(): void {
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+    for (const [, p] of this.#pending) {
+      clearTimeout(p.timer);
+      p.reject(new ShoalError('ERR_CANCELLED', 'the agent is stopping'));
+    }
+    this.#pending.clear();
+  }
+
+  /** Calls `method` on agent `nodeId`; resolves with its response or throws its error (RemoteError with its code). */
+  async call<Req, Res>(nodeId: string, method: MethodDescriptor<Req, Res>, request: Req, timeoutMs: number): Promise<Res> {
+    if (this.#pending.size >= LIMITS.peerRpcMaxPending) {
+      throw new ShoalError('ERR_LIMIT_EXCEEDED', `${LIMITS.peerRpcMaxPending} forwarded calls are already waiting (limit peerRpcMaxPending)`);
+    }
+    const id = this.#nextId++;
+    const path = `/rpc/${method.service}/${method.method}`;
+    const body = method.requestType.encode(request).finish();
+    const bytes = await new Promise<Uint8Array>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new ShoalError('ERR_DEADLINE_EXCEEDED', `${method.service}/${method.method} forwarded to ${nodeId.slice(0, 16)} got no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(id, { nodeId, resolve, reject, timer });
+      const sent = this.#transport.send(nodeId, { type: MessageType.MESSAGE_TYPE_APP, payload: shoal.v1.PeerRpc.encode({ request: { id, method: path, body, timeoutMs: Math.max(1, Math.floor(timeoutMs)) } }).finish() });
+      if (!sent.ok) {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        this.#transport.connect(nodeId);
+        reject(new ShoalError('ERR_PEER_UNREACHABLE', `cannot forward ${method.service}/${method.method} to ${nodeId.slice(0, 16)}: ${sent.error.message}`));
+      }
+    });
+    return method.responseType.decode(bytes);
+  }
+
+  #serve(from: string, req: shoal.v1.IPeerRpcRequest): void {
+    const id = Number(req.id ?? 0);
+    const timeoutMs = Math.min(Math.max(1, req.timeoutMs ?? 1), LIMITS.maxRpcTimeoutMs);
+    this.#handle(req.method ?? '', req.body ?? new Uint8Array(), timeoutMs, from).then(
+      (body) => this.#reply(from, { id, body }),
+      (err: unknown) => this.#reply(from, {
+        id,
+        errorCode: err instanceof ShoalError ? err.code : 'ERR_INTERNAL',
+        errorMessage: err instanceof Error ? err.message : String(err),
+      }),
+    );
+  }
+
+  #reply(to: string, response: shoal.v1.IPeerRpcResponse): void {
+    const sent = this.#transport.send(to, { type: MessageType.MESSAGE_TYPE_APP, payload: shoal.v1.PeerRpc.encode({ response }).finish() });
+    if (!sent.ok) this.#log.warn({ peer: to.slice(0, 16), err: sent.error.message }, 'could not send a peer RPC answer');
+  }
+
+  #answer(from: string, res: shoal.v1.IPeerRpcResponse): void {
+    const id = Number(res.id ?? 0);
+    const p = this.#pending.get(id);
+    // An answer from another node than the one asked, or after the deadline, is dropped.
+    if (!p || p.nodeId !== from) return;
+    clearTimeout(p.timer);
+    this.#pending.delete(id);
+    if (res.errorCode) p.reject(new RemoteError(res.errorCode, res.errorMessage ?? '', 0));
+    else p.resolve(res.body ?? new Uint8Array());
+  }
+}
