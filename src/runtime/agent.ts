@@ -45,8 +45,8 @@ export const LEAVE_PROPAGATION_MS = 600;
 const INCARNATION_FILE = 'membership.incarnation';
 /** The Raft group that replicates the cluster state (jobs, nodes, allocations). */
 export const CLUSTER_GROUP = 'cluster';
-/** One Raft tick; the election timeout is 10 ticks, drawn in [10, 20) per member: 0.5 to 1 s. */
-export const RAFT_TICK_MS = 50;
+/** One Raft tick; the election timeout is 10 ticks, drawn in [10, 20) per member: 0.3 to 0.6 s. */
+export const RAFT_TICK_MS = 30;
 /** How often the leader reconciles the node table of the cluster state with what gossip says. */
 export const NODE_RECONCILE_MS = 500;
 const PROPOSE_TIMEOUT_MS = 5_000;
@@ -451,7 +451,8 @@ export class Agent {
     if (status.role === 'leader') return local(raft);
     if (ctx.forwardedFrom) throw new ShoalError('ERR_NOT_LEADER', `this agent is no longer the leader (term ${status.term}); retry`);
     if (!status.leader) throw this.#noLeaderError(status.term, status.voters);
-    return this.#peerRpc!.call(status.leader, method, request, Math.max(1, ctx.timeoutMs - 50));
+    // Keep a little of the deadline to answer with the leader's error rather than a bare timeout.
+    return this.#peerRpc!.call(status.leader, method, request, Math.max(1, ctx.timeoutMs - Math.min(50, ctx.timeoutMs / 10)));
   }
 
   #noLeaderError(term: number, voters: readonly string[]): ShoalError {
@@ -466,7 +467,9 @@ export class Agent {
   /** Proposes a state command; a timeout is reported as what it most likely is (no quorum), with the counts. */
   async #proposeOrExplain(raft: RaftGroup, command: Command, ctx: CallContext): Promise<{ ok: boolean; index?: number }> {
     try {
-      return (await raft.propose(new TextEncoder().encode(JSON.stringify(command)), { timeoutMs: Math.max(1, ctx.timeoutMs - 100) })) as { ok: boolean; index?: number };
+      // Leave a little of the caller's deadline to explain a timeout (no quorum) before the RPC layer cuts it off.
+      const timeoutMs = Math.max(1, ctx.timeoutMs - Math.min(100, ctx.timeoutMs / 5));
+      return (await raft.propose(new TextEncoder().encode(JSON.stringify(command)), { timeoutMs })) as { ok: boolean; index?: number };
     } catch (err) {
       if (err instanceof ShoalError && err.code === 'ERR_DEADLINE_EXCEEDED') {
         const st = raft.status();

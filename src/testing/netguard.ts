@@ -158,10 +158,9 @@ function install(): void {
   // --- DNS ------------------------------------------------------------------------------------------------------------
   function guardName(what: string, name: unknown): void {
     if (typeof name !== 'string') return;
-    if (name === 'localhost' || net.isIP(name) !== 0) {
-      if (net.isIP(name) !== 0) check(what, name);
-      return;
-    }
+    // An IP literal is "resolved" without any traffic (Node's dgram bind goes through lookup): the guard checks
+    // where packets go (connect, send), not what is parsed. Only names would reach a DNS server.
+    if (name === 'localhost' || net.isIP(name) !== 0) return;
     refuse(what, name);
   }
 
