@@ -192,21 +192,8 @@ export class RpcServer {
     const { descriptor, handler } = registered;
     const where = `${descriptor.service}/${descriptor.method}`;
     const request = decodeRequest(descriptor, Buffer.from(body), 'proto', where);
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          const err = new ShoalError('ERR_DEADLINE_EXCEEDED', `${where} did not complete within its deadline of ${timeoutMs} ms`, { timeoutMs });
-          controller.abort(err);
-          reject(err);
-        }, timeoutMs);
-      });
-      const response = await Promise.race([Promise.resolve().then(() => handler(request, { signal: controller.signal, timeoutMs, remoteAddress: `peer:${forwardedFrom.slice(0, 16)}`, forwardedFrom })), deadline]);
-      return descriptor.responseType.encode(response).finish();
-    } finally {
-      clearTimeout(timer);
-    }
+    const response = await runWithDeadline(handler, request, timeoutMs, `peer:${forwardedFrom.slice(0, 16)}`, undefined, where, forwardedFrom);
+    return descriptor.responseType.encode(response).finish();
   }
 
   get address(): AddressInfo | undefined {
@@ -263,11 +250,12 @@ function decodeRequest(descriptor: MethodDescriptor<unknown, unknown>, body: Buf
   }
 }
 
-async function runWithDeadline(handler: Handler<unknown, unknown>, request: unknown, timeoutMs: number, remote: string, req: http.IncomingMessage, where: string): Promise<unknown> {
+/** Runs a handler under a deadline; aborts its signal when the deadline passes or the HTTP client goes away. */
+async function runWithDeadline(handler: Handler<unknown, unknown>, request: unknown, timeoutMs: number, remote: string, req: http.IncomingMessage | undefined, where: string, forwardedFrom?: string): Promise<unknown> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const onClose = (): void => controller.abort(new ShoalError('ERR_CANCELLED', `${where}: the client went away`));
-  req.socket.once('close', onClose);
+  req?.socket.once('close', onClose);
   try {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -276,9 +264,10 @@ async function runWithDeadline(handler: Handler<unknown, unknown>, request: unkn
         reject(err);
       }, timeoutMs);
     });
-    return await Promise.race([Promise.resolve().then(() => handler(request, { signal: controller.signal, timeoutMs, remoteAddress: remote })), deadline]);
+    const ctx: CallContext = { signal: controller.signal, timeoutMs, remoteAddress: remote, ...(forwardedFrom === undefined ? {} : { forwardedFrom }) };
+    return await Promise.race([Promise.resolve().then(() => handler(request, ctx)), deadline]);
   } finally {
     clearTimeout(timer);
-    req.socket.off('close', onClose);
+    req?.socket.off('close', onClose);
   }
 }

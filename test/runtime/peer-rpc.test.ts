@@ -1,0 +1,50 @@
+import t, { type Test } from 'tap';
+import { MemoryHub } from '../../src/transport/index.js';
+import { PeerRpc } from '../../src/runtime/peer-rpc.js';
+import { RpcServer, MembersList, AgentSelf } from '../../src/rpc/index.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { NotFoundError } from '../../src/lib/errors.js';
+import { shoal } from '../../src/gen/proto.js';
+
+const A = 'a'.repeat(64);
+const B = 'b'.repeat(64);
+
+async function pair(t: Test) {
+  const hub = new MemoryHub();
+  const ta = hub.transport(A);
+  const tb = hub.transport(B);
+  await ta.start();
+  await tb.start();
+  ta.connect(B);
+  await hub.settle();
+  // B serves: a registry of handlers exactly as the agent's API has them.
+  const server = new RpcServer({ host: '127.0.0.1', port: 0 });
+  server.register(MembersList, (_req, ctx) => shoal.v1.ListMembersResponse.fromObject({ members: [{ name: `served for ${ctx.forwardedFrom?.slice(0, 4)}` }] }));
+  server.register(AgentSelf, async (_req, ctx) => {
+    await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+    throw new NotFoundError('never');
+  });
+  const pb = new PeerRpc(tb, silentLogger(), (method, body, timeoutMs, from) => server.dispatch(method, body, timeoutMs, from));
+  const pa = new PeerRpc(ta, silentLogger(), async () => { throw new NotFoundError('a serves nothing'); });
+  pa.start();
+  pb.start();
+  t.teardown(() => { pa.stop(); pb.stop(); });
+  return { hub, pa, pb };
+}
+
+t.test('a forwarded call is served by the other agent\'s handlers and answered', async (t) => {
+  const { pa } = await pair(t);
+  const res = await pa.call(B, MembersList, shoal.v1.ListMembersRequest.create(), 2_000);
+  t.equal(res.members[0]!.name, 'served for aaaa', 'the handler knows who forwarded the call');
+});
+
+t.test('errors come back with their code; deadlines and lost links fail the call', async (t) => {
+  const { hub, pa } = await pair(t);
+  await t.rejects(pa.call(B, AgentSelf, shoal.v1.SelfRequest.create(), 200), { code: 'ERR_DEADLINE_EXCEEDED' });
+  const unknown = { ...MembersList, service: 'shoal.v1.Nope' };
+  await t.rejects(pa.call(B, unknown, shoal.v1.ListMembersRequest.create(), 2_000), { code: 'ERR_UNKNOWN_METHOD', message: /no RPC method at \/rpc\/shoal\.v1\.Nope\/List/ });
+  await t.rejects(pa.call('c'.repeat(64), MembersList, shoal.v1.ListMembersRequest.create(), 2_000), { code: 'ERR_PEER_UNREACHABLE' }, 'no link to that agent');
+  const pending = pa.call(B, AgentSelf, shoal.v1.SelfRequest.create(), 5_000);
+  hub.cut(A, B);
+  await t.rejects(pending, { code: 'ERR_PEER_UNREACHABLE', message: /went down/ }, 'a link that goes down fails the call at once');
+});
