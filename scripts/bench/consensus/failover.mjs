@@ -30,17 +30,15 @@
 //
 // Everything started here (etcd and Shoal processes, temp dirs) is killed/removed at the end, also on failure or ^C.
 // Nothing here asserts on speed: this machine is shared and noisy.
-import { spawn, spawnSync } from 'node:child_process';
-import dgram from 'node:dgram';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { cleanup, freeUdpPort, keygen, kill, sleep, start, startShoal, tempDir, waitUntil } from '../lib/harness.mjs';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const SHOAL_BIN = join(ROOT, 'bin/shoal');
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -56,48 +54,13 @@ const SKIP_THROUGHPUT = args.includes('--skip-throughput');
 const VERBOSE = args.includes('--verbose');
 const MEMBERS = 3;
 const FAILOVER_TIMEOUT_MS = 60_000;
-const STARTUP_TIMEOUT_MS = 60_000;
 const THROUGHPUT_DEADLINE_MS = 10_000;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Bookkeeping of everything we start, so that it is removed whatever happens.
-const children = new Set();
-const tempDirs = [];
 
-function cleanup() {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch (_err) {
-        // Already gone between the check and the kill.
-      }
-    }
-  }
-  children.clear();
-  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    console.error(`\n${sig}: cleaning up`);
-    process.exit(130);
-  });
-}
 
-function tempDir(what) {
-  const d = mkdtempSync(join(tmpdir(), `shoal-bench-${what}-`));
-  tempDirs.push(d);
-  return d;
-}
 
-function run(cmd, argv) {
-  const r = spawnSync(cmd, argv, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout || r.error?.message || '').trim()}`);
-  return r.stdout;
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const quantile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]);
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -108,58 +71,11 @@ const median = (xs) => {
 const fmtS = (ms) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(3)} s` : 'n/a');
 const fmtMs = (ms) => (Number.isFinite(ms) ? `${ms.toFixed(2)} ms` : 'n/a');
 
-async function waitUntil(what, check, timeoutMs = STARTUP_TIMEOUT_MS, intervalMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last.message ?? last})` : ''}`);
-    await sleep(intervalMs);
-  }
-}
 
-function start(cmd, argv) {
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-    if (out.length > 200_000) out = out.slice(-100_000);
-  });
-  child.stderr.on('data', (d) => {
-    err += d;
-    if (err.length > 200_000) err = err.slice(-100_000);
-  });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
-  return { child, exited, output: () => `stdout:\n${out.slice(-3000)}\nstderr:\n${err.slice(-3000)}` };
-}
 
-async function kill(proc, signal = 'SIGKILL') {
-  if (proc.child.exitCode === null && proc.child.signalCode === null) {
-    try {
-      process.kill(proc.child.pid, signal);
-    } catch (_err) {
-      // It exited on its own in the meantime.
-    }
-  }
-  await proc.exited;
-  children.delete(proc.child);
-}
 
 const alive = (proc) => proc.child.exitCode === null && proc.child.signalCode === null;
 
-async function freeUdpPort(host) {
-  const socket = dgram.createSocket('udp4');
-  await new Promise((resolve, reject) => socket.bind(0, host, () => resolve()).once('error', reject));
-  const port = socket.address().port;
-  await new Promise((resolve) => socket.close(() => resolve()));
-  return port;
-}
 
 async function freeTcpPort(host) {
   const server = net.createServer();
@@ -250,34 +166,7 @@ async function etcdCluster() {
   return cluster;
 }
 
-function keygen(dir) {
-  const key = join(dir, 'cluster.key');
-  run(process.execPath, [SHOAL_BIN, 'keygen', key]);
-  return key;
-}
 
-async function startShoal({ name, dataDir, bind, join: joinAddr, keyFile }) {
-  const argv = [SHOAL_BIN, 'agent', '--name', name, '--data-dir', dataDir, '--bind', bind, '--cluster-key-file', keyFile, '--api', '127.0.0.1:0',
-    '--log-level', 'warn', '--bootstrap-expect', String(MEMBERS), ...(joinAddr ? ['--join', joinAddr] : [])];
-  const proc = start(process.execPath, argv);
-  const ready = await new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`shoal agent ${name} not ready within 60 s\n${proc.output()}`)), STARTUP_TIMEOUT_MS);
-    proc.child.stdout.on('data', (d) => {
-      buf += d;
-      for (const line of buf.split('\n')) {
-        if (!line.startsWith('{"event":"ready"')) continue;
-        clearTimeout(timer);
-        resolve(JSON.parse(line));
-      }
-    });
-    void proc.exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`shoal agent ${name} exited (${code}) before it was ready\n${proc.output()}`));
-    });
-  });
-  return { name, proc, api: ready.api, id: ready.id, url: `http://${ready.api}` };
-}
 
 /** Whether the tree's agents were checked for Operator/RaftBarrier (once, on the first cluster). */
 let shoalHasBarrierChecked = false;
@@ -317,10 +206,10 @@ async function shoalCluster() {
     },
   };
   try {
-    members.push(await startShoal({ name: 's1', dataDir: join(dir, 's1'), bind: `127.0.0.101:${firstPort}`, keyFile }));
+    members.push(await startShoal({ name: 's1', dataDir: join(dir, 's1'), bind: `127.0.0.101:${firstPort}`, keyFile, extraArgs: ['--bootstrap-expect', String(MEMBERS)] }));
     const rest = [];
     for (let i = 2; i <= MEMBERS; i++) {
-      rest.push(startShoal({ name: `s${i}`, dataDir: join(dir, `s${i}`), bind: `127.0.0.${100 + i}:0`, join: `127.0.0.101:${firstPort}`, keyFile }));
+      rest.push(startShoal({ name: `s${i}`, dataDir: join(dir, `s${i}`), bind: `127.0.0.${100 + i}:0`, join: `127.0.0.101:${firstPort}`, keyFile, extraArgs: ['--bootstrap-expect', String(MEMBERS)] }));
     }
     members.push(...(await Promise.all(rest)));
     if (!shoalHasBarrierChecked) {

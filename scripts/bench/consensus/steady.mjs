@@ -5,12 +5,9 @@
 // and check-quorum must keep a healthy leader in place).
 //
 // Usage: npm run build && node scripts/bench/consensus/steady.mjs [--seconds 600] [--writers 8]
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
+import { freeUdpPort, keygen, startShoal, tempDir } from '../lib/harness.mjs';
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -18,39 +15,10 @@ const arg = (name, dflt) => {
 };
 const SECONDS = arg('seconds', 600);
 const WRITERS = arg('writers', 8);
-const BIN = new URL('../../../bin/shoal', import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), 'shoal-steady-'));
-const children = [];
-const cleanup = () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-};
-process.on('exit', cleanup);
-for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
-
-async function freePort(host) {
-  const s = dgram.createSocket('udp4');
-  await new Promise((r) => s.bind(0, host, r));
-  const p = s.address().port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-
-function startAgent(name, ip, port, join) {
-  const args = [BIN, 'agent', '--name', name, '--data-dir', join_(dir, name), '--bind', `${ip}:${port}`, '--cluster-key-file', join_(dir, 'key'), '--api', '127.0.0.1:0', '--log-level', 'warn', '--bootstrap-expect', '3', ...(join ? ['--join', join] : [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.startsWith('{"event":"ready"'));
-      if (line) resolve({ name, ...JSON.parse(line) });
-    });
-    child.on('exit', (code) => reject(new Error(`${name} exited ${code}`)));
-  });
-}
-const join_ = join;
+const dir = tempDir('steady');
+const startAgent = (name, ip, port, joinAddr) => startShoal({
+  name, dataDir: join(dir, name), bind: `${ip}:${port}`, join: joinAddr, keyFile: join(dir, 'cluster.key'), extraArgs: ['--bootstrap-expect', '3'],
+});
 
 async function rpc(api, method, timeoutMs = 2000) {
   const res = await fetch(`http://${api}/rpc/shoal.v1.Operator/${method}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-shoal-timeout-ms': String(timeoutMs) }, body: '{}', signal: AbortSignal.timeout(timeoutMs + 500) });
@@ -59,8 +27,8 @@ async function rpc(api, method, timeoutMs = 2000) {
   return body;
 }
 
-execFileSync(process.execPath, [BIN, 'keygen', join(dir, 'key')]);
-const port = await freePort('127.0.0.111');
+keygen(dir);
+const port = await freeUdpPort('127.0.0.111');
 const agents = [await startAgent('s1', '127.0.0.111', port)];
 for (const i of [2, 3]) agents.push(await startAgent(`s${i}`, `127.0.0.11${i}`, 0, `127.0.0.111:${port}`));
 let leaderApi;

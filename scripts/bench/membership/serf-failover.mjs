@@ -20,17 +20,15 @@
 // not expose suspicion through `serf members`).
 //
 // Everything started here (agents, pollers, namespaces, temp dirs) is removed at the end, also on failure or ^C.
-import { spawn, spawnSync, execFile } from 'node:child_process';
-import dgram from 'node:dgram';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync, execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { cleanup, freeUdpPort, keygen, kill, onCleanup, run, sleep, start, startShoal, tempDir, waitUntil } from '../lib/harness.mjs';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const SHOAL_BIN = join(ROOT, 'bin/shoal');
 const POLLER = fileURLToPath(new URL('./soak-poller.mjs', import.meta.url));
 
 const args = process.argv.slice(2);
@@ -51,45 +49,13 @@ const LOSS = 0.05;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Bookkeeping of everything we start, so that it is removed whatever happens.
-const children = new Set();
 const namespaces = [];
-const tempDirs = [];
-
-function cleanup() {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch (_err) {
-        // Already gone between the check and the kill.
-      }
-    }
-  }
-  children.clear();
+onCleanup(() => {
   for (const ns of namespaces.splice(0).reverse()) spawnSync('ip', ['netns', 'del', ns]);
-  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    console.error(`\n${sig}: cleaning up`);
-    process.exit(130);
-  });
-}
+});
 
-function tempDir(what) {
-  const d = mkdtempSync(join(tmpdir(), `shoal-bench-${what}-`));
-  tempDirs.push(d);
-  return d;
-}
 
-function run(cmd, argv) {
-  const r = spawnSync(cmd, argv, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout || r.error?.message || '').trim()}`);
-  return r.stdout;
-}
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return NaN;
@@ -98,89 +64,14 @@ const median = (xs) => {
 };
 const fmt = (ms) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : 'n/a');
 
-async function waitUntil(what, check, timeoutMs = CONVERGE_TIMEOUT_MS, intervalMs = 200) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last.message ?? last})` : ''}`);
-    await sleep(intervalMs);
-  }
-}
 
-/** Spawns a tracked child; `ns` runs it inside a namespace (ip netns exec execs it, so the pid is the program's). */
-function start(cmd, argv, { ns, stdin = 'ignore' } = {}) {
-  const child = ns ? spawn('ip', ['netns', 'exec', ns, cmd, ...argv], { stdio: [stdin, 'pipe', 'pipe'] }) : spawn(cmd, argv, { stdio: [stdin, 'pipe', 'pipe'] });
-  children.add(child);
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-    if (out.length > 200_000) out = out.slice(-100_000);
-  });
-  child.stderr.on('data', (d) => {
-    err += d;
-    if (err.length > 200_000) err = err.slice(-100_000);
-  });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
-  return { child, exited, output: () => `stdout:\n${out.slice(-3000)}\nstderr:\n${err.slice(-3000)}` };
-}
 
-async function kill(proc, signal = 'SIGKILL') {
-  if (proc.child.exitCode === null && proc.child.signalCode === null) {
-    try {
-      process.kill(proc.child.pid, signal);
-    } catch (_err) {
-      // It exited on its own in the meantime.
-    }
-  }
-  await proc.exited;
-  children.delete(proc.child);
-}
 
-async function freeUdpPort(host) {
-  const socket = dgram.createSocket('udp4');
-  await new Promise((resolve, reject) => socket.bind(0, host, () => resolve()).once('error', reject));
-  const port = socket.address().port;
-  await new Promise((resolve) => socket.close(() => resolve()));
-  return port;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Shoal
 
-function keygen(dir) {
-  const key = join(dir, 'cluster.key');
-  run(process.execPath, [SHOAL_BIN, 'keygen', key]);
-  return key;
-}
 
-async function startShoal({ name, dataDir, bind, join: joinAddr, keyFile, ns, api = '127.0.0.1:0' }) {
-  const argv = [SHOAL_BIN, 'agent', '--name', name, '--data-dir', dataDir, '--bind', bind, '--cluster-key-file', keyFile, '--api', api, '--log-level', 'warn',
-    ...(joinAddr ? ['--join', joinAddr] : [])];
-  const proc = start(process.execPath, argv, { ns });
-  const ready = await new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`shoal agent ${name} not ready within 60 s\n${proc.output()}`)), 60_000);
-    proc.child.stdout.on('data', (d) => {
-      buf += d;
-      for (const line of buf.split('\n')) {
-        if (!line.startsWith('{"event":"ready"')) continue;
-        clearTimeout(timer);
-        resolve(JSON.parse(line));
-      }
-    });
-    void proc.exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`shoal agent ${name} exited (${code}) before it was ready\n${proc.output()}`));
-    });
-  });
-  return { ...proc, name, api: ready.api };
-}
 
 /** name -> status ("MEMBER_STATUS_ALIVE", ...) as the agent with this API sees it. */
 async function shoalView(api) {
@@ -207,7 +98,7 @@ async function shoalCluster() {
     await waitUntil('five Shoal agents to see five alive', async () => {
       const views = await Promise.all(agents.map((a) => shoalView(a.api)));
       return views.every((v) => Object.values(v).filter((s) => s === 'MEMBER_STATUS_ALIVE').length === MEMBERS);
-    });
+    }, CONVERGE_TIMEOUT_MS, 200);
   } catch (err) {
     await Promise.all(agents.map((a) => kill(a)));
     throw err;
@@ -250,7 +141,7 @@ async function serfCluster() {
       }
       const views = await Promise.all(agents.map((a) => serfMembers(a.rpc)));
       return views.every((v) => Object.values(v).filter((s) => s === 'alive').length === MEMBERS);
-    });
+    }, CONVERGE_TIMEOUT_MS, 200);
   } catch (err) {
     await Promise.all(agents.map((a) => kill(a)));
     throw err;
