@@ -125,3 +125,35 @@ t.test('raft messages round-trip on the wire; bad ones are typed errors', async 
   t.throws(() => decodeRaft(new Uint8Array([0x0a, 0xff]), 'g'), { code: 'ERR_RAFT_MESSAGE_INVALID', message: /not valid protobuf/ });
   t.throws(() => decodeRaft(encodeRaft({ ...plain, from: '' }), 'g'), { message: /names no sender/ });
 });
+
+t.test('a full disk stops the group from sending or applying, and proposers hear why', async (t) => {
+  const dir = t.testdir({});
+  const hub = new MemoryHub();
+  const id = 'd'.repeat(64);
+  const db = new SqliteLogDatabase(join(dir, 'full.db'), { maxPageCount: 60 });
+  const storage = db.openGroup('cluster');
+  storage.save({ entries: bootstrapEntries([id]), hardState: { term: 1, vote: undefined, commit: 1 } });
+  const transport = hub.transport(id);
+  await transport.start();
+  const kv = new Kv();
+  const group = new RaftGroup({ group: 'cluster', nodeId: id, storage, transport, stateMachine: kv, random: Random.fromSeed(5), tickMs: 10, electionTicks: 10 });
+  group.start();
+  t.teardown(() => { group.stop(); db.close(); });
+  await waitFor('the single voter leads', () => group.isLeader());
+  await group.propose(enc('small=1'), { timeoutMs: 5_000 });
+  const big = 'x'.repeat(100 * 1024);
+  let failure: { code?: string } | undefined;
+  for (let i = 0; i < 50 && !failure; i++) {
+    failure = await group.propose(enc(`big${i}=${big}`), { timeoutMs: 5_000 }).then(() => undefined, (e: { code?: string }) => e);
+  }
+  t.equal(failure?.code, 'ERR_STORAGE_FULL', 'the proposer is told the disk is full');
+  t.equal(kv.data.get('small'), '1', 'what committed before is applied and kept');
+  const appliedBefore = kv.applied.length;
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(kv.applied.length, appliedBefore, 'nothing that was not persisted gets applied');
+  db.close();
+  const reopenedDb = new SqliteLogDatabase(join(dir, 'full.db'));
+  t.teardown(() => reopenedDb.close());
+  const reopened = reopenedDb.openGroup('cluster');
+  t.ok(reopened.lastIndex() >= 2, 'the log on disk is intact and readable');
+});
