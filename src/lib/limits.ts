@@ -159,6 +159,26 @@ export const LIMITS = {
   /** Most consecutive health-check failures a service may tolerate. */
   jobMaxHealthRetries: 100,
 
+  // --- Control plane (src/node, src/scheduler, src/runtime/control-plane.ts) ------------------------------------
+  /** Times a failed allocation is replaced by a new one (on any node) before the leader gives up on that replica. */
+  schedulerMaxReschedules: 3,
+  /** Finished tasks a node keeps (with their logs) after the leader no longer wants them; older ones are destroyed. */
+  nodeMaxDeadTasksKept: 50,
+  /** Allocation status changes a node sends the leader in one report. */
+  nodeMaxUpdatesPerReport: 512,
+  /** How often a node compares what it runs with what the replicated state says, and reports differences. */
+  nodeReconcileMs: 100,
+  /** Tasks a node starts or stops at once; the rest wait for a free slot. */
+  nodeMaxConcurrentTaskOps: 16,
+  /** Largest window of one output stream an Allocations/Logs call returns. */
+  allocLogsMaxWindowBytes: 1 * MiB,
+  /** Longest an Allocations/Logs call waits for new output. */
+  allocLogsMaxWaitMs: 10_000,
+  /** Longest a read waits for this agent to apply the log up to the `min_index` it asks for. */
+  readMaxMinIndexWaitMs: 10_000,
+  /** Evaluations and finished allocations kept in the replicated state per job before the oldest are collected. */
+  stateMaxHistoryPerJob: 200,
+
   // --- Agent RPC (HTTP) ----------------------------------------------------------------------------------------
   /** Largest RPC request body the API accepts; checked while the body streams in. */
   maxRpcRequestBytes: 4 * MiB,

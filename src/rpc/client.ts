@@ -8,7 +8,10 @@ import { InvalidArgumentError, ShoalError } from '../lib/errors.js';
 import { LIMITS } from '../lib/limits.js';
 import type { shoal } from '../gen/proto.js';
 import { AgentUnreachableError, DeadlineExceededError, RemoteError } from './errors.js';
-import { AgentSelf, MembersList, OperatorRaftBarrier, OperatorRaftState, RpcErrorType, type MethodDescriptor } from './methods.js';
+import {
+  AgentSelf, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop, MembersList,
+  NodesDrain, NodesEligibility, NodesList, OperatorRaftBarrier, OperatorRaftState, RpcErrorType, type MethodDescriptor,
+} from './methods.js';
 
 export const DEFAULT_API_ADDRESS = 'http://127.0.0.1:7646';
 
@@ -64,6 +67,27 @@ export class ShoalClient {
 
   readonly members = {
     list: (request: shoal.v1.IListMembersRequest = {}, options?: CallOptions): Promise<shoal.v1.ListMembersResponse> => this.call(MembersList, request, options),
+  };
+
+  readonly jobs = {
+    register: (request: shoal.v1.IRegisterJobRequest, options?: CallOptions): Promise<shoal.v1.RegisterJobResponse> => this.call(JobsRegister, request, options),
+    plan: (request: shoal.v1.IPlanJobRequest, options?: CallOptions): Promise<shoal.v1.PlanJobResponse> => this.call(JobsPlan, request, options),
+    get: (request: shoal.v1.IGetJobRequest, options?: CallOptions): Promise<shoal.v1.GetJobResponse> => this.call(JobsGet, request, options),
+    list: (request: shoal.v1.IListJobsRequest = {}, options?: CallOptions): Promise<shoal.v1.ListJobsResponse> => this.call(JobsList, request, options),
+    stop: (request: shoal.v1.IStopJobRequest, options?: CallOptions): Promise<shoal.v1.StopJobResponse> => this.call(JobsStop, request, options),
+    scale: (request: shoal.v1.IScaleJobRequest, options?: CallOptions): Promise<shoal.v1.ScaleJobResponse> => this.call(JobsScale, request, options),
+  };
+
+  readonly allocations = {
+    list: (request: shoal.v1.IListAllocationsRequest = {}, options?: CallOptions): Promise<shoal.v1.ListAllocationsResponse> => this.call(AllocationsList, request, options),
+    get: (request: shoal.v1.IGetAllocationRequest, options?: CallOptions): Promise<shoal.v1.GetAllocationResponse> => this.call(AllocationsGet, request, options),
+    logs: (request: shoal.v1.IAllocationLogsRequest, options?: CallOptions): Promise<shoal.v1.AllocationLogsResponse> => this.call(AllocationsLogs, request, options),
+  };
+
+  readonly nodes = {
+    list: (request: shoal.v1.IListNodesRequest = {}, options?: CallOptions): Promise<shoal.v1.ListNodesResponse> => this.call(NodesList, request, options),
+    drain: (request: shoal.v1.IDrainNodeRequest, options?: CallOptions): Promise<shoal.v1.DrainNodeResponse> => this.call(NodesDrain, request, options),
+    eligibility: (request: shoal.v1.INodeEligibilityRequest, options?: CallOptions): Promise<shoal.v1.NodeEligibilityResponse> => this.call(NodesEligibility, request, options),
   };
 
   /** GET /v1/health: resolves with the agent's answer, or throws AgentUnreachableError. */

@@ -1,4 +1,6 @@
 export { RpcServer, isLoopback, type CallContext, type Handler, type RpcServerOptions } from './server.js';
 export { ShoalClient, parseApiAddress, DEFAULT_API_ADDRESS, type ShoalClientOptions, type CallOptions } from './client.js';
 export { RemoteError, AgentUnreachableError, DeadlineExceededError, httpStatusFor } from './errors.js';
-export { AgentSelf, MembersList, OperatorRaftState, OperatorRaftBarrier, methodPath, type MethodDescriptor, type ProtoType } from './methods.js';
+export {
+  AgentSelf, MembersList, OperatorRaftState, OperatorRaftBarrier, JobsRegister, JobsPlan, JobsGet, JobsList, JobsStop, JobsScale,
+  AllocationsList, AllocationsGet, AllocationsLogs, NodesList, NodesDrain, NodesEligibility, AllocReportsUpdate, methodPath, type MethodDescriptor, type ProtoType } from './methods.js';

@@ -37,3 +37,20 @@ export const RpcErrorType = shoal.v1.RpcError as ProtoType<shoal.v1.RpcError>;
 
 /** Options for proto3 JSON: enum names, 64-bit numbers as numbers, default values present. */
 export const JSON_CONVERSION = { enums: String, longs: Number, defaults: true, arrays: true, objects: true } as const;
+
+// Control plane (proto/shoal/v1/jobs.proto).
+const v1 = shoal.v1;
+const d = <Req, Res>(service: string, method: string, req: unknown, res: unknown): MethodDescriptor<Req, Res> => describe(service, method, req as ProtoType<Req>, res as ProtoType<Res>);
+export const JobsRegister = d<shoal.v1.RegisterJobRequest, shoal.v1.RegisterJobResponse>('shoal.v1.Jobs', 'Register', v1.RegisterJobRequest, v1.RegisterJobResponse);
+export const JobsPlan = d<shoal.v1.PlanJobRequest, shoal.v1.PlanJobResponse>('shoal.v1.Jobs', 'Plan', v1.PlanJobRequest, v1.PlanJobResponse);
+export const JobsGet = d<shoal.v1.GetJobRequest, shoal.v1.GetJobResponse>('shoal.v1.Jobs', 'Get', v1.GetJobRequest, v1.GetJobResponse);
+export const JobsList = d<shoal.v1.ListJobsRequest, shoal.v1.ListJobsResponse>('shoal.v1.Jobs', 'List', v1.ListJobsRequest, v1.ListJobsResponse);
+export const JobsStop = d<shoal.v1.StopJobRequest, shoal.v1.StopJobResponse>('shoal.v1.Jobs', 'Stop', v1.StopJobRequest, v1.StopJobResponse);
+export const JobsScale = d<shoal.v1.ScaleJobRequest, shoal.v1.ScaleJobResponse>('shoal.v1.Jobs', 'Scale', v1.ScaleJobRequest, v1.ScaleJobResponse);
+export const AllocationsList = d<shoal.v1.ListAllocationsRequest, shoal.v1.ListAllocationsResponse>('shoal.v1.Allocations', 'List', v1.ListAllocationsRequest, v1.ListAllocationsResponse);
+export const AllocationsGet = d<shoal.v1.GetAllocationRequest, shoal.v1.GetAllocationResponse>('shoal.v1.Allocations', 'Get', v1.GetAllocationRequest, v1.GetAllocationResponse);
+export const AllocationsLogs = d<shoal.v1.AllocationLogsRequest, shoal.v1.AllocationLogsResponse>('shoal.v1.Allocations', 'Logs', v1.AllocationLogsRequest, v1.AllocationLogsResponse);
+export const NodesList = d<shoal.v1.ListNodesRequest, shoal.v1.ListNodesResponse>('shoal.v1.Nodes', 'List', v1.ListNodesRequest, v1.ListNodesResponse);
+export const NodesDrain = d<shoal.v1.DrainNodeRequest, shoal.v1.DrainNodeResponse>('shoal.v1.Nodes', 'Drain', v1.DrainNodeRequest, v1.DrainNodeResponse);
+export const NodesEligibility = d<shoal.v1.NodeEligibilityRequest, shoal.v1.NodeEligibilityResponse>('shoal.v1.Nodes', 'Eligibility', v1.NodeEligibilityRequest, v1.NodeEligibilityResponse);
+export const AllocReportsUpdate = d<shoal.v1.AllocReportRequest, shoal.v1.AllocReportResponse>('shoal.v1.AllocReports', 'Update', v1.AllocReportRequest, v1.AllocReportResponse);

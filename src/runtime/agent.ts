@@ -37,6 +37,8 @@ import { LIMITS } from '../lib/limits.js';
 import type { AgentConfig } from './config.js';
 import { decodeGossip, encodeGossip } from './gossip-codec.js';
 import { AGENT_VERSION } from './version.js';
+import { ControlPlane } from './control-plane.js';
+import { NodeRunner } from './node-runner.js';
 
 /** How often the membership core is ticked; the core treats a much longer gap as a stall of this process. */
 export const MEMBERSHIP_TICK_MS = 10;
@@ -133,6 +135,8 @@ export class Agent {
   #reconciling = false;
   readonly #deadSince = new Map<string, number>();
   #peerRpc: PeerRpc | undefined;
+  #runner: NodeRunner | undefined;
+  #control: ControlPlane | undefined;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -254,6 +258,17 @@ export class Agent {
       members.sort((a, b) => (a.name! < b.name! ? -1 : a.name! > b.name! ? 1 : 0));
       return shoal.v1.ListMembersResponse.fromObject({ members });
     });
+    const control = new ControlPlane({
+      nodeId: transport.nodeId, logger: this.log, random: random.split(),
+      state: () => this.#state,
+      raft: () => this.#raft,
+      runner: () => this.#runner,
+      leaderOnly: (method, request, ctx, local) => this.#leaderOnly(method, request, ctx, local),
+      propose: (raft, command, ctx) => this.#proposeOrExplain(raft, command, ctx) as never,
+      callPeer: (nodeId, method, request, timeoutMs) => this.#peerRpc!.call(nodeId, method, request, timeoutMs),
+    });
+    control.register(rpc);
+    this.#control = control;
     const bound = await rpc.start();
     this.#rpc = rpc;
     this.#apiAddress = `${bound.address}:${bound.port}`;
@@ -265,10 +280,21 @@ export class Agent {
     }
     this.#peerRpc = new PeerRpc(transport, this.log, (method, body, timeoutMs, from) => rpc.dispatch(method, body, timeoutMs, from));
     this.#peerRpc.start();
+    this.#runner = new NodeRunner({
+      nodeId: transport.nodeId, dataDir: c.dataDir, drivers: this.#drivers, logger: this.log,
+      state: () => this.#state,
+      fresh: () => {
+        const st = this.#raft?.status();
+        return st !== undefined && st.leader !== undefined && st.applied >= st.commit && this.#state.index > 0;
+      },
+      report: (updates) => control.reportLocal(updates),
+    });
+    await this.#runner.start();
     this.#tick = setInterval(() => {
       membership.tick();
       this.#flush();
       if (!this.#raft) this.#maybeBootstrap();
+      control.kick();
     }, MEMBERSHIP_TICK_MS);
     this.#reconcile = setInterval(() => this.#reconcileNodes(), NODE_RECONCILE_MS);
     this.log.info({ node: transport.nodeId, peer: peerAddress, api: this.#apiAddress, incarnation }, 'agent ready');
@@ -282,10 +308,12 @@ export class Agent {
 
   async #stop(leave: boolean): Promise<void> {
     const membership = this.#membership;
+    this.#runner?.stop();
     if (leave && membership && this.#tick) {
       membership.leave();
       this.#flush();
-      await new Promise((resolve) => setTimeout(resolve, LEAVE_PROPAGATION_MS));
+      // A node that left has its allocations placed elsewhere: stop its tasks rather than leave duplicates behind.
+      await Promise.all([this.#runner?.stopAll(), new Promise((resolve) => setTimeout(resolve, LEAVE_PROPAGATION_MS))]);
     }
     if (this.#tick) clearInterval(this.#tick);
     this.#tick = undefined;
@@ -385,7 +413,7 @@ export class Agent {
       group: CLUSTER_GROUP, nodeId: this.#transport!.nodeId, storage: this.#storage!, transport: this.#transport!, random: this.#raftRandom!,
       tickMs: RAFT_TICK_MS, electionTicks: 10, snapshotEveryEntries: 10_000, logger: this.log,
       stateMachine: {
-        apply: (entry) => this.#state.apply(entry.index, JSON.parse(new TextDecoder().decode(entry.data)) as Command),
+        apply: (entry) => ({ ...this.#state.apply(entry.index, JSON.parse(new TextDecoder().decode(entry.data)) as Command), index: entry.index }),
         snapshot: () => new TextEncoder().encode(JSON.stringify(this.#state.snapshot())),
         restore: (data) => {
           this.#state = ClusterState.restore(JSON.parse(new TextDecoder().decode(data)));

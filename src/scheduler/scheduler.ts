@@ -15,6 +15,7 @@
  */
 import type { Random } from '../lib/random.js';
 import { newId } from '../lib/ids.js';
+import { LIMITS } from '../lib/limits.js';
 import type { Constraint, Resources, ServiceSpec } from '../jobspec/types.js';
 import type { Plan, PlannedAllocation, PlannedStop } from '../state/commands.js';
 import type { Allocation, Evaluation, JobRecord, NodeRecord } from '../state/types.js';
@@ -158,7 +159,8 @@ function scheduleService(
       stop(a, 'lost', true);
       replace.push(a);
     } else if (a.clientStatus === 'failed') {
-      if (policy !== 'none') {
+      // The node already applied the restart policy; a replacement elsewhere is tried a bounded number of times.
+      if (policy !== 'none' && (a.reschedules ?? 0) < LIMITS.schedulerMaxReschedules) {
         stop(a, 'failed');
         replace.push(a);
       } else keep.push(a); // counted as done: the user asked for no restarts
@@ -192,14 +194,18 @@ function scheduleService(
   // Replicas of this service per node and per spread value, counting what is kept and what this plan places.
   const perNode = new Map<string, number>();
   for (const a of keep) if (a.clientStatus !== 'complete' && a.clientStatus !== 'failed') perNode.set(a.nodeId, (perNode.get(a.nodeId) ?? 0) + 1);
-  const wanted: { slot: number; previous: string; node?: NodeRecord }[] = [];
+  const wanted: { slot: number; previous: string; reschedules: number; node?: NodeRecord }[] = [];
+  const successor = (prev: Allocation | undefined): { previous: string; reschedules: number } => ({
+    previous: prev?.id ?? '',
+    reschedules: prev ? (prev.reschedules ?? 0) + (prev.clientStatus === 'failed' ? 1 : 0) : 0,
+  });
   if (global) {
     const feasibleIds = new Set(walk.pool.map((n) => n.id));
     const covered = new Set(keep.map((a) => a.nodeId));
     for (const a of keep) {
       if (!feasibleIds.has(a.nodeId)) stop(a, 'node no longer eligible for this global service');
     }
-    for (const n of walk.pool) if (!covered.has(n.id)) wanted.push({ slot: 0, previous: replace.find((r) => r.nodeId === n.id)?.id ?? '', node: n });
+    for (const n of walk.pool) if (!covered.has(n.id)) wanted.push({ slot: 0, ...successor(replace.find((r) => r.nodeId === n.id)), node: n });
   } else {
     const n = spec.deploy.replicas;
     const seen = new Set<number>();
@@ -209,7 +215,7 @@ function scheduleService(
       else seen.add(a.slot);
     }
     for (let slot = 0; slot < n; slot++) {
-      if (!seen.has(slot)) wanted.push({ slot, previous: replace.find((r) => r.slot === slot)?.id ?? '' });
+      if (!seen.has(slot)) wanted.push({ slot, ...successor(replace.find((r) => r.slot === slot)) });
     }
   }
   if (wanted.length === 0) return;
@@ -290,6 +296,7 @@ function scheduleService(
       nodeId: chosen.id,
       resources: request,
       previousAllocId: w.previous,
+      reschedules: w.reschedules,
     };
     plan.placements.push(placed);
     shift(overlay, chosen.id, request, 1);

@@ -13,7 +13,8 @@ import { newId } from '../lib/ids.js';
 import { Random } from '../lib/random.js';
 import type { Job, Resources, ServiceSpec } from '../jobspec/types.js';
 import type { ApplyResult, Command, Plan } from './commands.js';
-import { holdsResources, type Allocation, type EvalTrigger, type Evaluation, type JobRecord, type NodeRecord } from './types.js';
+import { LIMITS } from '../lib/limits.js';
+import { holdsResources, isTerminal, type Allocation, type EvalTrigger, type Evaluation, type JobRecord, type NodeRecord } from './types.js';
 
 export interface StateSnapshot {
   index: number;
@@ -83,6 +84,11 @@ export class ClusterState {
 
   evaluation(id: string): Evaluation | undefined {
     return this.#evals.get(id);
+  }
+
+  /** The job's evaluations, newest first. */
+  evaluationsOfJob(jobName: string): Evaluation[] {
+    return [...this.#evals.values()].filter((e) => e.jobName === jobName).sort((a, b) => b.createIndex - a.createIndex || (a.id < b.id ? -1 : 1));
   }
 
   pendingEvaluations(): Evaluation[] {
@@ -280,7 +286,28 @@ export class ClusterState {
       evaluation.failedPlacements = plan.failedPlacements;
       evaluation.modifyIndex = index;
     }
+    this.#collect(plan.jobName);
     return { ok: true, evalIds: [], allocations: created };
+  }
+
+  /**
+   * Keeps a job's history bounded: of its finished evaluations and of its allocations that are both stopped and
+   * finished, only the newest LIMITS.stateMaxHistoryPerJob stay. Deterministic (by index, then id), so every
+   * replica collects the same records.
+   */
+  #collect(jobName: string): void {
+    const keep = LIMITS.stateMaxHistoryPerJob;
+    const newestFirst = <T extends { modifyIndex: number; id: string }>(a: T, b: T): number => b.modifyIndex - a.modifyIndex || (a.id < b.id ? -1 : 1);
+    const dead = this.allocationsOfJob(jobName).filter((a) => a.desiredStatus === 'stop' && isTerminal(a));
+    if (dead.length > keep) {
+      for (const a of dead.sort(newestFirst).slice(keep)) {
+        this.#allocs.delete(a.id);
+        this.#allocsByNode.get(a.nodeId)?.delete(a.id);
+        this.#allocsByJob.get(a.jobName)?.delete(a.id);
+      }
+    }
+    const done = [...this.#evals.values()].filter((e) => e.jobName === jobName && e.status !== 'pending');
+    if (done.length > keep) for (const e of done.sort(newestFirst).slice(keep)) this.#evals.delete(e.id);
   }
 
   #adjustUsage(alloc: Allocation, heldBefore: boolean): void {

@@ -63,6 +63,8 @@ export interface Allocation {
   driverHandle: string;
   /** The allocation this one replaces, if any. */
   previousAllocId: string;
+  /** How many failed allocations this one replaces in a row (a replica is given up after LIMITS.schedulerMaxReschedules). */
+  reschedules: number;
   createIndex: number;
   modifyIndex: number;
 }

@@ -92,7 +92,7 @@ t.test('plans that over-commit, reuse ids, or target a changed job are rejected'
   addNode(h, 1, { cpu: 1000 });
   const reg = h.apply({ type: 'job.register', job: job('services:\n  w:\n    image: x\n    deploy: { replicas: 1, resources: { reservations: { cpus: 1 } } }\n', 'q') });
   const base = { evalId: reg.evalIds[0]!, jobName: 'q', jobVersion: 1, baseIndex: h.state.index, stops: [], failedPlacements: {} };
-  const alloc = (id: string) => ({ id, jobName: 'q', jobVersion: 1, service: 'w', slot: 0, nodeId: nodeId(1), resources: { cpuMillicores: 1000, memoryBytes: 0 }, previousAllocId: '' });
+  const alloc = (id: string) => ({ id, jobName: 'q', jobVersion: 1, service: 'w', slot: 0, nodeId: nodeId(1), resources: { cpuMillicores: 1000, memoryBytes: 0 }, previousAllocId: '', reschedules: 0 });
   t.match(h.apply({ type: 'plan.apply', plan: { ...base, placements: [alloc('a'.repeat(32)), alloc('b'.repeat(32))] } }), { ok: false, message: /no longer has room/ });
   t.ok(h.apply({ type: 'plan.apply', plan: { ...base, placements: [alloc('c'.repeat(32))] } }).ok);
   t.match(h.apply({ type: 'plan.apply', plan: { ...base, placements: [alloc('c'.repeat(32))] } }), { ok: false, message: /already taken/ });

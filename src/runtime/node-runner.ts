@@ -1,0 +1,361 @@
+/**
+ * The node side of the control plane on a real agent: drives the NodeCore (src/node) with the replicated state,
+ * the clock and the task drivers. Effects are performed in the core's order: a `persist` is written and fsynced
+ * before the `start` that follows it, so after a crash the agent knows of every task it may have started.
+ *
+ *   every LIMITS.nodeReconcileMs (and after every driver answer):
+ *     core.tick(now) ─► core.observe(state)   (only while the state is fresh: a leader is known and applied = commit)
+ *       ─► effects: persist (sync, atomic file) ─► start / stop / destroy (async, at most N at once)
+ *     core.reports(state) ─► one report in flight to the leader (AllocReports/Update); the state is the ack
+ *
+ * Task records live in <data-dir>/allocs/<alloc id>.json. At start-up each live record's driver handle goes to
+ * `driver.recover()`; what answers is re-attached (its exit watched again), what does not is handed to the restart
+ * policy as lost.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { ShoalError, describeError } from '../lib/errors.js';
+import { LIMITS } from '../lib/limits.js';
+import type { Logger } from '../log/logger.js';
+import { systemClock } from '../platform/system-clock.js';
+import { DriverError } from '../drivers/errors.js';
+import { type ExitResult, type HealthCheckSpec, type TaskDriver, type TaskHandle, type TaskSpec } from '../drivers/index.js';
+import { NodeCore, type NodeEffect, type TaskRecord } from '../node/index.js';
+import type { Job, ServiceSpec } from '../jobspec/types.js';
+import type { AllocUpdate, Allocation, ClusterState } from '../state/index.js';
+
+export interface NodeRunnerOptions {
+  nodeId: string;
+  dataDir: string;
+  drivers: ReadonlyMap<string, TaskDriver>;
+  logger: Logger;
+  /** The replicated state as applied now (the object changes when a snapshot is restored). */
+  state: () => ClusterState;
+  /** True when the state has caught up with the leader (acting on an old state would start what was since stopped). */
+  fresh: () => boolean;
+  /** Sends status updates to the leader; resolves once they are committed. */
+  report: (updates: AllocUpdate[]) => Promise<void>;
+}
+
+export interface LogWindow {
+  stdout: Buffer;
+  stderr: Buffer;
+  stdoutOffset: number;
+  stderrOffset: number;
+  finished: boolean;
+}
+
+export class NodeRunner {
+  readonly core: NodeCore;
+  readonly #o: NodeRunnerOptions;
+  readonly #dir: string;
+  #timer: NodeJS.Timeout | undefined;
+  #reporting = false;
+  #stopped = false;
+  #running = 0;
+  readonly #queue: (() => Promise<void>)[] = [];
+  #stepScheduled = false;
+
+  constructor(options: NodeRunnerOptions) {
+    this.#o = options;
+    this.core = new NodeCore(options.nodeId);
+    this.#dir = join(options.dataDir, 'allocs');
+  }
+
+  /** Loads the task records, re-attaches to the tasks still running, then starts reconciling. */
+  async start(): Promise<void> {
+    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    const restored: { record: TaskRecord; alive: boolean; lostReason?: string }[] = [];
+    for (const name of readdirSync(this.#dir)) {
+      if (!name.endsWith('.json')) continue;
+      const file = join(this.#dir, name);
+      let record: TaskRecord;
+      try {
+        record = JSON.parse(readFileSync(file, 'utf8')) as TaskRecord;
+        if (typeof record.allocId !== 'string' || typeof record.phase !== 'string') throw new Error('not a task record');
+      } catch (err) {
+        this.#o.logger.error({ file, err: describeError(err) }, 'ignoring an unreadable task record');
+        continue;
+      }
+      let alive = false;
+      let lostReason: string | undefined;
+      if (record.phase !== 'dead' && record.handle !== '') {
+        try {
+          const handle = this.#handle(record.handle);
+          await this.#driver(handle.driver).recover(handle);
+          const status = await this.#driver(handle.driver).inspect(handle);
+          alive = status.state === 'running';
+          if (!alive) lostReason = status.exit ? exitMessage(status.exit) : 'exited';
+          if (alive) this.#watch(record.allocId, handle);
+        } catch (err) {
+          lostReason = describeError(err);
+        }
+        this.#o.logger.info({ alloc: record.allocId.slice(0, 8), alive, reason: lostReason }, alive ? 're-attached to a task that kept running' : 'a task ended while the agent was down');
+      }
+      restored.push({ record, alive, ...(lostReason === undefined ? {} : { lostReason }) });
+    }
+    this.core.restore(restored);
+    this.#timer = setInterval(() => this.#step(), LIMITS.nodeReconcileMs);
+  }
+
+  /** Stops reconciling. Tasks keep running (a restarted agent re-attaches to them), like a Nomad client restart. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Stops every task this node runs and waits for them (used when the agent leaves the cluster for good). */
+  async stopAll(): Promise<void> {
+    const live = this.core.tasks().filter((t) => t.handle !== '' && t.phase !== 'dead');
+    await Promise.all(live.map(async (t) => {
+      try {
+        const handle = this.#handle(t.handle);
+        await this.#driver(handle.driver).stop(handle);
+      } catch (err) {
+        this.#o.logger.warn({ alloc: t.allocId.slice(0, 8), err: describeError(err) }, 'could not stop a task');
+      }
+    }));
+  }
+
+  /** A window of a task's output after the given offsets; waits up to `waitMs` for something new. */
+  async logs(allocId: string, offsets: { stdout: number; stderr: number }, maxBytes: number, waitMs: number, signal: AbortSignal): Promise<LogWindow> {
+    const deadline = systemClock.nowMs() + waitMs;
+    for (;;) {
+      const record = this.core.task(allocId);
+      if (!record || record.handle === '') {
+        const finished = !record || record.phase === 'dead';
+        return { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), stdoutOffset: offsets.stdout, stderrOffset: offsets.stderr, finished };
+      }
+      const finished = record.phase === 'dead';
+      const handle = this.#handle(record.handle);
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      for await (const chunk of this.#driver(handle.driver).logs(handle, { follow: false })) (chunk.stream === 'stdout' ? out : err).push(chunk.data);
+      const all = { stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+      const stdout = all.stdout.subarray(offsets.stdout, offsets.stdout + maxBytes);
+      const stderr = all.stderr.subarray(offsets.stderr, offsets.stderr + maxBytes);
+      const more = offsets.stdout + stdout.length < all.stdout.length || offsets.stderr + stderr.length < all.stderr.length;
+      if (stdout.length > 0 || stderr.length > 0 || finished || systemClock.nowMs() >= deadline || signal.aborted) {
+        return {
+          stdout, stderr, stdoutOffset: offsets.stdout + stdout.length, stderrOffset: offsets.stderr + stderr.length,
+          finished: finished && !more,
+        };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Runs a reconcile round soon (after a driver answered), without waiting for the timer. */
+  #kick(): void {
+    if (this.#stepScheduled || this.#stopped) return;
+    this.#stepScheduled = true;
+    setImmediate(() => {
+      this.#stepScheduled = false;
+      this.#step();
+    });
+  }
+
+  #step(): void {
+    if (this.#stopped) return;
+    this.core.tick(systemClock.nowMs());
+    if (!this.#o.fresh()) {
+      this.#perform(this.core.drainEffects());
+      return;
+    }
+    const state = this.#o.state();
+    this.core.observe(state);
+    this.#perform(this.core.drainEffects());
+    if (!this.#reporting) {
+      const updates = this.core.reports(state);
+      if (updates.length > 0) {
+        this.#reporting = true;
+        this.#o.report(updates).then(
+          () => this.#kick(),
+          (err: unknown) => this.#o.logger.debug({ err: describeError(err), updates: updates.length }, 'allocation status report not committed; retrying'),
+        ).finally(() => {
+          this.#reporting = false;
+        });
+      }
+    }
+  }
+
+  #perform(effects: NodeEffect[]): void {
+    for (const e of effects) {
+      switch (e.kind) {
+        case 'persist':
+          this.#persist(e.allocId, e.record);
+          break;
+        case 'start':
+          this.#enqueue(() => this.#start(e.allocId, e.alloc, e.spec, e.jobType));
+          break;
+        case 'stop':
+          this.#enqueue(() => this.#stop(e.allocId, e.handle, e.reason));
+          break;
+        case 'destroy':
+          this.#enqueue(async () => {
+            try {
+              const handle = this.#handle(e.handle);
+              await this.#driver(handle.driver).destroy(handle);
+            } catch (err) {
+              this.#o.logger.warn({ alloc: e.allocId.slice(0, 8), err: describeError(err) }, 'could not destroy a finished task');
+            }
+          });
+          break;
+      }
+    }
+  }
+
+  #enqueue(op: () => Promise<void>): void {
+    this.#queue.push(op);
+    this.#drainQueue();
+  }
+
+  #drainQueue(): void {
+    while (this.#running < LIMITS.nodeMaxConcurrentTaskOps && this.#queue.length > 0) {
+      const op = this.#queue.shift()!;
+      this.#running++;
+      op().catch((err: unknown) => this.#o.logger.error({ err: describeError(err) }, 'task operation failed unexpectedly')).finally(() => {
+        this.#running--;
+        this.#drainQueue();
+        this.#kick();
+      });
+    }
+  }
+
+  async #start(allocId: string, alloc: Allocation, spec: ServiceSpec, jobType: Job['type']): Promise<void> {
+    const log = this.#o.logger.child({ alloc: allocId.slice(0, 8), job: alloc.jobName, service: alloc.service, slot: alloc.slot });
+    let task: TaskSpec;
+    let driver: TaskDriver;
+    try {
+      task = taskSpecFor(alloc, spec, jobType, this.#o.nodeId);
+      driver = this.#driver(spec.driver);
+    } catch (err) {
+      log.error({ err: describeError(err) }, 'cannot start the task');
+      this.core.startFailed(allocId, describeError(err), false);
+      return;
+    }
+    try {
+      const handle = await driver.start(task);
+      log.info({ driver: spec.driver }, 'task started');
+      this.core.started(allocId, JSON.stringify(handle));
+      this.#watch(allocId, handle);
+    } catch (err) {
+      const recoverable = err instanceof DriverError ? err.recoverable : true;
+      log.warn({ err: describeError(err), recoverable }, 'task did not start');
+      this.core.startFailed(allocId, describeError(err), recoverable);
+    }
+  }
+
+  async #stop(allocId: string, handleJson: string, reason: string): Promise<void> {
+    try {
+      const handle = this.#handle(handleJson);
+      await this.#driver(handle.driver).stop(handle);
+      this.#o.logger.info({ alloc: allocId.slice(0, 8), reason }, 'task stopped');
+    } catch (err) {
+      // A task that is already gone is stopped; anything else is logged and still counted as stopped once the
+      // driver no longer reports it running.
+      this.#o.logger.warn({ alloc: allocId.slice(0, 8), err: describeError(err) }, 'stopping a task failed');
+    }
+    this.core.stopped(allocId);
+  }
+
+  /** Watches a task's exit and hands it to the core. */
+  #watch(allocId: string, handle: TaskHandle): void {
+    this.#driver(handle.driver).wait(handle).then(
+      (exit) => {
+        this.core.exited(allocId, { failed: exit.failed, message: exitMessage(exit) });
+        this.#kick();
+      },
+      (err: unknown) => {
+        this.core.exited(allocId, { failed: true, message: `lost: ${describeError(err)}` });
+        this.#kick();
+      },
+    );
+  }
+
+  #driver(name: string): TaskDriver {
+    const d = this.#o.drivers.get(name);
+    if (!d) throw new ShoalError('ERR_DRIVER_UNAVAILABLE', `task driver "${name}" is not available on this node`);
+    return d;
+  }
+
+  #handle(json: string): TaskHandle {
+    return JSON.parse(json) as TaskHandle;
+  }
+
+  /** Writes a record atomically and durably (temp file, fsync, rename), or deletes it. */
+  #persist(allocId: string, record: TaskRecord | null): void {
+    const file = join(this.#dir, `${allocId}.json`);
+    if (record === null) {
+      rmSync(file, { force: true });
+      return;
+    }
+    const tmp = `${file}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(record));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  }
+}
+
+export function exitMessage(exit: ExitResult): string {
+  if (exit.unknownReason) return `exit status unknown (${exit.unknownReason})`;
+  if (exit.oomKilled) return 'killed: out of memory';
+  if (exit.signal) return `killed by ${exit.signal}`;
+  return `exit code ${exit.exitCode ?? 'unknown'}`;
+}
+
+function healthFor(h: ServiceSpec['healthcheck']): HealthCheckSpec | undefined {
+  if (!h) return undefined;
+  const [kind, ...rest] = h.test;
+  const test = kind === 'CMD-SHELL' ? { kind: 'cmd-shell' as const, command: rest.join(' ') } : { kind: 'cmd' as const, argv: rest };
+  return { test, intervalMs: h.intervalMs, timeoutMs: h.timeoutMs, retries: h.retries, startPeriodMs: h.startPeriodMs };
+}
+
+/** The driver-neutral task for an allocation of a service (the drivers validate it). */
+export function taskSpecFor(alloc: Allocation, spec: ServiceSpec, jobType: Job['type'], nodeId: string): TaskSpec {
+  const limits = spec.deploy.resources.limits;
+  const env = {
+    ...spec.environment,
+    SHOAL_JOB: alloc.jobName, SHOAL_SERVICE: alloc.service, SHOAL_SLOT: String(alloc.slot), SHOAL_NODE_ID: nodeId, SHOAL_JOB_TYPE: jobType,
+  };
+  let command: string | undefined;
+  let args: string[] | undefined;
+  if (spec.driver === 'process') {
+    const argv = [...(spec.entrypoint ?? []), ...(spec.command ?? [])];
+    command = argv[0];
+    args = argv.slice(1);
+  } else {
+    if (spec.entrypoint) throw new ShoalError('ERR_UNSUPPORTED', `service "${spec.name}": entrypoint is not supported by the docker driver yet; put the program in command`);
+    if (spec.command) {
+      command = spec.command[0];
+      args = spec.command.slice(1);
+    }
+  }
+  const health = healthFor(spec.healthcheck);
+  return {
+    id: alloc.id,
+    name: `${alloc.jobName}.${alloc.service}.${alloc.slot}`,
+    ...(spec.image ? { image: spec.image } : {}),
+    ...(command === undefined ? {} : { command }),
+    ...(args === undefined ? {} : { args }),
+    env,
+    ...(spec.workingDir ? { workingDir: spec.workingDir } : {}),
+    resources: {
+      ...(limits.cpuMillicores > 0 ? { cpus: limits.cpuMillicores / 1000 } : {}),
+      ...(limits.memoryBytes > 0 ? { memoryBytes: limits.memoryBytes } : {}),
+    },
+    ports: spec.ports.map((p) => ({ port: p.published, protocol: p.protocol })),
+    mounts: spec.volumes.map((v) => ({ source: v.source, target: v.target, readOnly: v.readOnly })),
+    labels: { ...spec.labels, 'shoal.job': alloc.jobName, 'shoal.service': alloc.service },
+    stopSignal: spec.stopSignal,
+    stopGraceMs: spec.stopGraceMs,
+    ...(health ? { healthcheck: health } : {}),
+    networkMode: spec.networkMode,
+  };
+}
