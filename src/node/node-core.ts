@@ -76,13 +76,30 @@ export class NodeCore {
 
   constructor(readonly nodeId: string) {}
 
-  /** Re-adopts the records found on disk at start-up, with what the driver said about each task. */
-  restore(records: readonly { record: TaskRecord; alive: boolean; lostReason?: string }[]): void {
-    for (const { record, alive, lostReason } of records) {
+  /**
+   * Re-adopts the records found on disk at start-up, with what the driver said about each task. A record still
+   * `starting` has no handle (the agent died before the driver answered), yet the start may have gone through: the
+   * runtime asks the driver for a task of that allocation (drivers name tasks by allocation id) and passes `alive`
+   * and the `handle` it found, so the task is re-attached rather than started a second time.
+   */
+  restore(records: readonly { record: TaskRecord; alive: boolean; lostReason?: string; handle?: string }[]): void {
+    for (const { record, alive, lostReason, handle } of records) {
       const r: TaskRecord = { ...record, restartTimesMs: [...record.restartTimesMs] };
       this.#tasks.set(r.allocId, r);
       if (r.phase === 'dead') continue;
-      if (r.phase === 'starting' && r.handle === '') {
+      if (r.phase === 'starting' && r.handle === '' && alive && handle !== undefined && handle !== '') {
+        // The start went through while the agent was down: adopt the task, as `started` would have.
+        r.phase = 'running';
+        r.handle = handle;
+        r.clientStatus = 'running';
+        r.clientMessage = r.restarts > 0 ? `restarted (${r.restarts})` : '';
+        this.#persist(r);
+        if (r.unwanted) {
+          r.phase = 'stopping';
+          this.#persist(r);
+          this.#emit({ kind: 'stop', allocId: r.allocId, handle, reason: 'no longer wanted' });
+        }
+      } else if (r.phase === 'starting' && r.handle === '') {
         // The agent died between recording the start and the driver answering: nothing known to re-attach to.
         // (The restart policy is applied at the first `observe`, once the service's spec is known.)
         r.phase = 'running';
@@ -117,10 +134,13 @@ export class NodeCore {
   }
 
   readonly #pendingStart = new Set<string>();
+  /** Whether `observe` ran yet (the restart policies are learned there). */
+  #observed = false;
   readonly #pendingExits = new Map<string, TaskExit>();
 
   /** Reconciles with the replicated state (call it with a state that has caught up with the leader). */
   observe(state: NodeStateView): void {
+    this.#observed = true;
     const placed = state.allocationsOnNode(this.nodeId);
     for (const alloc of placed) {
       const spec = state.job(alloc.jobName)?.job.services.find((s) => s.name === alloc.service);
@@ -203,6 +223,12 @@ export class NodeCore {
     const r = this.#tasks.get(allocId);
     if (!r || (r.phase !== 'running' && r.phase !== 'starting')) return;
     if (r.unwanted) return this.#finish(r, 'complete', r.clientMessage);
+    // Before the first `observe` (right after a restart) no restart policy is known yet: apply it at that observe,
+    // as for the tasks found dead by `restore`, rather than treating the exit as final.
+    if (!this.#observed) {
+      this.#pendingExits.set(allocId, exit);
+      return;
+    }
     this.#exited(r, exit);
   }
 
@@ -246,6 +272,9 @@ export class NodeCore {
   #start(r: TaskRecord, alloc: Allocation, spec: ServiceSpec, jobType: Job['type']): void {
     r.phase = 'starting';
     r.clientStatus = 'pending';
+    // The handle of the previous run (a restart) names a dead task: a record that is `starting` has no handle until
+    // `started`, so that `restore` asks the driver for the allocation's task instead of trusting a stale handle.
+    r.handle = '';
     this.#persist(r);
     this.#emit({ kind: 'start', allocId: r.allocId, alloc, spec, jobType });
   }

@@ -141,7 +141,14 @@ export class ShoalClient {
     if (this.#token) headers.set('authorization', `Bearer ${this.#token}`);
     const url = `${this.baseUrl}${path}`;
     try {
-      return await fetch(url, { ...init, headers, signal });
+      try {
+        return await fetch(url, { ...init, headers, signal });
+      } catch (first) {
+        // A pooled keep-alive connection the agent closed just as it was reused fails before the request is read;
+        // every Shoal call is safe to send again (writes are idempotent), so try once on a fresh connection.
+        if ((first as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET' || deadline.aborted) throw first;
+        return await fetch(url, { ...init, headers, signal });
+      }
     } catch (err) {
       if (deadline.aborted) throw new DeadlineExceededError(`${what} to ${this.baseUrl}`, timeoutMs);
       if (options.signal?.aborted) throw new ShoalError('ERR_CANCELLED', `${what} was cancelled`);
