@@ -9,6 +9,9 @@ import { registerAgent } from './commands/agent.js';
 import { registerKeygen } from './commands/keygen.js';
 import { registerMembers } from './commands/members.js';
 import { registerOperator } from './commands/operator.js';
+import { registerJob } from './commands/job.js';
+import { registerAlloc } from './commands/alloc.js';
+import { registerNode } from './commands/node.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -25,6 +28,9 @@ export function buildProgram(): Command {
   registerMembers(program);
   registerKeygen(program);
   registerOperator(program);
+  registerJob(program);
+  registerAlloc(program);
+  registerNode(program);
   return program;
 }
 

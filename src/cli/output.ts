@@ -32,3 +32,94 @@ export function printTable(headers: string[], rows: string[][]): void {
   const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
   process.stdout.write(`${[line(headers), ...rows.map(line)].join('\n')}\n`);
 }
+
+// --- Control-plane helpers (job, alloc, node commands) ------------------------------------------------------------
+
+/** protobufjs `toObject` options for `-o json`: 64-bit numbers as numbers, defaults present, bytes as base64. */
+export const JSON_OUTPUT = { enums: String, longs: Number, bytes: String, defaults: true, arrays: true, objects: true } as const;
+
+interface ToObject<T> {
+  toObject(message: T, options: typeof JSON_OUTPUT): Record<string, unknown>;
+}
+
+/** Prints a protobuf response as pretty JSON (`-o json`). */
+export function printMessageJson<T>(type: ToObject<T>, message: T): void {
+  process.stdout.write(`${JSON.stringify(type.toObject(message, JSON_OUTPUT), null, 2)}\n`);
+}
+
+/** Ids are shown by their first 8 characters; every command accepts any unique prefix back. */
+export function shortId(id: string | null | undefined): string {
+  return (id ?? '').slice(0, 8);
+}
+
+/** "resources: memory exhausted (3), constraint node.labels.zone==x (2)": most frequent reason first. */
+export function formatReasons(reasons: Record<string, number> | null | undefined): string {
+  const entries = Object.entries(reasons ?? {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  return entries.map(([reason, count]) => `${reason} (${count})`).join(', ');
+}
+
+/** "web: 2 replicas not placed: resources: memory exhausted (3)". */
+export function formatFailedPlacement(p: { service?: string | null; missing?: number | null; reasons?: Record<string, number> | null }): string {
+  const missing = p.missing ?? 0;
+  const reasons = formatReasons(p.reasons);
+  return `${p.service ?? '?'}: ${missing} ${missing === 1 ? 'replica' : 'replicas'} not placed${reasons === '' ? ' (no node was considered: is any node ready and eligible?)' : `: ${reasons}`}`;
+}
+
+/** Millicores as cores, the way Compose writes them: 500 -> "0.5", 2000 -> "2", 1250 -> "1.25". */
+export function formatCores(millicores: number | null | undefined): string {
+  return String(Math.round(u64(millicores) / 10) / 100);
+}
+
+/** Bytes as whole MiB. */
+export function formatMiB(bytes: number | null | undefined): string {
+  return String(Math.round(u64(bytes) / (1024 * 1024)));
+}
+
+/** Prints "KEY  value" lines with the values aligned. */
+export function printFields(fields: [string, string][]): void {
+  const width = Math.max(...fields.map(([k]) => k.length));
+  process.stdout.write(`${fields.map(([k, v]) => `${k.padEnd(width)}  ${v}`.trimEnd()).join('\n')}\n`);
+}
+
+/**
+ * Progress lines of a long-running command. On a terminal the block of lines is rewritten in place; otherwise a
+ * line is printed only when it changed since it was last printed, so logs and pipes get one line per change.
+ */
+export class ProgressLines {
+  readonly #out: NodeJS.WriteStream;
+  readonly #tty: boolean;
+  readonly #last = new Map<string, string>();
+  #drawn = 0;
+
+  constructor(out: NodeJS.WriteStream = process.stdout) {
+    this.#out = out;
+    this.#tty = out.isTTY === true;
+  }
+
+  /** `lines` are keyed (by service, node...) so a non-terminal prints only the keys whose text changed. */
+  update(lines: [key: string, text: string][]): void {
+    if (this.#tty) {
+      const up = this.#drawn > 0 ? `\x1b[${this.#drawn}A` : '';
+      this.#out.write(`${up}${lines.map(([, text]) => `\x1b[2K${text}\n`).join('')}`);
+      // A block that shrank leaves stale lines below it: clear them.
+      for (let i = lines.length; i < this.#drawn; i++) this.#out.write('\x1b[2K\n');
+      if (this.#drawn > lines.length) this.#out.write(`\x1b[${this.#drawn - lines.length}A`);
+      this.#drawn = lines.length;
+      return;
+    }
+    for (const [key, text] of lines) {
+      if (this.#last.get(key) === text) continue;
+      this.#last.set(key, text);
+      this.#out.write(`${text}\n`);
+    }
+  }
+}
+
+/**
+ * A uint64 field of a decoded response as a number. The generated types say `number`, but protobufjs decodes 64-bit
+ * fields to `Long` objects whenever the `long` package is installed; `===` and `<` on those compare objects or
+ * strings, so every uint64 the CLI computes with goes through here (printing one is safe: Long's toString is decimal).
+ */
+export function u64(value: number | { toString(): string } | null | undefined): number {
+  return Number(value ?? 0);
+}

@@ -4,17 +4,22 @@
  *   text ─► size check ─► YAML (merge keys on) ─► drop harmless keys (warnings) ─► ${VAR} substitution
  *        ─► strict schema (zod) ─► conversion + semantic checks ─► Job
  *
+ * A canonical job in JSON (what `shoal job run --output` prints) goes to canonical.ts instead; the cross-field
+ * rules of checks.ts apply to both.
+ *
  * Every problem becomes a JobIssue with the file, line, column and field path, and all of them are reported at
  * once. Nothing here touches the cluster: a file that fails changes nothing.
  */
 import { LineCounter, parseDocument, isMap, isScalar, type Document } from 'yaml';
-import type { ZodError } from 'zod';
 import { JobSpecError, formatIssue, type JobIssue } from './errors.js';
 import { interpolate, type Env } from './interpolate.js';
 import { HARMLESS_KEYS, fileSchema, type ComposeFile, type ComposeService } from './schema.js';
 import { parseBytes, parseCpuMillicores, parseDurationMs, splitCommand } from './units.js';
 import type { BindMount, Constraint, HealthCheck, Job, PortMapping, Resources, RestartPolicy, ServiceSpec } from './types.js';
 import { JOBSPEC_LIMITS } from './limits.js';
+import { SIGNALS, SPREAD_RE, checkService, checkServiceCount, isValidName, type CanonicalPath } from './checks.js';
+import { reportZodIssues } from './zod-issues.js';
+import { looksCanonical, parseCanonicalJob } from './canonical.js';
 
 export interface ParseOptions {
   /** Shown in every message; its base name is the job's name when the file has none. */
@@ -34,8 +39,6 @@ export interface ParseResult {
 
 type Path = (string | number)[];
 
-const NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
-const SIGNALS = new Set(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGKILL', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGSTOP', 'SIGCONT', 'SIGALRM', 'SIGPWR']);
 
 class Collector {
   readonly issues: JobIssue[] = [];
@@ -80,6 +83,8 @@ export function parseJobFile(text: string, options: ParseOptions): ParseResult {
   if (bytes > JOBSPEC_LIMITS.maxJobFileBytes) {
     throw new JobSpecError([{ file, line: 0, column: 0, path: '', message: `file is ${bytes} bytes; a job file may be at most ${JOBSPEC_LIMITS.maxJobFileBytes} bytes` }]);
   }
+  // Canonical JSON names itself and is already converted: no substitution, no defaults, no --name.
+  if (looksCanonical(text, file)) return { job: parseCanonicalJob(text, file), warnings: [] };
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: false, uniqueKeys: true });
   const c = new Collector(file, doc, lines);
@@ -105,7 +110,7 @@ export function parseJobFile(text: string, options: ParseOptions): ParseResult {
   if (c.issues.length > 0) throw new JobSpecError(c.issues);
   const parsed = fileSchema.safeParse(substituted);
   if (!parsed.success) {
-    reportZod(parsed.error, substituted, c);
+    reportZodIssues(parsed.error, substituted, (path, message, key) => c.error(path, message, key), UNSUPPORTED_HINTS);
     throw new JobSpecError(c.issues);
   }
   const job = convert(parsed.data, options, c);
@@ -174,67 +179,6 @@ const UNSUPPORTED_HINTS: Record<string, string> = {
   user: '"user" is not supported yet',
 };
 
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let cur: unknown = root;
-  for (const p of path) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<PropertyKey, unknown>)[p];
-  }
-  return cur;
-}
-
-function describeType(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  return `${typeof v} ${JSON.stringify(v)}`;
-}
-
-function reportZod(error: ZodError, root: unknown, c: Collector): void {
-  reportIssues(error.issues, [], root, c);
-}
-
-type ZodIssueList = ZodError['issues'];
-
-/** The branch of a union that got furthest into the value is the one the author meant: report its issues. */
-function bestBranch(branches: readonly ZodIssueList[]): ZodIssueList | undefined {
-  let best: ZodIssueList | undefined;
-  let bestDepth = 0;
-  for (const branch of branches) {
-    const depth = Math.max(0, ...branch.map((i) => i.path.length + (i.code === 'unrecognized_keys' ? 1 : 0)));
-    if (depth > bestDepth) {
-      best = branch;
-      bestDepth = depth;
-    }
-  }
-  return best;
-}
-
-function reportIssues(issues: ZodIssueList, base: Path, root: unknown, c: Collector): void {
-  for (const issue of issues) {
-    const path = [...base, ...issue.path.filter((p): p is string | number => typeof p !== 'symbol')];
-    if (issue.code === 'invalid_union') {
-      const branch = bestBranch(issue.errors as ZodIssueList[]);
-      if (branch) {
-        reportIssues(branch, path, root, c);
-        continue;
-      }
-    }
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) {
-        const hint = UNSUPPORTED_HINTS[key];
-        c.error(path, hint ? `unsupported key "${key}": ${hint}` : `unknown key "${key}"`, key);
-      }
-    } else if (issue.code === 'invalid_type' && valueAt(root, path) === undefined) {
-      c.error(path, `is required (expected ${issue.expected})`);
-    } else if (issue.code === 'invalid_type' || issue.code === 'invalid_union') {
-      c.error(path, `has the wrong type: got ${describeType(valueAt(root, path))}${issue.code === 'invalid_type' ? `, expected ${issue.expected}` : ''}`);
-    } else {
-      c.error(path, issue.message);
-    }
-  }
-}
-
 function asInt(value: unknown, path: Path, c: Collector, min: number, max: number, what: string): number | undefined {
   const n = typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
@@ -301,13 +245,15 @@ function joinPath(base: string, rel: string): string {
   return `/${out.join('/')}`;
 }
 
-function convertPorts(ports: ComposeService['ports'], path: Path, c: Collector): PortMapping[] {
+/** The mappings, and for each the index of the entry it came from (entries in error are skipped). */
+function convertPorts(ports: ComposeService['ports'], path: Path, c: Collector): { ports: PortMapping[]; from: number[] } {
   const out: PortMapping[] = [];
+  const from: number[] = [];
   (ports ?? []).forEach((p, i) => {
     const at = [...path, i];
     let target: number | undefined;
     let published: number | undefined;
-    let protocol = 'tcp';
+    let protocol: string;
     if (typeof p === 'number' || typeof p === 'string') {
       const m = /^(?:(?:(\d+\.\d+\.\d+\.\d+):)?(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(String(p).trim());
       if (!m) {
@@ -336,13 +282,10 @@ function convertPorts(ports: ComposeService['ports'], path: Path, c: Collector):
       c.error(at, `protocol must be tcp or udp, got "${protocol}"`);
       return;
     }
-    if (out.some((o) => o.published === published && o.protocol === protocol)) {
-      c.error(at, `host port ${published}/${protocol} is published twice`);
-      return;
-    }
     out.push({ target, published, protocol });
+    from.push(i);
   });
-  return out;
+  return { ports: out, from };
 }
 
 function convertVolumes(volumes: ComposeService['volumes'], path: Path, c: Collector, baseDir: string): BindMount[] {
@@ -435,8 +378,9 @@ function convertHealth(h: ComposeService['healthcheck'], path: Path, c: Collecto
 
 const CONSTRAINT_RE = /^\s*(node\.(?:name|id|role|hostname|labels\.[A-Za-z0-9_.\-/]+))\s*(==|!=)\s*(.+?)\s*$/;
 
-function convertConstraints(list: string[] | undefined, path: Path, c: Collector): Constraint[] {
+function convertConstraints(list: string[] | undefined, path: Path, c: Collector): { constraints: Constraint[]; from: number[] } {
   const out: Constraint[] = [];
+  const from: number[] = [];
   (list ?? []).forEach((text, i) => {
     const m = CONSTRAINT_RE.exec(text);
     if (!m) {
@@ -445,18 +389,9 @@ function convertConstraints(list: string[] | undefined, path: Path, c: Collector
     }
     const attribute = m[1] === 'node.hostname' ? 'node.name' : (m[1] as string);
     out.push({ attribute, op: m[2] as '==' | '!=', value: m[3] as string });
+    from.push(i);
   });
-  // Constraints that no node can ever satisfy are an error now rather than a job that never places.
-  for (let i = 0; i < out.length; i++) {
-    for (let j = i + 1; j < out.length; j++) {
-      const a = out[i]!;
-      const b = out[j]!;
-      if (a.attribute !== b.attribute) continue;
-      const contradict = (a.op === '==' && b.op === '==' && a.value !== b.value) || (a.op !== b.op && a.value === b.value);
-      if (contradict) c.error([...path, j], `"${a.attribute}${a.op}${a.value}" and "${b.attribute}${b.op}${b.value}" can never both hold: no node could run this service`);
-    }
-  }
-  return out;
+  return { constraints: out, from };
 }
 
 function convertResources(r: { cpus?: string | number; memory?: string | number } | undefined, path: Path, c: Collector): Resources {
@@ -477,52 +412,43 @@ function convertRestart(r: NonNullable<ComposeService['deploy']>['restart_policy
 }
 
 function convertService(name: string, s: ComposeService, path: Path, c: Collector, env: Env, baseDir: string, batch: boolean): ServiceSpec | undefined {
-  if (!NAME_RE.test(name) || name.length > 63) c.error(['services'], `service name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`, name);
+  if (!isValidName(name)) c.error(['services'], `service name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`, name);
   const driverName = s['x-shoal']?.driver ?? 'docker';
   if (driverName !== 'docker' && driverName !== 'process') c.error([...path, 'x-shoal', 'driver'], `driver must be "docker" or "process", got "${driverName}"`);
   const driver = driverName === 'process' ? 'process' : 'docker';
   const command = toArgv(s.command, [...path, 'command'], c);
   const entrypoint = toArgv(s.entrypoint, [...path, 'entrypoint'], c);
-  if (driver === 'docker' && s.image === undefined) c.error(path, 'needs an "image" (or x-shoal.driver: process with a "command")', undefined);
-  if (driver === 'process') {
-    if (s.image !== undefined) c.error([...path, 'image'], 'a process service runs a command on the node and takes no image; remove "image" or use the docker driver');
-    if (command === null || command.length === 0) c.error(path, 'a process service needs a "command"');
-    if (entrypoint !== null) c.error([...path, 'entrypoint'], 'a process service takes no entrypoint; put the whole argv in "command"');
-  }
   const networkMode = s.network_mode ?? 'host';
   if (networkMode !== 'host' && networkMode !== 'none') {
     c.error([...path, 'network_mode'], `network_mode "${networkMode}" is not supported: bridge and overlay networks are refused until Shoal has its own; use host or none`);
   }
   const ports = convertPorts(s.ports, [...path, 'ports'], c);
-  if (networkMode === 'none' && ports.length > 0) c.error([...path, 'ports'], 'a service with network_mode: none cannot publish ports');
-  if (driver === 'process' && networkMode === 'none') c.error([...path, 'network_mode'], 'the process driver runs tasks in the node\'s network; network_mode: none needs the docker driver');
   const d = s.deploy ?? {};
   const mode = d.mode ?? 'replicated';
   if (mode !== 'replicated' && mode !== 'global') c.error([...path, 'deploy', 'mode'], `must be replicated or global, got "${mode}"`);
   let replicas = 1;
   if (mode === 'global') {
-    if (d.replicas !== undefined) c.error([...path, 'deploy', 'replicas'], 'a global service runs one task on every eligible node; it takes no replica count');
-    replicas = 0;
+    // A replica count on a global service is refused by checkService; keep it so that it can be.
+    replicas = d.replicas === undefined ? 0 : asInt(d.replicas, [...path, 'deploy', 'replicas'], c, 0, JOBSPEC_LIMITS.maxReplicas, 'replicas') ?? 0;
   } else if (d.replicas !== undefined) {
     replicas = asInt(d.replicas, [...path, 'deploy', 'replicas'], c, 0, JOBSPEC_LIMITS.maxReplicas, 'replicas') ?? 1;
   }
   const placement = d.placement ?? {};
   const maxPerNode = placement.max_replicas_per_node === undefined ? 0 : asInt(placement.max_replicas_per_node, [...path, 'deploy', 'placement', 'max_replicas_per_node'], c, 1, JOBSPEC_LIMITS.maxReplicas, 'max_replicas_per_node') ?? 0;
   const spread = (placement.preferences ?? []).map((p, i) => {
-    if (!/^node\.(labels\.[A-Za-z0-9_.\-/]+|name|id)$/.test(p.spread)) c.error([...path, 'deploy', 'placement', 'preferences', i, 'spread'], `can spread only across node.labels.<key>, node.name or node.id, got "${p.spread}"`);
+    if (!SPREAD_RE.test(p.spread)) c.error([...path, 'deploy', 'placement', 'preferences', i, 'spread'], `can spread only across node.labels.<key>, node.name or node.id, got "${p.spread}"`);
     return p.spread;
   });
   const reservations = convertResources(d.resources?.reservations, [...path, 'deploy', 'resources', 'reservations'], c);
   const limits = convertResources(d.resources?.limits, [...path, 'deploy', 'resources', 'limits'], c);
-  if (limits.cpuMillicores > 0 && reservations.cpuMillicores > limits.cpuMillicores) c.error([...path, 'deploy', 'resources', 'reservations', 'cpus'], 'reserves more CPU than its limit allows');
-  if (limits.memoryBytes > 0 && reservations.memoryBytes > limits.memoryBytes) c.error([...path, 'deploy', 'resources', 'reservations', 'memory'], 'reserves more memory than its limit allows');
   const stopGraceMs = s.stop_grace_period === undefined ? 10_000 : unit(parseDurationMs(s.stop_grace_period), [...path, 'stop_grace_period'], c) ?? 10_000;
   if (stopGraceMs > JOBSPEC_LIMITS.maxStopGraceMs) c.error([...path, 'stop_grace_period'], `must be at most ${JOBSPEC_LIMITS.maxStopGraceMs / 1000} s`);
   let stopSignal = (s.stop_signal ?? 'SIGTERM').toUpperCase();
   if (!stopSignal.startsWith('SIG')) stopSignal = `SIG${stopSignal}`;
-  if (!SIGNALS.has(stopSignal)) c.error([...path, 'stop_signal'], `"${s.stop_signal}" is not a signal Shoal can send (${[...SIGNALS].join(', ')})`);
+  if (!SIGNALS.includes(stopSignal)) c.error([...path, 'stop_signal'], `"${s.stop_signal}" is not a signal Shoal can send (${SIGNALS.join(', ')})`);
   const labels = { ...toStringMap(s.labels, [...path, 'labels'], c, env, 'label'), ...toStringMap(d.labels, [...path, 'deploy', 'labels'], c, env, 'label') };
-  return {
+  const constraints = convertConstraints(placement.constraints, [...path, 'deploy', 'placement', 'constraints'], c);
+  const spec: ServiceSpec = {
     name,
     driver,
     image: s.image ?? null,
@@ -530,7 +456,7 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     entrypoint,
     workingDir: s.working_dir ?? null,
     environment: toStringMap(s.environment, [...path, 'environment'], c, env, 'environment'),
-    ports,
+    ports: ports.ports,
     networkMode: networkMode === 'none' ? 'none' : 'host',
     volumes: convertVolumes(s.volumes, [...path, 'volumes'], c, baseDir),
     labels,
@@ -540,18 +466,40 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     deploy: {
       mode: mode === 'global' ? 'global' : 'replicated',
       replicas,
-      placement: { constraints: convertConstraints(placement.constraints, [...path, 'deploy', 'placement', 'constraints'], c), maxReplicasPerNode: maxPerNode, spread },
+      placement: { constraints: constraints.constraints, maxReplicasPerNode: maxPerNode, spread },
       resources: { reservations, limits },
       restartPolicy: convertRestart(d.restart_policy, [...path, 'deploy', 'restart_policy'], c, batch),
     },
   };
+  checkService(spec, (at, message) => c.error(composePath(at, s, path, ports.from, constraints.from), message));
+  return spec;
+}
+
+const COMPOSE_KEYS: Record<string, string> = { networkMode: 'network_mode', cpuMillicores: 'cpus', memoryBytes: 'memory' };
+
+/**
+ * Where a field of the canonical service came from in the Compose service `s`: keys renamed, list indices mapped
+ * back to the entries they were converted from, and a field the file does not have reported at its parent.
+ */
+function composePath(at: CanonicalPath, s: ComposeService, base: Path, portsFrom: number[], constraintsFrom: number[]): Path {
+  const out: Path = [];
+  let node: unknown = s;
+  for (const [i, part] of at.entries()) {
+    let key: string | number = typeof part === 'string' ? COMPOSE_KEYS[part] ?? part : part;
+    if (typeof part === 'number') key = at[i - 1] === 'ports' ? portsFrom[part] ?? part : at[i - 1] === 'constraints' ? constraintsFrom[part] ?? part : part;
+    const next = typeof node === 'object' && node !== null ? (node as Record<string | number, unknown>)[key] : undefined;
+    if (next === undefined) break;
+    out.push(key);
+    node = next;
+  }
+  return [...base, ...out];
 }
 
 function convert(file: ComposeFile, options: ParseOptions, c: Collector): Job | undefined {
   const base = options.file.split('/').pop() ?? options.file;
   const fallback = base.replace(/\.(ya?ml|json)$/i, '');
   const name = file.name ?? options.name ?? fallback;
-  if (!NAME_RE.test(name) || name.length > 63) {
+  if (!isValidName(name)) {
     c.error(file.name !== undefined ? ['name'] : [], `job name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit${file.name === undefined && options.name === undefined ? ' (it came from the file name; set a top-level "name" or pass --name)' : ''}`);
   }
   if (file.networks !== undefined) c.error([], 'top-level networks are not supported: bridge and overlay networks are refused until Shoal has its own; use network_mode: host or none', 'networks');
@@ -559,8 +507,7 @@ function convert(file: ComposeFile, options: ParseOptions, c: Collector): Job | 
   const type = file['x-shoal']?.type ?? 'service';
   if (type !== 'service' && type !== 'batch') c.error(['x-shoal', 'type'], `job type must be service or batch, got "${type}"`);
   const entries = Object.entries(file.services);
-  if (entries.length === 0) c.error(['services'], 'a job needs at least one service');
-  if (entries.length > JOBSPEC_LIMITS.maxServicesPerJob) c.error(['services'], `a job may have at most ${JOBSPEC_LIMITS.maxServicesPerJob} services`);
+  checkServiceCount(entries.length, (at, message) => c.error(at, message));
   const services: ServiceSpec[] = [];
   for (const [svcName, svc] of entries) {
     if (svc === null) {

@@ -168,6 +168,8 @@ export const LIMITS = {
   nodeMaxUpdatesPerReport: 512,
   /** How often a node compares what it runs with what the replicated state says, and reports differences. */
   nodeReconcileMs: 100,
+  /** How often a node asks its drivers whether tasks with a health check are healthy (unhealthy ones are restarted). */
+  nodeHealthCheckMs: 1_000,
   /** Tasks a node starts or stops at once; the rest wait for a free slot. */
   nodeMaxConcurrentTaskOps: 16,
   /** Largest window of one output stream an Allocations/Logs call returns. */

@@ -43,6 +43,8 @@ export interface TaskRecord {
   deadAtMs: number;
   /** The leader no longer wants this allocation. */
   unwanted: boolean;
+  /** How the task last ended (kept after a restart so users see why it restarted). */
+  lastExit?: string;
 }
 
 export interface TaskExit {
@@ -92,7 +94,7 @@ export class NodeCore {
         r.phase = 'running';
         r.handle = handle;
         r.clientStatus = 'running';
-        r.clientMessage = r.restarts > 0 ? `restarted (${r.restarts})` : '';
+        r.clientMessage = r.restarts > 0 ? `restarted ${r.restarts} time${r.restarts === 1 ? '' : 's'}; last exit: ${r.lastExit ?? 'unknown'}` : '';
         this.#persist(r);
         if (r.unwanted) {
           r.phase = 'stopping';
@@ -200,7 +202,7 @@ export class NodeCore {
     r.phase = 'running';
     r.handle = handle;
     r.clientStatus = 'running';
-    r.clientMessage = r.restarts > 0 ? `restarted (${r.restarts})` : '';
+    r.clientMessage = r.restarts > 0 ? `restarted ${r.restarts} time${r.restarts === 1 ? '' : 's'}; last exit: ${r.lastExit ?? 'unknown'}` : '';
     this.#persist(r);
     if (r.unwanted) {
       r.phase = 'stopping';
@@ -221,7 +223,7 @@ export class NodeCore {
   /** The task ended on its own (not through a `stop` effect). */
   exited(allocId: string, exit: TaskExit): void {
     const r = this.#tasks.get(allocId);
-    if (!r || (r.phase !== 'running' && r.phase !== 'starting')) return;
+    if (!r || r.phase !== 'running') return;
     if (r.unwanted) return this.#finish(r, 'complete', r.clientMessage);
     // Before the first `observe` (right after a restart) no restart policy is known yet: apply it at that observe,
     // as for the tasks found dead by `restore`, rather than treating the exit as final.
@@ -312,6 +314,7 @@ export class NodeCore {
     // Keep only what the window can still count (bounded by max attempts when there is no window).
     r.restartTimesMs = [...recent, this.#nowMs].slice(-Math.max(1, Math.min(spec.policy.maxAttempts ?? 1_000, 1_000)));
     r.restarts++;
+    r.lastExit = exit.message;
     r.phase = 'restarting';
     r.restartAtMs = this.#nowMs + spec.policy.delayMs;
     r.clientStatus = 'pending';

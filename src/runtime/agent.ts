@@ -136,7 +136,6 @@ export class Agent {
   readonly #deadSince = new Map<string, number>();
   #peerRpc: PeerRpc | undefined;
   #runner: NodeRunner | undefined;
-  #control: ControlPlane | undefined;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -268,7 +267,6 @@ export class Agent {
       callPeer: (nodeId, method, request, timeoutMs) => this.#peerRpc!.call(nodeId, method, request, timeoutMs),
     });
     control.register(rpc);
-    this.#control = control;
     const bound = await rpc.start();
     this.#rpc = rpc;
     this.#apiAddress = `${bound.address}:${bound.port}`;

@@ -55,6 +55,8 @@ export class NodeRunner {
   #running = 0;
   readonly #queue: (() => Promise<void>)[] = [];
   #stepScheduled = false;
+  readonly #healthKills = new Set<string>();
+  #healthTimer: NodeJS.Timeout | undefined;
 
   constructor(options: NodeRunnerOptions) {
     this.#o = options;
@@ -86,7 +88,7 @@ export class NodeRunner {
           const status = await this.#driver(handle.driver).inspect(handle);
           alive = status.state === 'running';
           if (!alive) lostReason = status.exit ? exitMessage(status.exit) : 'exited';
-          if (alive) this.#watch(record.allocId, handle);
+          if (alive) this.#watch(record.allocId, handle, record.handle);
         } catch (err) {
           lostReason = describeError(err);
         }
@@ -96,13 +98,18 @@ export class NodeRunner {
     }
     this.core.restore(restored);
     this.#timer = setInterval(() => this.#step(), LIMITS.nodeReconcileMs);
+    this.#healthTimer = setInterval(() => {
+      void this.#checkHealth().catch((err: unknown) => this.#o.logger.warn({ err: describeError(err) }, 'health supervision round failed'));
+    }, LIMITS.nodeHealthCheckMs);
   }
 
   /** Stops reconciling. Tasks keep running (a restarted agent re-attaches to them), like a Nomad client restart. */
   stop(): void {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#healthTimer) clearInterval(this.#healthTimer);
     this.#timer = undefined;
+    this.#healthTimer = undefined;
   }
 
   /** Stops every task this node runs and waits for them (used when the agent leaves the cluster for good). */
@@ -238,8 +245,9 @@ export class NodeRunner {
     try {
       const handle = await driver.start(task);
       log.info({ driver: spec.driver }, 'task started');
-      this.core.started(allocId, JSON.stringify(handle));
-      this.#watch(allocId, handle);
+      const json = JSON.stringify(handle);
+      this.core.started(allocId, json);
+      this.#watch(allocId, handle, json);
     } catch (err) {
       const recoverable = err instanceof DriverError ? err.recoverable : true;
       log.warn({ err: describeError(err), recoverable }, 'task did not start');
@@ -260,18 +268,57 @@ export class NodeRunner {
     this.core.stopped(allocId);
   }
 
-  /** Watches a task's exit and hands it to the core. */
-  #watch(allocId: string, handle: TaskHandle): void {
+  /**
+   * Watches a task's exit and hands it to the core — unless the task was already replaced (a health kill restarts
+   * it, and the old task's exit must not be taken for the new one's).
+   */
+  #watch(allocId: string, handle: TaskHandle, json: string): void {
+    // A task killed for being unhealthy is handed to the core by the health path, with the reason.
+    const current = (): boolean => this.core.task(allocId)?.handle === json && !this.#healthKills.has(allocId);
     this.#driver(handle.driver).wait(handle).then(
       (exit) => {
+        if (!current()) return;
         this.core.exited(allocId, { failed: exit.failed, message: exitMessage(exit) });
         this.#kick();
       },
       (err: unknown) => {
+        if (!current()) return;
         this.core.exited(allocId, { failed: true, message: `lost: ${describeError(err)}` });
         this.#kick();
       },
     );
+  }
+
+  /**
+   * Compose health checks: a running task whose driver reports it unhealthy is killed and handed to the restart
+   * policy as a failure (as Swarm replaces an unhealthy container).
+   */
+  async #checkHealth(): Promise<void> {
+    for (const t of this.core.tasks()) {
+      if (t.phase !== 'running' || t.handle === '' || this.#healthKills.has(t.allocId)) continue;
+      const handle = this.#handle(t.handle);
+      if (!handle.spec.healthcheck) continue;
+      let report;
+      try {
+        report = (await this.#driver(handle.driver).inspect(handle)).health;
+      } catch (_gone) {
+        continue; // its exit is reported through wait()
+      }
+      if (report.status !== 'unhealthy' || this.core.task(t.allocId)?.handle !== t.handle) continue;
+      this.#healthKills.add(t.allocId);
+      this.#o.logger.warn({ alloc: t.allocId.slice(0, 8), failingStreak: report.failingStreak, output: report.lastOutput }, 'task is unhealthy; restarting it');
+      this.#enqueue(async () => {
+        try {
+          await this.#driver(handle.driver).stop(handle);
+        } catch (err) {
+          this.#o.logger.warn({ alloc: t.allocId.slice(0, 8), err: describeError(err) }, 'stopping an unhealthy task failed');
+        }
+        if (this.core.task(t.allocId)?.handle === t.handle) {
+          this.core.exited(t.allocId, { failed: true, message: `unhealthy after ${report.failingStreak} failed checks${report.lastOutput ? ` (${report.lastOutput.trim().slice(0, 200)})` : ''}` });
+        }
+        this.#healthKills.delete(t.allocId);
+      });
+    }
   }
 
   #driver(name: string): TaskDriver {

@@ -3,12 +3,13 @@
  * Later cores (membership, consensus, scheduler, partitions) register theirs here.
  */
 import type { Scenario } from '../sim/scenario.js';
+import { CONTROL_PLANE_SCENARIOS } from './control-plane.js';
 import { floodCounterScenario, floodCounterUnsafeScenario } from './flood-counter.js';
 import { membershipScenarios, MEMBERSHIP_MUST_PASS } from './membership.js';
 import { RAFT_SCENARIOS, RAFT_MUST_PASS } from './raft-kv.js';
 
 export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
-  [floodCounterScenario, floodCounterUnsafeScenario, ...membershipScenarios, ...RAFT_SCENARIOS].map((s) => [s.name, s]),
+  [floodCounterScenario, floodCounterUnsafeScenario, ...membershipScenarios, ...RAFT_SCENARIOS, ...CONTROL_PLANE_SCENARIOS].map((s) => [s.name, s]),
 );
 
 /** Scenarios that must pass every seed (the unsafe toy is there to be caught, not to pass). */

@@ -148,8 +148,9 @@ export class ClusterState {
         if (command.type === 'node.status') rec.status = command.status;
         else if (command.type === 'node.eligibility') rec.eligible = command.eligible;
         else {
+          // Draining makes the node ineligible; ending a drain makes it eligible again (as Nomad does by default).
           rec.draining = command.draining;
-          if (command.draining) rec.eligible = false;
+          rec.eligible = !command.draining;
         }
         rec.modifyIndex = index;
         const widen = (command.type === 'node.status' && command.status === 'ready') || (command.type === 'node.eligibility' && command.eligible) || (command.type === 'node.drain' && !command.draining);

@@ -8,7 +8,6 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SHOAL_BIN, freeUdpPort, startAgent, waitFor, type AgentProcess } from '../helpers/agents.js';
-import { parseJobFile } from '../../src/jobspec/index.js';
 
 function keygen(dir: string): string {
   const file = join(dir, 'cluster.key');
@@ -77,7 +76,7 @@ t.test('a 6-replica process job survives the SIGKILL of an agent and job stop le
   t.equal(run.status, 0, `job run exits 0\n${run.stdout}\n${run.stderr}`);
   await waitFor('6 replicas running, each its own process', async () => {
     const job = await agents[0]!.client.jobs.get({ name: 'web' });
-    return job.job!.services[0]!.running === 6 && processesWith(marker).length === 6;
+    return job.job?.services?.[0]?.running === 6 && processesWith(marker).length === 6;
   });
   const before = (await agents[0]!.client.allocations.list({ job: 'web' })).allocations;
   t.equal(before.length, 6);
@@ -86,7 +85,7 @@ t.test('a 6-replica process job survives the SIGKILL of an agent and job stop le
   const raft = await agents[0]!.client.operator.raftState();
   // Kill an agent that runs something and is not the leader (the leader is tested by the consensus tests).
   const victim = agents.find((a) => a.id !== raft.leaderId && before.some((al) => al.nodeId === a.id))!;
-  const victimAllocs = before.filter((a) => a.nodeId === victim.id).map((a) => a.id);
+  const victimAllocs = before.filter((a) => a.nodeId === victim.id).map((a) => a.id ?? '');
   t.ok(victimAllocs.length > 0, `${victim.name} runs ${victimAllocs.length} replicas`);
   victim.child.kill('SIGKILL');
   await victim.exited;

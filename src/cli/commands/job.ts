@@ -1,0 +1,334 @@
+/**
+ * `shoal job run|plan|status|stop|scale`: jobs in, allocations out, for Nomad and Docker Swarm users.
+ *
+ * Job files are parsed and validated here, on the CLI's side, so a bad file names its file:line:col and nothing
+ * is sent. `job run` then registers the canonical job and, unless detached, watches it converge:
+ *
+ *   register ─► poll Get (read-your-write through min_index) every ~300 ms, printing per-service progress
+ *     ├─ the evaluation (or a newer one) is done and every service is running/complete as desired ─► exit 0
+ *     ├─ the latest finished evaluation could not place replicas                                 ─► exit 2
+ *     ├─ allocations of this version failed and nothing replaces them                            ─► exit 2
+ *     └─ --wait-timeout passed                                                                   ─► exit 1
+ *
+ * Exit codes are set through process.exitCode so output is flushed and the RPC client's sockets close normally.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Command } from 'commander';
+import { shoal } from '../../gen/proto.js';
+import { InvalidArgumentError, ShoalError } from '../../lib/errors.js';
+import { LIMITS } from '../../lib/limits.js';
+import { parseJobFile, type Job } from '../../jobspec/index.js';
+import type { ShoalClient } from '../../rpc/index.js';
+import {
+  ProgressLines, u64, clientFrom, formatFailedPlacement, formatReasons, parseOutput, printFields, printMessageJson, printTable, shortId,
+  type GlobalFlags, type OutputFlags,
+} from '../output.js';
+
+/** How often `job run`, `job stop` and `node drain` ask the agent for the job's state while waiting. */
+export const POLL_INTERVAL_MS = 300;
+/** Exit code of `job run` when the job cannot be placed or its allocations fail (as `nomad job run`). */
+export const EXIT_PLACEMENT_FAILED = 2;
+/** Exit code of `job plan` on any error (as `nomad job plan`); 0 = no change, 1 = changes. */
+export const EXIT_PLAN_ERROR = 255;
+
+type ServiceSummary = shoal.v1.ServiceSummary.$Properties;
+type Evaluation = shoal.v1.Evaluation.$Properties;
+type Allocation = shoal.v1.Allocation.$Properties;
+
+interface RunFlags {
+  detach?: boolean;
+  output?: boolean;
+  name?: string;
+  waitTimeout: string;
+}
+
+interface StopFlags {
+  detach?: boolean;
+  waitTimeout: string;
+}
+
+export function registerJob(program: Command): void {
+  const job = program.command('job').description('run, plan, inspect, scale and stop jobs');
+
+  job
+    .command('run')
+    .description('register a job from a Compose-style file and wait until it runs (exit 2 if it cannot be placed or fails)')
+    .argument('<file>', 'job file (Compose-style YAML, or canonical JSON)')
+    .option('--detach', 'print the evaluation id and return without waiting')
+    .option('--output', 'print the canonical job as JSON and exit without contacting an agent')
+    .option('--name <name>', 'job name when the file has no top-level "name" (default: the file\'s base name)')
+    .option('--wait-timeout <seconds>', 'give up waiting after this long (the job keeps converging)', '300')
+    .action(async (file: string, flags: RunFlags, command: Command) => {
+      const waitMs = parseSeconds(flags.waitTimeout, '--wait-timeout');
+      const parsed = loadJob(file, flags.name);
+      if (flags.output) {
+        process.stdout.write(`${JSON.stringify(parsed, null, 2)}\n`);
+        return;
+      }
+      const client = clientFrom(command.optsWithGlobals<GlobalFlags>());
+      const res = await client.jobs.register({ jobJson: JSON.stringify(parsed) });
+      if (!res.changed) {
+        process.stdout.write(`Job ${res.name} unchanged (version ${res.version})\n`);
+        return;
+      }
+      process.stdout.write(`Job ${res.name} registered (version ${res.version})\nEvaluation ID: ${res.evalId}\n`);
+      if (flags.detach) return;
+      process.exitCode = await waitForJob(client, parsed, res, waitMs);
+    });
+
+  job
+    .command('plan')
+    .description('show what running the job file would change, without changing anything (exit 0: no change, 1: changes, 255: error)')
+    .argument('<file>', 'job file')
+    .option('--name <name>', 'job name when the file has no top-level "name"')
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (file: string, flags: OutputFlags & { name?: string }, command: Command) => {
+      try {
+        const output = parseOutput(flags.output);
+        const parsed = loadJob(file, flags.name);
+        const plan = await clientFrom(command.optsWithGlobals<GlobalFlags>()).jobs.plan({ jobJson: JSON.stringify(parsed) });
+        if (output === 'json') printMessageJson(shoal.v1.PlanJobResponse, plan);
+        else printPlan(parsed.name, plan);
+        const changes = plan.jobChange !== 'unchanged' || plan.services.some((s) => (s.place ?? 0) > 0 || (s.stop ?? 0) > 0);
+        process.exitCode = changes ? 1 : 0;
+      } catch (err) {
+        if (!(err instanceof ShoalError)) throw err;
+        process.stderr.write(`shoal: ${err.message}\n`);
+        process.exitCode = EXIT_PLAN_ERROR;
+      }
+    });
+
+  job
+    .command('status')
+    .description('list jobs, or show one job\'s services, allocations and placement failures')
+    .argument('[name]', 'job name')
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (name: string | undefined, flags: OutputFlags, command: Command) => {
+      const output = parseOutput(flags.output);
+      const client = clientFrom(command.optsWithGlobals<GlobalFlags>());
+      if (name === undefined) {
+        const res = await client.jobs.list();
+        if (output === 'json') return printMessageJson(shoal.v1.ListJobsResponse, res);
+        if (res.jobs.length === 0) {
+          process.stdout.write('No jobs\n');
+          return;
+        }
+        printTable(['NAME', 'TYPE', 'VERSION', 'STATUS', 'SERVICES'], res.jobs.map((j) => [
+          j.name ?? '', j.type ?? '', String(j.version ?? 0), j.status ?? '',
+          (j.services ?? []).map((s) => `${s.name} ${doneCount(j.type ?? '', s)}/${s.desired ?? 0}`).join(', ') || '-',
+        ]));
+        return;
+      }
+      const res = await client.jobs.get({ name });
+      if (output === 'json') return printMessageJson(shoal.v1.GetJobResponse, res);
+      printJobStatus(res);
+    });
+
+  job
+    .command('stop')
+    .description('stop every allocation of a job and wait until they have stopped')
+    .argument('<name>', 'job name')
+    .option('--detach', 'return once the stop is recorded, without waiting')
+    .option('--wait-timeout <seconds>', 'give up waiting after this long (the allocations keep stopping)', '300')
+    .action(async (name: string, flags: StopFlags, command: Command) => {
+      const waitMs = parseSeconds(flags.waitTimeout, '--wait-timeout');
+      const client = clientFrom(command.optsWithGlobals<GlobalFlags>());
+      const res = await client.jobs.stop({ name });
+      process.stdout.write(`Job ${name} stopping\nEvaluation ID: ${res.evalId}\n`);
+      if (flags.detach) return;
+      await waitForStop(client, name, u64(res.index), waitMs);
+    });
+
+  job
+    .command('scale')
+    .description('set the number of replicas of one service of a job')
+    .argument('<name>', 'job name')
+    .argument('<service>', 'service name')
+    .argument('<replicas>', `replica count, 0 to ${LIMITS.jobMaxReplicas}`)
+    .action(async (name: string, service: string, replicasText: string, _flags: object, command: Command) => {
+      const replicas = /^\d+$/.test(replicasText.trim()) ? Number(replicasText.trim()) : NaN;
+      if (!Number.isInteger(replicas) || replicas > LIMITS.jobMaxReplicas) {
+        throw new InvalidArgumentError(`replicas must be a whole number from 0 to ${LIMITS.jobMaxReplicas}, got "${replicasText}"`);
+      }
+      const res = await clientFrom(command.optsWithGlobals<GlobalFlags>()).jobs.scale({ name, service, replicas });
+      process.stdout.write(`Job ${name} service ${service} scaled to ${replicas} (version ${res.version})\nEvaluation ID: ${res.evalId}\n`);
+    });
+}
+
+/** Reads and validates a job file; a bad file throws JobSpecError naming every problem with file:line:col. */
+function loadJob(file: string, name: string | undefined): Job {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read job file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
+  }
+  const { job, warnings } = parseJobFile(text, { file, env: process.env, baseDir: dirname(resolve(file)), ...(name === undefined ? {} : { name }) });
+  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+  return job;
+}
+
+function parseSeconds(text: string, flag: string): number {
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError(`${flag} must be a positive number of seconds, got "${text}"`);
+  return seconds * 1000;
+}
+
+/** Replicas that count as done: running for service jobs, complete for batch jobs. */
+function doneCount(jobType: string, s: ServiceSummary): number {
+  return jobType === 'batch' ? s.complete ?? 0 : s.running ?? 0;
+}
+
+/** "web: 3/6 running, 3 pending" (batch: "once: 2/4 complete, 1 running, 1 pending"), with failures when any. */
+export function progressLine(jobType: string, s: ServiceSummary): string {
+  const parts = jobType === 'batch'
+    ? [`${s.complete ?? 0}/${s.desired ?? 0} complete`, (s.running ?? 0) > 0 ? `${s.running} running` : '']
+    : [`${s.running ?? 0}/${s.desired ?? 0} running`];
+  if ((s.pending ?? 0) > 0) parts.push(`${s.pending} pending`);
+  if ((s.failed ?? 0) > 0) parts.push(`${s.failed} failed`);
+  if ((s.lost ?? 0) > 0) parts.push(`${s.lost} lost`);
+  if ((s.unplaced ?? 0) > 0) parts.push(`${s.unplaced} unplaced`);
+  return `${s.name}: ${parts.filter((p) => p !== '').join(', ')}`;
+}
+
+type Outcome =
+  | { kind: 'waiting' }
+  | { kind: 'done' }
+  | { kind: 'unplaced'; lines: string[] }
+  | { kind: 'failed'; lines: string[] };
+
+/**
+ * Decides from one Get answer whether `job run` is finished. Evaluations that count are the registration's own and
+ * any newer one of the job (a node failure or a scale during the wait supersedes it).
+ */
+export function judgeRun(got: shoal.v1.GetJobResponse, evalId: string, registeredIndex: number, version: number): Outcome {
+  const job = got.job;
+  if (!job) return { kind: 'waiting' };
+  const evals = got.evaluations.filter((e) => e.id === evalId || u64(e.createIndex) >= registeredIndex);
+  const anyPending = got.evaluations.some((e) => e.status === 'pending');
+  // Until the registration's evaluation is visible it is as good as pending.
+  const pending = evals.length === 0 || evals.some((e) => e.status === 'pending');
+  const services = job.services ?? [];
+  if (!pending) {
+    const latest = newest(evals.filter((e) => e.status !== 'pending'));
+    const failedPlacements = latest?.failedPlacements ?? [];
+    if (failedPlacements.length > 0) return { kind: 'unplaced', lines: failedPlacements.map(formatFailedPlacement) };
+    const unplaced = services.filter((s) => (s.unplaced ?? 0) > 0);
+    if (unplaced.length > 0 && !anyPending) {
+      return { kind: 'unplaced', lines: unplaced.map((s) => formatFailedPlacement({ service: s.name ?? '?', missing: s.unplaced ?? 0, reasons: {} })) };
+    }
+    const replaced = new Set(got.allocations.map((a) => a.previousAllocId).filter((id) => id));
+    const failed = got.allocations.filter((a) => u64(a.jobVersion) === version && a.desiredStatus === 'run' && a.clientStatus === 'failed' && !replaced.has(a.id ?? ''));
+    if (failed.length > 0 && !anyPending) return { kind: 'failed', lines: failed.map(describeFailedAlloc) };
+    const desired = job.type === 'batch' ? 'complete' : 'running';
+    if (services.every((s) => (desired === 'complete' ? s.complete ?? 0 : s.running ?? 0) === (s.desired ?? 0))) return { kind: 'done' };
+  }
+  return { kind: 'waiting' };
+}
+
+function newest(evals: Evaluation[]): Evaluation | undefined {
+  return [...evals].sort((a, b) => u64(b.modifyIndex) - u64(a.modifyIndex) || u64(b.createIndex) - u64(a.createIndex))[0];
+}
+
+function describeFailedAlloc(a: Allocation): string {
+  return `${a.service}[${a.slot ?? 0}]: allocation ${shortId(a.id)} on ${a.nodeName || shortId(a.nodeId) || '?'} failed${a.clientMessage ? `: ${a.clientMessage}` : ''}`;
+}
+
+async function waitForJob(client: ShoalClient, job: Job, registered: shoal.v1.RegisterJobResponse, waitMs: number): Promise<number> {
+  const deadline = Date.now() + waitMs;
+  const progress = new ProgressLines();
+  let minIndex = u64(registered.index);
+  let lastLines: string[] = [];
+  for (;;) {
+    const got = await client.jobs.get({ name: registered.name || job.name, minIndex });
+    minIndex = Math.max(minIndex, u64(got.index));
+    const type = got.job?.type || job.type;
+    lastLines = (got.job?.services ?? []).map((s) => progressLine(type, s));
+    progress.update((got.job?.services ?? []).map((s, i) => [s.name ?? String(i), lastLines[i]!]));
+    const outcome = judgeRun(got, registered.evalId ?? '', u64(registered.index), u64(registered.version));
+    if (outcome.kind === 'done') {
+      process.stdout.write(`Job ${registered.name} version ${registered.version} is ${type === 'batch' ? 'complete' : 'running'}: ${lastLines.join('; ')}\n`);
+      return 0;
+    }
+    if (outcome.kind === 'unplaced') {
+      process.stderr.write(`Job ${registered.name} version ${registered.version} could not be fully placed:\n${outcome.lines.map((l) => `  ${l}\n`).join('')}`);
+      return EXIT_PLACEMENT_FAILED;
+    }
+    if (outcome.kind === 'failed') {
+      process.stderr.write(`Job ${registered.name} version ${registered.version} has failed allocations:\n${outcome.lines.map((l) => `  ${l}\n`).join('')}`);
+      return EXIT_PLACEMENT_FAILED;
+    }
+    if (Date.now() + POLL_INTERVAL_MS > deadline) {
+      throw new ShoalError('ERR_WAIT_TIMEOUT', `job ${registered.name} version ${registered.version} did not converge within ${waitMs / 1000} s (${lastLines.join('; ') || 'no services reported'}); the cluster keeps working on it: see \`shoal job status ${registered.name}\``);
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+}
+
+async function waitForStop(client: ShoalClient, name: string, stopIndex: number, waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  const progress = new ProgressLines();
+  let minIndex = stopIndex;
+  for (;;) {
+    const got = await client.jobs.get({ name, minIndex });
+    minIndex = Math.max(minIndex, u64(got.index));
+    const live = got.allocations.filter((a) => a.desiredStatus === 'run' || a.clientStatus === 'running' || a.clientStatus === 'pending');
+    if (live.length === 0) {
+      process.stdout.write(`Job ${name} stopped\n`);
+      return;
+    }
+    progress.update([['stop', `${name}: ${live.length} ${live.length === 1 ? 'allocation' : 'allocations'} still running`]]);
+    if (Date.now() + POLL_INTERVAL_MS > deadline) {
+      throw new ShoalError('ERR_WAIT_TIMEOUT', `job ${name}: ${live.length} allocations still running after ${waitMs / 1000} s; they keep stopping: see \`shoal job status ${name}\``);
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+}
+
+function printPlan(name: string, plan: shoal.v1.PlanJobResponse): void {
+  const change = plan.jobChange === 'create'
+    ? `Job ${name}: create`
+    : plan.jobChange === 'update'
+      ? `Job ${name}: update (current version ${plan.currentVersion})`
+      : `Job ${name}: unchanged (version ${plan.currentVersion})`;
+  process.stdout.write(`${change}\n`);
+  for (const line of plan.diff) process.stdout.write(`  ${line}\n`);
+  if (plan.services.length > 0) {
+    process.stdout.write('\n');
+    printTable(['SERVICE', 'PLACE', 'STOP', 'KEEP', 'STOP REASONS'], plan.services.map((s) => [
+      s.name ?? '', String(s.place ?? 0), String(s.stop ?? 0), String(s.keep ?? 0), formatReasons(s.stopReasons) || '-',
+    ]));
+  }
+  if (plan.failedPlacements.length > 0) {
+    process.stdout.write('\nPlacement failures:\n');
+    for (const p of plan.failedPlacements) process.stdout.write(`  ${formatFailedPlacement(p)}\n`);
+  }
+}
+
+function printJobStatus(res: shoal.v1.GetJobResponse): void {
+  const job = res.job;
+  if (!job) throw new ShoalError('ERR_BAD_RESPONSE', 'Jobs/Get answered without a job');
+  printFields([['Name', job.name ?? ''], ['Type', job.type ?? ''], ['Version', String(job.version ?? 0)], ['Status', job.status ?? ''], ['Stopped', job.stopped ? 'yes' : 'no']]);
+  process.stdout.write('\nServices\n');
+  printTable(['SERVICE', 'DRIVER', 'MODE', 'DESIRED', 'RUNNING', 'PENDING', 'FAILED', 'COMPLETE', 'LOST'], (job.services ?? []).map((s) => [
+    s.name ?? '', s.driver ?? '', s.mode ?? '', String(s.desired ?? 0), String(s.running ?? 0), String(s.pending ?? 0),
+    String(s.failed ?? 0), String(s.complete ?? 0), String(s.lost ?? 0),
+  ]));
+  process.stdout.write('\nAllocations\n');
+  if (res.allocations.length === 0) process.stdout.write('No allocations\n');
+  else {
+    printTable(['ID', 'NODE', 'SERVICE', 'SLOT', 'VERSION', 'DESIRED', 'STATUS', 'RESTARTS', 'INDEX'], res.allocations.map((a) => [
+      shortId(a.id), a.nodeName || shortId(a.nodeId) || '-', a.service ?? '', String(a.slot ?? 0), String(a.jobVersion ?? 0),
+      a.desiredStatus ?? '', a.clientStatus ?? '', String(a.restarts ?? 0), String(a.modifyIndex ?? 0),
+    ]));
+  }
+  const latest = newest(res.evaluations.filter((e) => e.status !== 'pending'));
+  const pending = res.evaluations.filter((e) => e.status === 'pending').length;
+  if (pending > 0) process.stdout.write(`\n${pending} ${pending === 1 ? 'evaluation is' : 'evaluations are'} pending\n`);
+  if (latest && (latest.failedPlacements ?? []).length > 0) {
+    process.stdout.write(`\nPlacement failures (evaluation ${shortId(latest.id)})\n`);
+    for (const p of latest.failedPlacements ?? []) process.stdout.write(`  ${formatFailedPlacement(p)}\n`);
+  }
+}
