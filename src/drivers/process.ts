@@ -15,7 +15,7 @@
  *   is then unknown unless exit.json says it (it exited while this agent was still watching it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs, constants as fsConstants, openSync, closeSync, readFileSync } from 'node:fs';
+import { promises as fs, constants as fsConstants, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Clock } from '../lib/clock.js';
@@ -34,6 +34,8 @@ import type { ExitResult, Fingerprint, LogChunk, LogOptions, TaskDriver, TaskHan
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Linux reports /proc times in USER_HZ, which is 100 on every architecture Linux supports. */
 const USER_HZ = 100;
+/** Written into the task directory as soon as the process exists, so find() can re-adopt a task whose start was interrupted. */
+const HANDLE_FILE = 'handle.json';
 
 export interface ProcessDriverOptions {
   /** Where task directories (logs, exit status) live. */
@@ -192,11 +194,20 @@ export class ProcessDriver implements TaskDriver {
       closeSync(out);
       closeSync(err);
     }
+    // Record the handle before anything is awaited: an agent that dies now finds the task again with find().
+    const handleFile = path.join(taskDir, HANDLE_FILE);
+    if (child.pid !== undefined) {
+      writeFileSync(handleFile, JSON.stringify({
+        version: 1, driver: 'process', taskId: spec.id, spec, startedAtMs: Date.now(),
+        state: { pid: child.pid, startTicks: stat?.startTicks ?? -1, taskDir, cgroup: cgroup ? { version: cgroup.version, dirs: cgroup.dirs, memoryDir: cgroup.memoryDir } : null },
+      } satisfies TaskHandle));
+    }
     const spawned = await new Promise<Error | undefined>((resolve) => {
       child.once('spawn', () => resolve(undefined));
       child.once('error', (e) => resolve(e));
     });
     if (spawned || child.pid === undefined) {
+      rmSync(handleFile, { force: true });
       if (cgroup) await removeTaskCgroup(cgroup).catch(() => undefined);
       const code = (spawned as NodeJS.ErrnoException | undefined)?.code;
       if (code === 'ENOENT' || code === 'EACCES') throw new CommandNotFoundError(spec.command!, `(${describeError(spawned)})`, { cause: spawned });
@@ -271,6 +282,8 @@ export class ProcessDriver implements TaskDriver {
     // The leader is gone; whatever it left behind in its group or cgroup goes with it.
     killGroup(entry.state.pid, 'SIGKILL');
     const oom = entry.state.cgroup ? (await oomKills(entry.state.cgroup)) > 0 : false;
+    // An exited task keeps its files (logs) until destroy(), but not its cgroup: empty ones would pile up.
+    if (entry.state.cgroup) await removeTaskCgroup(entry.state.cgroup).catch(() => undefined);
     const exit: ExitResult = { exitCode: code, signal, oomKilled: oom, failed: code !== 0 || oom };
     await fs.writeFile(path.join(entry.state.taskDir, 'exit.json'), JSON.stringify(exit)).catch((err) => this.#log.warn({ err: describeError(err) }, 'cannot record exit status'));
     this.#finish(entry, exit);
@@ -325,6 +338,15 @@ export class ProcessDriver implements TaskDriver {
     const oom = entry.state.cgroup ? (await oomKills(entry.state.cgroup)) > 0 : false;
     killGroup(entry.state.pid, 'SIGKILL');
     this.#finish(entry, { exitCode: null, signal: null, oomKilled: oom, failed: true, unknownReason: 'the process ended while re-attached (not our child), so its exit status could not be read' });
+  }
+
+  async find(taskId: string): Promise<TaskHandle | undefined> {
+    try {
+      const handle = JSON.parse(await fs.readFile(path.join(this.#opts.dataDir, 'tasks', taskId, HANDLE_FILE), 'utf8')) as TaskHandle;
+      return handle.taskId === taskId && handle.driver === 'process' ? handle : undefined;
+    } catch (_missing) {
+      return undefined;
+    }
   }
 
   async recover(handle: TaskHandle): Promise<void> {

@@ -190,6 +190,11 @@ export interface TaskDriver {
   stats(handle: TaskHandle): Promise<TaskStats>;
   /** Re-attaches to a task from a handle persisted before an agent restart; throws TaskLostError if it is gone. */
   recover(handle: TaskHandle): Promise<void>;
+  /**
+   * Finds a task this driver started under `taskId` whose handle never reached the caller (the agent died during
+   * `start`), so it can be recovered instead of started twice. Optional: drivers without it cannot close that window.
+   */
+  find?(taskId: string): Promise<TaskHandle | undefined>;
   /** Stops the task if it still runs and removes what the driver created for it (container, cgroup, logs). */
   destroy(handle: TaskHandle): Promise<void>;
   /** Releases the driver's own resources (timers, monitors, connections). Tasks keep running. Idempotent. */

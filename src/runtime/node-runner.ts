@@ -81,7 +81,26 @@ export class NodeRunner {
       }
       let alive = false;
       let lostReason: string | undefined;
-      if (record.phase !== 'dead' && record.handle !== '') {
+      let found: string | undefined;
+      if (record.phase === 'starting' && record.handle === '') {
+        // The agent died during the start: the task may exist although its handle never came back.
+        for (const driver of this.#o.drivers.values()) {
+          const handle = await driver.find?.(record.allocId).catch(() => undefined);
+          if (!handle) continue;
+          try {
+            await driver.recover(handle);
+            alive = (await driver.inspect(handle)).state === 'running';
+          } catch (_lost) {
+            alive = false;
+          }
+          if (alive) {
+            found = JSON.stringify(handle);
+            this.#watch(record.allocId, handle, found);
+            this.#o.logger.info({ alloc: record.allocId.slice(0, 8) }, 'adopted a task whose start was interrupted by an agent restart');
+          }
+          break;
+        }
+      } else if (record.phase !== 'dead' && record.handle !== '') {
         try {
           const handle = this.#handle(record.handle);
           await this.#driver(handle.driver).recover(handle);
@@ -94,7 +113,7 @@ export class NodeRunner {
         }
         this.#o.logger.info({ alloc: record.allocId.slice(0, 8), alive, reason: lostReason }, alive ? 're-attached to a task that kept running' : 'a task ended while the agent was down');
       }
-      restored.push({ record, alive, ...(lostReason === undefined ? {} : { lostReason }) });
+      restored.push({ record, alive, ...(lostReason === undefined ? {} : { lostReason }), ...(found === undefined ? {} : { handle: found }) });
     }
     this.core.restore(restored);
     this.#timer = setInterval(() => this.#step(), LIMITS.nodeReconcileMs);

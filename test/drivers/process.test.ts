@@ -176,3 +176,22 @@ t.test('cgroup v2 layout, on a stand-in cgroup filesystem (this machine is v1)',
   t.equal(readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim(), String(h.state['pid']), 'the task wrote itself into cgroup.procs before exec');
   await d.destroy(h);
 });
+
+t.test('find() re-adopts a task whose handle never reached the agent (it died during start)', async (t) => {
+  const first = new ProcessDriver({ dataDir, isolation: 'none' });
+  const id = `find-${process.pid}`;
+  const started = await first.start({ id, name: 'find', command: 'sleep', args: ['600'] });
+  await first.close();
+  // A new driver instance is a restarted agent that only knows the allocation id.
+  const again = new ProcessDriver({ dataDir, isolation: 'none' });
+  t.teardown(() => again.close());
+  t.equal(await again.find(`nope-${process.pid}`), undefined, 'nothing for an id it never started');
+  const found = await again.find(id);
+  t.ok(found, 'the task is found by its id');
+  t.equal(found!.state['pid'], started.state['pid'], 'the same process');
+  await again.recover(found!);
+  t.equal((await again.inspect(found!)).state, 'running');
+  await again.stop(found!, 'SIGKILL', 0);
+  await again.destroy(found!);
+  t.equal(await again.find(id), undefined, 'destroyed tasks are not found');
+});
