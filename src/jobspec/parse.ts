@@ -118,7 +118,27 @@ export function parseJobFile(text: string, options: ParseOptions): ParseResult {
   return { job, warnings: c.warnings.map(formatIssue) };
 }
 
+/**
+ * `x-shoal.driver: process` (a dotted key) means the same as `x-shoal: { driver: process }`: fold the dotted form in,
+ * so it is validated like the nested one instead of being dropped as an unknown extension field.
+ */
+function foldDottedShoalKeys(map: Record<string, unknown>, path: Path, c: Collector): void {
+  for (const key of Object.keys(map)) {
+    if (!key.startsWith('x-shoal.')) continue;
+    const field = key.slice('x-shoal.'.length);
+    const nested = map['x-shoal'] ?? {};
+    if (typeof nested !== 'object' || nested === null || Array.isArray(nested)) continue; // the schema reports it
+    if (field in nested) {
+      c.error(path, `"${key}" repeats x-shoal.${field}, which is also set in the x-shoal mapping`, key);
+      continue;
+    }
+    map['x-shoal'] = { ...nested, [field]: map[key] };
+    delete map[key];
+  }
+}
+
 function dropHarmless(tree: Record<string, unknown>, c: Collector): void {
+  foldDottedShoalKeys(tree, [], c);
   for (const key of Object.keys(tree)) {
     if (key in HARMLESS_KEYS.file) {
       c.warn([], HARMLESS_KEYS.file[key]!, key);
@@ -132,6 +152,7 @@ function dropHarmless(tree: Record<string, unknown>, c: Collector): void {
   for (const [name, svc] of Object.entries(services as Record<string, unknown>)) {
     if (typeof svc !== 'object' || svc === null || Array.isArray(svc)) continue;
     const service = svc as Record<string, unknown>;
+    foldDottedShoalKeys(service, ['services', name], c);
     for (const key of Object.keys(service)) {
       if (key in HARMLESS_KEYS.service) {
         c.warn(['services', name], HARMLESS_KEYS.service[key]!, key);

@@ -150,3 +150,13 @@ t.test('variable substitution', async (t) => {
   t.match(interpolate('${1BAD}', env), { error: /invalid variable reference/ });
   t.same(interpolate('cost: $5', env), { value: 'cost: $5' });
 });
+
+t.test('x-shoal fields may also be written as dotted keys, as in `x-shoal.driver: process`', async (t) => {
+  const dotted = ok('x-shoal.type: batch\nservices:\n  a:\n    x-shoal.driver: process\n    command: echo hi\n');
+  const nested = ok('x-shoal: { type: batch }\nservices:\n  a:\n    x-shoal: { driver: process }\n    command: echo hi\n');
+  t.same(dotted.job, nested.job);
+  t.equal(dotted.job.type, 'batch');
+  t.equal(dotted.job.services[0]!.driver, 'process');
+  t.throws(() => ok('services:\n  a:\n    x-shoal: { driver: docker }\n    x-shoal.driver: process\n    image: x\n'), { message: /job\.yaml:4:5: services\.a\.x-shoal\.driver: "x-shoal\.driver" repeats x-shoal\.driver/ });
+  t.throws(() => ok('services:\n  a:\n    x-shoal.drivr: process\n    image: x\n'), { message: /drivr/ });
+});
