@@ -37,6 +37,8 @@ import type { ExitResult, Fingerprint, HealthReport, HealthStatus, LogChunk, Log
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 export const LABEL_ALLOC = 'shoal.alloc';
 export const LABEL_MANAGED = 'shoal.managed';
+/** The task spec, so find() can rebuild the handle of a container whose start an agent crash interrupted. */
+export const LABEL_SPEC = 'shoal.spec';
 
 export interface DockerDriverOptions {
   /** Unix socket of the engine (the agent's --docker-socket). */
@@ -203,7 +205,7 @@ export class DockerDriver implements TaskDriver {
       ...(spec.command !== undefined ? { Cmd: [spec.command, ...(spec.args ?? [])] } : spec.args ? { Cmd: [...spec.args] } : {}),
       Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
       ...(spec.workingDir !== undefined ? { WorkingDir: spec.workingDir } : {}),
-      Labels: { ...spec.labels, [LABEL_ALLOC]: spec.id, [LABEL_MANAGED]: 'true', 'shoal.task': spec.name },
+      Labels: { ...spec.labels, [LABEL_ALLOC]: spec.id, [LABEL_MANAGED]: 'true', 'shoal.task': spec.name, [LABEL_SPEC]: JSON.stringify(spec) },
       StopSignal: stop.signal,
       StopTimeout: Math.ceil(stop.graceMs / 1000),
       ...(healthcheck ? { Healthcheck: healthcheck } : {}),
@@ -289,6 +291,24 @@ export class DockerDriver implements TaskDriver {
       if (statusOf(err) === 404) throw new TaskLostError(handle.taskId, `container ${String(handle.state['containerName'])} no longer exists`);
       throw this.#engineError(handle.taskId, 'inspect', err);
     }
+  }
+
+  async find(taskId: string): Promise<TaskHandle | undefined> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.#docker.getContainer(containerName(taskId)).inspect();
+    } catch (_absent) {
+      return undefined;
+    }
+    const labels = info.Config.Labels ?? {};
+    if (labels[LABEL_ALLOC] !== taskId || labels[LABEL_SPEC] === undefined) return undefined;
+    let spec: TaskSpec;
+    try {
+      spec = JSON.parse(labels[LABEL_SPEC]) as TaskSpec;
+    } catch (_bad) {
+      return undefined;
+    }
+    return { version: 1, driver: 'docker', taskId, spec, startedAtMs: Date.parse(info.State.StartedAt) || 0, state: { containerId: info.Id, containerName: info.Name.replace(/^\//, '') } };
   }
 
   async recover(handle: TaskHandle): Promise<void> {

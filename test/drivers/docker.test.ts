@@ -123,3 +123,22 @@ t.test('pull errors: unknown image is permanent, unreachable registry is recover
   await t.rejects(never.start({ id: `nev-${process.pid}`, name: 'x', image: 'shoal-test/absent:1', command: 'true' }), { code: 'ERR_IMAGE_NOT_FOUND', recoverable: false, message: /shoal-test\/absent:1.*does not pull/ });
   await t.rejects(d.start({ id: `noimg-${process.pid}`, name: 'x', command: 'true' }), { code: 'ERR_TASK_INVALID', message: /image/ });
 });
+
+t.test('find() rebuilds the handle of a container whose start an agent crash interrupted', { skip }, async (t) => {
+  if ('skip' in engine) return;
+  const first = new DockerDriver({ socketPath: engine.socketPath });
+  const spec = { id: `find-${process.pid}`, name: 'x', image: TEST_IMAGE, command: 'sleep', args: ['600'], networkMode: 'host' as const };
+  const started = await first.start(spec);
+  await first.close();
+  const again = new DockerDriver({ socketPath: engine.socketPath });
+  t.teardown(() => again.close());
+  t.equal(await again.find(`nope-${process.pid}`), undefined, 'nothing for an id it never started');
+  const found = await again.find(spec.id);
+  t.ok(found, 'found by the allocation id');
+  t.equal(found!.state['containerId'], started.state['containerId'], 'the same container');
+  t.same(found!.spec, started.spec, 'with the spec it was started with');
+  await again.recover(found!);
+  t.equal((await again.inspect(found!)).state, 'running');
+  await again.destroy(found!);
+  t.equal(await again.find(spec.id), undefined, 'gone after destroy');
+});
