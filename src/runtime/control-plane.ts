@@ -50,7 +50,6 @@ export class ControlPlane {
   readonly #o: ControlPlaneOptions;
   #scheduling = false;
   #readyTerm = -1;
-  #barrierTerm = -1;
 
   constructor(options: ControlPlaneOptions) {
     this.#o = options;
@@ -76,9 +75,7 @@ export class ControlPlane {
     const ctx = internalContext(LIMITS.defaultRpcTimeoutMs);
     if (this.#readyTerm !== term) {
       // A new leader may not have applied everything its predecessors committed: one committed write of its own
-      // term makes sure it has, before it plans from its state.
-      if (this.#barrierTerm === term) return;
-      this.#barrierTerm = term;
+      // term makes sure it has, before it plans from its state. (If it fails, the next kick tries again.)
       await this.#o.propose(raft, { type: 'barrier' }, ctx);
       this.#readyTerm = term;
     }
