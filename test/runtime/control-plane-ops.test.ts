@@ -137,6 +137,14 @@ t.test('plan, scale, logs, health restarts, drain, batch jobs and a leaving agen
   writeFileSync(flag, '');
   t.equal(cli('job', 'stop', 'probe').status, 0);
 
+  // A job no node has room for: `job run` says why and exits 2 (like Nomad); the rest of the cluster is untouched.
+  const huge = join(dir, 'huge.yaml');
+  writeFileSync(huge, 'name: huge\nservices:\n  huge:\n    x-shoal: { driver: process }\n    command: ["sleep", "100000"]\n    deploy:\n      replicas: 2\n      resources: { reservations: { memory: 100000G } }\n');
+  r = cli('job', 'run', huge);
+  t.equal(r.status, 2, `placement failure: exit 2\n${r.stdout}${r.stderr}`);
+  t.match(`${r.stdout}${r.stderr}`, /huge: 2 replicas? not placed: resources: memory exhausted/, 'with the reason');
+  t.equal(cli('job', 'stop', 'huge').status, 0);
+
   // Drain: the node's allocations move elsewhere and nothing new goes there.
   const victim = agents[1]!;
   r = cli('node', 'drain', victim.name);
