@@ -144,9 +144,10 @@ export class ShoalClient {
       try {
         return await fetch(url, { ...init, headers, signal });
       } catch (first) {
-        // A pooled keep-alive connection the agent closed just as it was reused fails before the request is read;
-        // every Shoal call is safe to send again (writes are idempotent), so try once on a fresh connection.
-        if ((first as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET' || deadline.aborted) throw first;
+        // A pooled keep-alive connection the agent closed just as it was reused fails before the request is read
+        // (undici reports it as a socket error, or as EPIPE/ECONNRESET when the body was being written); every
+        // Shoal call is safe to send again (writes are idempotent), so try once on a fresh connection.
+        if (!RETRIABLE_SOCKET_CODES.has((first as { cause?: { code?: string } }).cause?.code ?? '') || deadline.aborted) throw first;
         return await fetch(url, { ...init, headers, signal });
       }
     } catch (err) {
@@ -157,6 +158,8 @@ export class ShoalClient {
     }
   }
 }
+
+const RETRIABLE_SOCKET_CODES = new Set(['UND_ERR_SOCKET', 'EPIPE', 'ECONNRESET']);
 
 async function readLimited(res: Response, maxBytes: number, what: string): Promise<Uint8Array> {
   const declared = Number(res.headers.get('content-length') ?? '0');

@@ -132,6 +132,45 @@ t.test('no agent at the address: a clear error, not a hang', async (t) => {
   await server.stop();
 });
 
+/**
+ * A TCP front for a real RpcServer that drops the first `drops` connections once the request has started to
+ * arrive, as an agent closing an idle keep-alive connection at the moment the client reuses it does.
+ */
+async function flakyFront(t: Test, target: string, drops: number, how: 'close' | 'reset') {
+  const [host, port] = new URL(target).host.split(':');
+  let connections = 0;
+  const front = net.createServer((socket) => {
+    connections++;
+    if (connections <= drops) {
+      socket.once('data', () => (how === 'reset' ? socket.resetAndDestroy() : socket.destroy()));
+      return;
+    }
+    const upstream = net.connect(Number(port), host!);
+    socket.pipe(upstream).pipe(socket);
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => front.close(() => r())));
+  return { url: `http://127.0.0.1:${(front.address() as net.AddressInfo).port}`, connections: () => connections };
+}
+
+t.test('a connection the agent drops as the request arrives is retried once on a fresh one', async (t) => {
+  const { url } = await startServer(t);
+  for (const how of ['close', 'reset'] as const) {
+    const once = await flakyFront(t, url, 1, how);
+    const res = await new ShoalClient({ address: once.url }).members.list();
+    t.equal(res.members.length, 2, `${how}: the retried call is answered`);
+    t.equal(once.connections(), 2, `${how}: on a second connection`);
+    // Never more than one retry: an agent that drops every connection is reported unreachable, with the cause.
+    const always = await flakyFront(t, url, Infinity, how);
+    const err = await new ShoalClient({ address: always.url }).members.list().catch((e: unknown) => e) as Error & { code: string };
+    t.equal(err.code, 'ERR_AGENT_UNREACHABLE', `${how}: unreachable`);
+    t.match(err.message, /no agent answers at http:\/\/127\.0\.0\.1:\d+ \((UND_ERR_SOCKET|ECONNRESET|EPIPE)\)/);
+    t.equal(always.connections(), 2, `${how}: after exactly one retry`);
+  }
+});
+
 t.test('addresses: URLs, host:port and :port; bad ones are named', async (t) => {
   t.equal(parseApiAddress('http://127.0.0.1:7646'), 'http://127.0.0.1:7646');
   t.equal(parseApiAddress('127.0.0.1:9000'), 'http://127.0.0.1:9000');
