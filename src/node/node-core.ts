@@ -91,16 +91,7 @@ export class NodeCore {
       if (r.phase === 'dead') continue;
       if (r.phase === 'starting' && r.handle === '' && alive && handle !== undefined && handle !== '') {
         // The start went through while the agent was down: adopt the task, as `started` would have.
-        r.phase = 'running';
-        r.handle = handle;
-        r.clientStatus = 'running';
-        r.clientMessage = r.restarts > 0 ? `restarted ${r.restarts} time${r.restarts === 1 ? '' : 's'}; last exit: ${r.lastExit ?? 'unknown'}` : '';
-        this.#persist(r);
-        if (r.unwanted) {
-          r.phase = 'stopping';
-          this.#persist(r);
-          this.#emit({ kind: 'stop', allocId: r.allocId, handle, reason: 'no longer wanted' });
-        }
+        this.#adopt(r, handle);
       } else if (r.phase === 'starting' && r.handle === '') {
         // The agent died between recording the start and the driver answering: nothing known to re-attach to.
         // (The restart policy is applied at the first `observe`, once the service's spec is known.)
@@ -199,6 +190,11 @@ export class NodeCore {
   started(allocId: string, handle: string): void {
     const r = this.#tasks.get(allocId);
     if (!r || r.phase !== 'starting') return;
+    this.#adopt(r, handle);
+  }
+
+  /** A start of `r` succeeded with `handle`: it runs, and is stopped at once if it stopped being wanted meanwhile. */
+  #adopt(r: TaskRecord, handle: string): void {
     r.phase = 'running';
     r.handle = handle;
     r.clientStatus = 'running';
@@ -207,7 +203,7 @@ export class NodeCore {
     if (r.unwanted) {
       r.phase = 'stopping';
       this.#persist(r);
-      this.#emit({ kind: 'stop', allocId, handle, reason: 'no longer wanted' });
+      this.#emit({ kind: 'stop', allocId: r.allocId, handle, reason: 'no longer wanted' });
     }
   }
 

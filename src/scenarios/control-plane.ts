@@ -27,8 +27,8 @@
 import { applyConfChangeTo } from '../consensus/conf.js';
 import { NotLeaderError, ProposalDroppedError } from '../consensus/errors.js';
 import { RaftNode } from '../consensus/raft.js';
-import { MemoryLogStorage, bootstrapEntries, emptyConf } from '../consensus/storage.js';
-import type { ConfState, Entry, HardState, Message, Snapshot } from '../consensus/types.js';
+import { emptyConf } from '../consensus/storage.js';
+import type { ConfState, Entry, Message, Snapshot } from '../consensus/types.js';
 import { parseJobFile } from '../jobspec/parse.js';
 import type { Job } from '../jobspec/types.js';
 import { ShoalError } from '../lib/errors.js';
@@ -42,6 +42,7 @@ import { Simulator, type SimNode, type SimNodeContext } from '../sim/simulator.j
 import { ClusterState, type StateSnapshot } from '../state/cluster-state.js';
 import type { AllocUpdate, Command } from '../state/commands.js';
 import { holdsResources, type Allocation } from '../state/types.js';
+import { SimRaftLog } from './sim-raft-log.js';
 
 // --- Messages -------------------------------------------------------------------------------------------------------
 
@@ -69,11 +70,7 @@ const NODE_IDS = [...VOTERS, ...LEARNERS];
 const MiB = 1024 * 1024;
 const NODE_CAPACITY = { cpuMillicores: 1_500, memoryBytes: 2_048 * MiB };
 
-const HS_KEY = 'raft/hs';
-const SNAP_KEY = 'raft/snap';
-const ENTRY_PREFIX = 'raft/e/';
 const TASK_PREFIX = 'task/';
-const entryKey = (index: number): string => `${ENTRY_PREFIX}${String(index).padStart(12, '0')}`;
 const encodeText = (s: string): Uint8Array => new TextEncoder().encode(s);
 const decodeText = (b: Uint8Array): string => new TextDecoder().decode(b);
 
@@ -309,11 +306,9 @@ export class ControlAgent implements SimNode<CpMessage> {
   readonly node: NodeCore;
   readonly #ctx: SimNodeContext<CpMessage>;
   readonly #env: AgentEnv;
-  readonly #mem: MemoryLogStorage;
+  readonly #log: SimRaftLog;
   readonly #machine: SimMachine;
   readonly #schedRandom: Random;
-  #persistedLast = 0;
-  #snapshotIndex = 0;
   #ticks = 0;
   #lastLeaderMsgMs = -Infinity;
   // Leader-only bookkeeping, reset when leadership changes.
@@ -331,27 +326,13 @@ export class ControlAgent implements SimNode<CpMessage> {
     this.#schedRandom = ctx.random.split();
     env.referee.booted(ctx.id);
     const st = ctx.storage;
-    if (!st.has(HS_KEY) && !st.has(SNAP_KEY) && st.keys(ENTRY_PREFIX).length === 0 && VOTERS.includes(ctx.id)) {
-      for (const e of bootstrapEntries(VOTERS)) st.put(entryKey(e.index), e);
-      st.put(HS_KEY, { term: 1, vote: undefined, commit: VOTERS.length } satisfies HardState);
-      st.sync();
-    }
-    this.#mem = new MemoryLogStorage();
-    const snap = st.get(SNAP_KEY) as Snapshot | undefined;
-    if (snap !== undefined) {
-      this.#mem.applySnapshot(snap);
-      this.#restoreMachine(snap);
-      this.#snapshotIndex = snap.metadata.index;
-    }
-    const entries = st.keys(ENTRY_PREFIX).map((k) => st.get(k) as Entry).filter((e) => e.index > this.#snapshotIndex);
-    this.#mem.append(entries);
-    this.#persistedLast = this.#mem.lastIndex();
-    const hs = st.get(HS_KEY) as HardState | undefined;
-    if (hs !== undefined) this.#mem.setHardState(hs);
+    this.#log = new SimRaftLog(st, ctx.id, VOTERS);
+    const snap = this.#log.bootSnapshot;
+    if (snap !== undefined) this.#restoreMachine(snap);
     this.raft = new RaftNode({
       group: 'cluster',
       id: ctx.id,
-      storage: this.#mem,
+      storage: this.#log.mem,
       random: ctx.random,
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: HEARTBEAT_TICKS,
@@ -578,24 +559,7 @@ export class ControlAgent implements SimNode<CpMessage> {
     const st = this.#ctx.storage;
     while (this.raft.hasReady()) {
       const rd = this.raft.ready();
-      if (rd.snapshot) {
-        for (const k of st.keys(ENTRY_PREFIX)) st.delete(k);
-        st.put(SNAP_KEY, rd.snapshot);
-        this.#mem.applySnapshot(rd.snapshot);
-        this.#snapshotIndex = rd.snapshot.metadata.index;
-        this.#persistedLast = rd.snapshot.metadata.index;
-      }
-      if (rd.entries.length > 0) {
-        const first = (rd.entries[0] as Entry).index;
-        for (let i = first; i <= this.#persistedLast; i++) st.delete(entryKey(i));
-        for (const e of rd.entries) st.put(entryKey(e.index), e);
-        this.#mem.append(rd.entries);
-        this.#persistedLast = (rd.entries[rd.entries.length - 1] as Entry).index;
-      }
-      if (rd.hardState) {
-        st.put(HS_KEY, rd.hardState);
-        this.#mem.setHardState(rd.hardState);
-      }
+      this.#log.persist(rd);
       if (st.unsyncedWrites > 0) st.sync();
       for (const m of rd.messages) this.#ctx.send(m.to, { kind: 'raft', raft: m });
       if (rd.snapshot) {
@@ -610,20 +574,9 @@ export class ControlAgent implements SimNode<CpMessage> {
 
   #maybeSnapshot(): void {
     const applied = this.appliedIndex;
-    if (applied - this.#snapshotIndex < SNAPSHOT_EVERY) return;
-    const st = this.#ctx.storage;
-    const snap = this.#mem.createSnapshot(applied, this.conf, encodeText(JSON.stringify(this.state.snapshot())));
+    if (applied - this.#log.snapshotIndex < SNAPSHOT_EVERY) return;
+    this.#log.saveSnapshot(applied, this.conf, encodeText(JSON.stringify(this.state.snapshot())), KEEP_AFTER_SNAPSHOT);
     this.#env.referee.snapshotTaken(this.id, applied, this.state);
-    st.put(SNAP_KEY, snap);
-    this.#snapshotIndex = applied;
-    const compactTo = applied - KEEP_AFTER_SNAPSHOT;
-    if (compactTo > this.#mem.firstIndex() - 1) {
-      this.#mem.compact(compactTo);
-      for (const k of st.keys(ENTRY_PREFIX)) {
-        if (Number(k.slice(ENTRY_PREFIX.length)) <= compactTo) st.delete(k);
-      }
-    }
-    st.sync();
   }
 }
 

@@ -11,18 +11,15 @@ import { applyConfChangeTo } from '../consensus/conf.js';
 import { NotLeaderError, ProposalDroppedError } from '../consensus/errors.js';
 import { RaftNode } from '../consensus/raft.js';
 import { ClientSessions, type SessionRecord } from '../consensus/sessions.js';
-import { MemoryLogStorage, bootstrapEntries, emptyConf } from '../consensus/storage.js';
-import type { ConfState, Entry, HardState, Message, RequestId, Snapshot } from '../consensus/types.js';
+import { emptyConf } from '../consensus/storage.js';
+import type { ConfState, Entry, Message, RequestId, Snapshot } from '../consensus/types.js';
 import { ShoalError } from '../lib/errors.js';
 import type { SimNode, SimNodeContext } from '../sim/simulator.js';
+import { SimRaftLog } from './sim-raft-log.js';
 
 export type KvCommand = { op: 'put'; key: string; value: string } | { op: 'cas'; key: string; expect: string | null; value: string };
 export type KvResult = 'ok' | boolean;
 
-const HS_KEY = 'raft/hs';
-const SNAP_KEY = 'raft/snap';
-const ENTRY_PREFIX = 'raft/e/';
-const entryKey = (index: number): string => `${ENTRY_PREFIX}${String(index).padStart(12, '0')}`;
 
 export const encodeText = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const decodeText = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -126,9 +123,7 @@ export class RaftSimNode implements SimNode<Message> {
   readonly machine: KvMachine;
   readonly #ctx: SimNodeContext<Message>;
   readonly #opts: RaftSimOptions;
-  readonly #mem: MemoryLogStorage;
-  #persistedLast = 0;
-  #snapshotIndex = 0;
+  readonly #log: SimRaftLog;
   readonly #writeWaiters = new Map<string, ((r: KvResult | undefined) => void)[]>();
   readonly #readWaiters = new Map<string, ReadWaiter>();
   #readsToServe: { index: number; context: string }[] = [];
@@ -139,29 +134,13 @@ export class RaftSimNode implements SimNode<Message> {
     this.#ctx = ctx;
     this.#opts = opts;
     this.machine = new KvMachine(opts.unsafeNoDedup ?? false);
-    const st = ctx.storage;
-    if (!st.has(HS_KEY) && !st.has(SNAP_KEY) && st.keys(ENTRY_PREFIX).length === 0 && opts.initialVoters.includes(ctx.id)) {
-      // First boot of an initial voter: write the bootstrap entries, durably, before anything else.
-      for (const e of bootstrapEntries(opts.initialVoters)) st.put(entryKey(e.index), e);
-      st.put(HS_KEY, { term: 1, vote: undefined, commit: opts.initialVoters.length } satisfies HardState);
-      st.sync();
-    }
-    this.#mem = new MemoryLogStorage();
-    const snap = st.get(SNAP_KEY) as Snapshot | undefined;
-    if (snap !== undefined) {
-      this.#mem.applySnapshot(snap);
-      this.machine.restore(snap);
-      this.#snapshotIndex = snap.metadata.index;
-    }
-    const entries = st.keys(ENTRY_PREFIX).map((k) => st.get(k) as Entry).filter((e) => e.index > this.#snapshotIndex);
-    this.#mem.append(entries);
-    this.#persistedLast = this.#mem.lastIndex();
-    const hs = st.get(HS_KEY) as HardState | undefined;
-    if (hs !== undefined) this.#mem.setHardState(hs);
+    this.#log = new SimRaftLog(ctx.storage, ctx.id, opts.initialVoters);
+    const snap = this.#log.bootSnapshot;
+    if (snap !== undefined) this.machine.restore(snap);
     this.raft = new RaftNode({
       group: opts.group,
       id: ctx.id,
-      storage: this.#mem,
+      storage: this.#log.mem,
       random: ctx.random,
       electionTicks: opts.electionTicks,
       heartbeatTicks: opts.heartbeatTicks,
@@ -235,24 +214,7 @@ export class RaftSimNode implements SimNode<Message> {
     while (this.raft.hasReady()) {
       const rd = this.raft.ready();
       // 1. Persist, and make it durable.
-      if (rd.snapshot) {
-        for (const k of st.keys(ENTRY_PREFIX)) st.delete(k);
-        st.put(SNAP_KEY, rd.snapshot);
-        this.#mem.applySnapshot(rd.snapshot);
-        this.#snapshotIndex = rd.snapshot.metadata.index;
-        this.#persistedLast = rd.snapshot.metadata.index;
-      }
-      if (rd.entries.length > 0) {
-        const first = (rd.entries[0] as Entry).index;
-        for (let i = first; i <= this.#persistedLast; i++) st.delete(entryKey(i));
-        for (const e of rd.entries) st.put(entryKey(e.index), e);
-        this.#mem.append(rd.entries);
-        this.#persistedLast = (rd.entries[rd.entries.length - 1] as Entry).index;
-      }
-      if (rd.hardState) {
-        st.put(HS_KEY, rd.hardState);
-        this.#mem.setHardState(rd.hardState);
-      }
+      this.#log.persist(rd);
       if (this.#opts.unsafeSyncLate) this.#unsyncedSince = st.unsyncedWrites > 0;
       else if (st.unsyncedWrites > 0) st.sync();
       // 2. Send.
@@ -300,21 +262,10 @@ export class RaftSimNode implements SimNode<Message> {
 
   #maybeSnapshot(): void {
     const applied = this.machine.appliedIndex;
-    if (applied - this.#snapshotIndex < this.#opts.snapshotEvery) return;
+    if (applied - this.#log.snapshotIndex < this.#opts.snapshotEvery) return;
     if (this.#opts.unsafeSyncLate && this.#unsyncedSince) return;
-    const st = this.#ctx.storage;
-    const snap = this.#mem.createSnapshot(applied, this.machine.conf, this.machine.encode());
-    this.#opts.observer.snapshotTaken(this.#ctx.id, applied, this.machine);
-    st.put(SNAP_KEY, snap);
-    this.#snapshotIndex = applied;
     // Keep a tail of entries behind the snapshot, so a follower a little behind needs no snapshot.
-    const compactTo = applied - this.#opts.keepEntriesAfterSnapshot;
-    if (compactTo > this.#mem.firstIndex() - 1) {
-      this.#mem.compact(compactTo);
-      for (const k of st.keys(ENTRY_PREFIX)) {
-        if (Number(k.slice(ENTRY_PREFIX.length)) <= compactTo) st.delete(k);
-      }
-    }
-    st.sync();
+    this.#log.saveSnapshot(applied, this.machine.conf, this.machine.encode(), this.#opts.keepEntriesAfterSnapshot);
+    this.#opts.observer.snapshotTaken(this.#ctx.id, applied, this.machine);
   }
 }
