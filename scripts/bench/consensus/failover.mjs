@@ -36,7 +36,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { cleanup, freeUdpPort, keygen, kill, sleep, start, startShoal, tempDir, waitUntil } from '../lib/harness.mjs';
+import { cleanup, freeUdpPort, keygen, kill, median, sleep, start, startShoal, tempDir, waitUntil } from '../lib/harness.mjs';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -62,12 +62,6 @@ const THROUGHPUT_DEADLINE_MS = 10_000;
 
 
 const quantile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const fmtS = (ms) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(3)} s` : 'n/a');
 const fmtMs = (ms) => (Number.isFinite(ms) ? `${ms.toFixed(2)} ms` : 'n/a');
 

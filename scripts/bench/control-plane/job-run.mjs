@@ -41,7 +41,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Docker from 'dockerode';
 import { ShoalClient } from '../../../dist/rpc/index.js';
-import { SHOAL_BIN, cleanup, freeUdpPort, keygen, kill, onCleanup, sleep, start, startShoal, tempDir, waitUntil } from '../lib/harness.mjs';
+import { SHOAL_BIN, cleanup, freeUdpPort, keygen, kill, median, onCleanup, pidAlive, sleep, start, startShoal, tempDir, waitUntil } from '../lib/harness.mjs';
 
 const ROUNDS = Number(process.argv[2] ?? process.env.ROUNDS ?? 3);
 const REPLICAS = Number(process.env.REPLICAS ?? 30);
@@ -55,19 +55,7 @@ const STOP_TIMEOUT_MS = 120_000;
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error(`rounds must be a positive integer (argv[2] or ROUNDS), got "${process.argv[2] ?? process.env.ROUNDS}"`);
 if (!Number.isInteger(REPLICAS) || REPLICAS < 1) throw new Error(`REPLICAS must be a positive integer, got "${process.env.REPLICAS}"`);
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const sec = (ms) => (ms === undefined || Number.isNaN(ms) ? '-' : `${(ms / 1000).toFixed(2)} s`);
-const alive = (pid) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const log = (...a) => console.log(...a);
 
 const root = tempDir('control-plane');
@@ -142,19 +130,19 @@ function dockerCliSync(args, timeout = 60_000) {
 function stopEngineSync() {
   if (!engine) return;
   const e = engine;
-  if (alive(e.pid)) {
+  if (pidAlive(e.pid)) {
     if (e.swarm) dockerCliSync(['swarm', 'leave', '--force'], 30_000);
     const ids = (dockerCliSync(['ps', '-aq']).stdout ?? '').split('\n').filter(Boolean);
     if (ids.length > 0) dockerCliSync(['rm', '-f', ...ids], 120_000);
     process.kill(e.pid, 'SIGTERM');
-    for (let i = 0; i < 200 && alive(e.pid); i++) spawnSync('sleep', ['0.1']);
-    if (alive(e.pid)) process.kill(e.pid, 'SIGKILL');
+    for (let i = 0; i < 200 && pidAlive(e.pid); i++) spawnSync('sleep', ['0.1']);
+    if (pidAlive(e.pid)) process.kill(e.pid, 'SIGKILL');
   }
   // dockerd's own containerd, should it have outlived dockerd.
   const ctdPidFile = path.join(e.dir, 'exec', 'containerd', 'containerd.pid');
   if (existsSync(ctdPidFile)) {
     const pid = Number(readFileSync(ctdPidFile, 'utf8').trim());
-    if (pid > 0 && alive(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(e.dir)) process.kill(pid, 'SIGKILL');
+    if (pid > 0 && pidAlive(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(e.dir)) process.kill(pid, 'SIGKILL');
   }
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m && m.startsWith(`${e.dir}/`));
   for (const m of mounts.sort().reverse()) spawnSync('umount', ['-l', m]);

@@ -12,22 +12,11 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { DockerDriver, ProcessDriver } from '../../../dist/drivers/index.js';
+import { median, pidAlive } from '../lib/harness.mjs';
 
 const N = Number(process.argv[2] ?? 20);
 const IMAGE = 'shoal-bench/busybox:1';
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const fmt = (ms) => `${ms.toFixed(1)} ms`;
-const alive = (pid) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 async function startDockerd() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'shoal-bench-dockerd-'));
@@ -39,14 +28,14 @@ async function startDockerd() {
   child.unref();
   const docker = new Docker({ socketPath });
   let up = false;
-  for (let i = 0; i < 300 && !up && alive(child.pid); i++) {
+  for (let i = 0; i < 300 && !up && pidAlive(child.pid); i++) {
     up = await docker.ping().then(() => true, () => false);
     if (!up) await sleep(100);
   }
   const stop = async () => {
-    if (alive(child.pid)) process.kill(child.pid, 'SIGTERM');
-    for (let i = 0; i < 200 && alive(child.pid); i++) await sleep(100);
-    if (alive(child.pid)) process.kill(child.pid, 'SIGKILL');
+    if (pidAlive(child.pid)) process.kill(child.pid, 'SIGTERM');
+    for (let i = 0; i < 200 && pidAlive(child.pid); i++) await sleep(100);
+    if (pidAlive(child.pid)) process.kill(child.pid, 'SIGKILL');
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m && m.startsWith(`${dir}/`));
     for (const m of mounts.sort().reverse()) spawnSync('umount', ['-l', m]);
     rmSync(dir, { recursive: true, force: true });

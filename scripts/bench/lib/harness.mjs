@@ -55,6 +55,24 @@ export function run(cmd, argv) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** The median of `xs` (the mean of the middle two for an even count); NaN when there is none. */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function pidAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function waitUntil(what, check, timeoutMs = 60_000, intervalMs = 100) {
   const deadline = Date.now() + timeoutMs;
   let last;

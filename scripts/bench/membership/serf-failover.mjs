@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { cleanup, freeUdpPort, keygen, kill, onCleanup, run, sleep, start, startShoal, tempDir, waitUntil } from '../lib/harness.mjs';
+import { cleanup, freeUdpPort, keygen, kill, median, onCleanup, run, sleep, start, startShoal, tempDir, waitUntil } from '../lib/harness.mjs';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const POLLER = fileURLToPath(new URL('./soak-poller.mjs', import.meta.url));
@@ -56,12 +56,6 @@ onCleanup(() => {
 
 
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const fmt = (ms) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : 'n/a');
 
 
