@@ -67,6 +67,11 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
     const a = constraints.slice(0, j).find((a) => a.attribute === b.attribute && ((a.op === '==' && b.op === '==' && a.value !== b.value) || (a.op !== b.op && a.value === b.value)));
     if (a) report(['deploy', 'placement', 'constraints', j], `"${a.attribute}${a.op}${a.value}" and "${b.attribute}${b.op}${b.value}" can never both hold: no node could run this service`);
   }
+  const spread = s.deploy.placement.spread;
+  if (spread.length > JOBSPEC_LIMITS.maxSpreadPreferences) report(['deploy', 'placement', 'spread'], `at most ${JOBSPEC_LIMITS.maxSpreadPreferences} spread preferences are allowed, got ${spread.length}`);
+  spread.forEach((attr, j) => {
+    if (spread.indexOf(attr) < j) report(['deploy', 'placement', 'spread', j], `"${attr}" is spread across twice`);
+  });
   const { reservations, limits } = s.deploy.resources;
   if (limits.cpuMillicores > 0 && reservations.cpuMillicores > limits.cpuMillicores) report(['deploy', 'resources', 'reservations', 'cpuMillicores'], 'reserves more CPU than its limit allows');
   if (limits.memoryBytes > 0 && reservations.memoryBytes > limits.memoryBytes) report(['deploy', 'resources', 'reservations', 'memoryBytes'], 'reserves more memory than its limit allows');

@@ -10,6 +10,7 @@ export const JOBSPEC_LIMITS = {
   maxServicesPerJob: LIMITS.jobMaxServices,
   maxReplicas: LIMITS.jobMaxReplicas,
   maxListEntries: LIMITS.jobMaxListEntries,
+  maxSpreadPreferences: LIMITS.jobMaxSpreadPreferences,
   maxStopGraceMs: LIMITS.jobMaxStopGraceMs,
   maxRestartAttempts: LIMITS.jobMaxRestartAttempts,
   minHealthIntervalMs: LIMITS.jobMinHealthIntervalMs,

@@ -380,6 +380,7 @@ function convertHealth(h: ComposeService['healthcheck'], path: Path, c: Collecto
     }
     test = list;
   }
+  if (h.start_interval !== undefined) c.warn(path, 'healthcheck.start_interval is ignored: checks run every "interval", during the start period too', 'start_interval');
   const L = JOBSPEC_LIMITS;
   const ms = (v: unknown, key: string, dflt: number, min: number): number => {
     if (v === undefined) return dflt;
@@ -496,7 +497,7 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
   return spec;
 }
 
-const COMPOSE_KEYS: Record<string, string> = { networkMode: 'network_mode', cpuMillicores: 'cpus', memoryBytes: 'memory' };
+const COMPOSE_KEYS: Record<string, string> = { networkMode: 'network_mode', cpuMillicores: 'cpus', memoryBytes: 'memory', spread: 'preferences' };
 
 /**
  * Where a field of the canonical service came from in the Compose service `s`: keys renamed, list indices mapped

@@ -148,6 +148,8 @@ export const LIMITS = {
   jobMaxReplicas: 10_000,
   /** Entries in one environment, label, port or volume list. */
   jobMaxListEntries: 1_000,
+  /** Spread preferences of one service (each one nests the placement a level deeper). */
+  jobMaxSpreadPreferences: 4,
   /** Longest stop grace period a service may ask for. */
   jobMaxStopGraceMs: 300_000,
   /** Largest restart_policy.max_attempts. */
@@ -162,6 +164,8 @@ export const LIMITS = {
   // --- Control plane (src/node, src/scheduler, src/runtime/control-plane.ts) ------------------------------------
   /** Times a failed allocation is replaced by a new one (on any node) before the leader gives up on that replica. */
   schedulerMaxReschedules: 3,
+  /** Service shapes (driver + constraints) whose feasible nodes the scheduler remembers per version of the node table. */
+  schedulerFeasibilityCacheShapes: 1_024,
   /** Finished tasks a node keeps (with their logs) after the leader no longer wants them; older ones are destroyed. */
   nodeMaxDeadTasksKept: 50,
   /** Allocation status changes a node sends the leader in one report. */

@@ -152,9 +152,18 @@ export class CpReferee {
     else if (known !== digest) this.fail(`${node}'s state at index ${index} (${how}) has digest ${digest}; another member had ${known} there`);
   }
 
-  /** No node has more reserved than it offers, in this member's state. */
+  /** No node has more reserved than it offers, or a host port held twice, in this member's state. */
   #checkUsage(member: string, state: ClusterState): void {
     for (const n of state.nodes()) {
+      const holders = new Map<string, string>();
+      for (const a of state.allocationsOnNode(n.id)) {
+        if (!holdsResources(a)) continue;
+        for (const port of a.ports ?? []) {
+          const other = holders.get(port);
+          if (other !== undefined) this.fail(`in ${member}'s state at index ${state.index}, node ${n.id} has port ${port} held by allocations ${other} and ${a.id}`);
+          holders.set(port, a.id);
+        }
+      }
       const used = state.usage(n.id);
       if (used.cpuMillicores > n.capacity.cpuMillicores || used.memoryBytes > n.capacity.memoryBytes) {
         this.fail(`in ${member}'s state at index ${state.index}, node ${n.id} is over-committed: ${used.cpuMillicores}m/${used.memoryBytes}B reserved of ${n.capacity.cpuMillicores}m/${n.capacity.memoryBytes}B`);
@@ -614,6 +623,7 @@ services:
   agent:
     command: node-exporter
     x-shoal: { driver: process }
+    ports: ["9100:9100"]
     deploy:
       mode: global
       resources: { reservations: { cpus: 0.1, memory: 64M } }
@@ -625,6 +635,7 @@ services:
   worker:
     command: queue-worker
     x-shoal: { driver: process }
+    ports: ["7070:7070"]
     deploy:
       replicas: 4
       resources: { reservations: { cpus: 0.2, memory: 128M } }
@@ -953,7 +964,7 @@ export function runControlPlane(seed: number, options: ControlPlaneOptions = {})
 
 export const controlPlaneScenario: Scenario = {
   name: 'control-plane',
-  description: '5 agents (3 Raft voters + 2 learners) with the replicated cluster state, the scheduler on the leader and the node core over simulated machines; jobs registered, scaled, updated and stopped during partitions, agent restarts and power-offs; checks state agreement, no duplicate tasks, no over-commit, and convergence after the heal',
+  description: '5 agents (3 Raft voters + 2 learners) with the replicated cluster state, the scheduler on the leader and the node core over simulated machines; jobs registered, scaled, updated and stopped during partitions, agent restarts and power-offs; checks state agreement, no duplicate tasks, no over-commit or doubly held host port, and convergence after the heal',
   run: (seed, options) => runControlPlane(seed, options),
 };
 

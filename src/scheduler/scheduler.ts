@@ -28,6 +28,8 @@ export interface StateView {
   nodes(): NodeRecord[];
   allocationsOfJob(jobName: string): Allocation[];
   usage(nodeId: string): Resources;
+  /** Host ports ("8080/tcp") held on a node, with the allocation holding each. */
+  portsInUse(nodeId: string): ReadonlyMap<string, string>;
 }
 
 export interface SchedulerOptions {
@@ -74,6 +76,27 @@ function staticReject(node: NodeRecord, spec: ServiceSpec): string | undefined {
 interface Overlay {
   /** Resources added (placements) minus freed (stops) on each node by this plan. */
   delta: Map<string, Resources>;
+  /** Allocations this plan stops (their host ports are free for its placements). */
+  stopped: Set<string>;
+  /** Host ports this plan's placements take, per node. */
+  ports: Map<string, Set<string>>;
+}
+
+/** The first of `ports` that is not free on `node` for this plan, or undefined. */
+function portTaken(view: StateView, overlay: Overlay, node: NodeRecord, ports: readonly string[]): string | undefined {
+  if (ports.length === 0) return undefined;
+  const held = view.portsInUse(node.id);
+  const taking = overlay.ports.get(node.id);
+  for (const port of ports) {
+    const holder = held.get(port);
+    if ((holder !== undefined && !overlay.stopped.has(holder)) || taking?.has(port)) return port;
+  }
+  return undefined;
+}
+
+/** The host ports a replica of `spec` holds on its node. */
+export function portsOf(spec: ServiceSpec): string[] {
+  return spec.ports.filter((p) => p.published > 0).map((p) => `${p.published}/${p.protocol}`);
 }
 
 function freeOn(view: StateView, overlay: Overlay, node: NodeRecord): Resources {
@@ -101,12 +124,13 @@ export function computePlan(view: StateView, evaluation: Evaluation, random: Ran
   const rec = view.job(evaluation.jobName);
   if (!rec) return undefined;
   const plan: Plan = { evalId: evaluation.id, jobName: rec.job.name, jobVersion: rec.version, baseIndex: view.index, placements: [], stops: [], failedPlacements: {} };
-  const overlay: Overlay = { delta: new Map() };
+  const overlay: Overlay = { delta: new Map(), stopped: new Set(), ports: new Map() };
   const nodes = view.nodes();
   const nodeById = (id: string): NodeRecord | undefined => view.node(id);
   const allocs = view.allocationsOfJob(rec.job.name).filter((a) => a.desiredStatus === 'run');
   const stop = (a: Allocation, reason: string, markLost = false): void => {
     plan.stops.push({ allocId: a.id, reason, markLost } satisfies PlannedStop);
+    overlay.stopped.add(a.id);
     if (a.clientStatus !== 'complete' && a.clientStatus !== 'failed' && a.clientStatus !== 'lost') shift(overlay, a.nodeId, a.resources, -1);
   };
   if (rec.stopped) {
@@ -180,17 +204,13 @@ function scheduleService(
     }
   }
   const request = requestOf(spec);
-  const spreadAttr = spec.deploy.placement.spread[0];
+  const ports = portsOf(spec);
   const global = spec.deploy.mode === 'global';
-  // Global services need the whole feasible set; otherwise feasibility is checked lazily, node by node, as the
-  // random walk reaches them, so a placement costs a few node visits however large the cluster.
-  const fullScan = global;
+  // The nodes that can ever take this service (ready, eligible, driver, constraints), computed once per node table
+  // and service shape and shared by every plan until a node changes; the walk then only meets candidates.
+  const feasible = feasibleNodes(nodes, spec);
+  const walk = new NodeWalk(feasible.pool, random);
   const reasons: Reasons = {};
-  const walk = new NodeWalk(fullScan ? nodes.filter((n) => {
-    const why = staticReject(n, spec);
-    if (why !== undefined) count(reasons, why);
-    return why === undefined;
-  }) : nodes, fullScan ? undefined : spec, reasons, random);
   // Replicas of this service per node and per spread value, counting what is kept and what this plan places.
   const perNode = new Map<string, number>();
   for (const a of keep) if (a.clientStatus !== 'complete' && a.clientStatus !== 'failed') perNode.set(a.nodeId, (perNode.get(a.nodeId) ?? 0) + 1);
@@ -219,69 +239,76 @@ function scheduleService(
     }
   }
   if (wanted.length === 0) return;
-  const spreadCounts = new Map<string, number>();
-  const spreadValues = new Set<string>();
-  if (spreadAttr !== undefined) {
-    // The values present in the cluster (not only on feasible nodes): the spread score ranks nodes by how many
-    // replicas their value already has, and that order does not depend on how many values there are.
-    for (const v of distinctValues(nodes, spreadAttr)) spreadValues.add(v);
-    for (const a of keep) {
-      const node = nodeById(a.nodeId);
-      const v = node ? nodeAttribute(node, spreadAttr) : undefined;
-      if (v !== undefined) spreadCounts.set(v, (spreadCounts.get(v) ?? 0) + 1);
-    }
-  }
   const maxPerNode = spec.deploy.placement.maxReplicasPerNode;
   const desired = Math.max(1, global ? 1 : spec.deploy.replicas);
-  let missing = 0;
   const failReasons = reasons;
+  /**
+   * The best of the first `candidateLimit` nodes with room met on `w`, or undefined when none of its nodes has room;
+   * then every node of the walk was visited, and why each one could not take the replica is added to the reasons
+   * (so they count nodes, as Nomad's do).
+   */
+  const pickFrom = (w: NodeWalk): NodeRecord | undefined => {
+    const why: Reasons = {};
+    let chosen: NodeRecord | undefined;
+    let bestScore = -Infinity;
+    let found = 0;
+    for (let visited = 0; visited < w.size && found < options.candidateLimit; visited++) {
+      const node = w.next();
+      if (node === undefined) continue;
+      const onNode = perNode.get(node.id) ?? 0;
+      if (maxPerNode > 0 && onNode >= maxPerNode) {
+        count(why, 'max_replicas_per_node reached');
+        continue;
+      }
+      const free = freeOn(view, overlay, node);
+      if (free.cpuMillicores < request.cpuMillicores) {
+        count(why, 'resources: cpu exhausted');
+        continue;
+      }
+      const port = portTaken(view, overlay, node, ports);
+      if (port !== undefined) {
+        count(why, `port ${port} in use`);
+        continue;
+      }
+      if (free.memoryBytes < request.memoryBytes) {
+        count(why, 'resources: memory exhausted');
+        continue;
+      }
+      found++;
+      let score = binPackScore(node, { cpuMillicores: free.cpuMillicores - request.cpuMillicores, memoryBytes: free.memoryBytes - request.memoryBytes });
+      if (onNode > 0) score = (score - (onNode + 1) / desired) / 2;
+      if (score > bestScore) {
+        chosen = node;
+        bestScore = score;
+      }
+    }
+    if (!chosen) for (const [reason, n] of Object.entries(why)) count(failReasons, reason, n);
+    return chosen;
+  };
+  const spread = !global && spec.deploy.placement.spread.length > 0
+    ? new SpreadTree(feasible.pool, spec.deploy.placement.spread, 0, (pool) => new NodeWalk(pool, random))
+    : undefined;
+  if (spread) {
+    for (const a of keep) {
+      const node = nodeById(a.nodeId);
+      if (node && a.clientStatus !== 'complete' && a.clientStatus !== 'failed') spread.add(node);
+    }
+  }
+  let missing = 0;
+  // Within a plan, room only shrinks: once a replica finds no node, the ones after it cannot either.
+  let full = false;
   for (const w of wanted) {
     let chosen: NodeRecord | undefined;
     if (w.node) {
       const free = freeOn(view, overlay, w.node);
-      if (free.cpuMillicores >= request.cpuMillicores && free.memoryBytes >= request.memoryBytes) chosen = w.node;
-      else count(failReasons, free.cpuMillicores < request.cpuMillicores ? 'resources: cpu exhausted' : 'resources: memory exhausted');
-    } else {
-      let bestScore = -Infinity;
-      let found = 0;
-      for (let visited = 0; visited < walk.size && found < options.candidateLimit; visited++) {
-        const node = walk.next();
-        if (node === undefined) continue;
-        const onNode = perNode.get(node.id) ?? 0;
-        if (maxPerNode > 0 && onNode >= maxPerNode) {
-          count(failReasons, 'max_replicas_per_node reached');
-          continue;
-        }
-        const free = freeOn(view, overlay, node);
-        if (free.cpuMillicores < request.cpuMillicores) {
-          count(failReasons, 'resources: cpu exhausted');
-          continue;
-        }
-        if (free.memoryBytes < request.memoryBytes) {
-          count(failReasons, 'resources: memory exhausted');
-          continue;
-        }
-        found++;
-        let score = binPackScore(node, { cpuMillicores: free.cpuMillicores - request.cpuMillicores, memoryBytes: free.memoryBytes - request.memoryBytes });
-        let parts = 1;
-        if (onNode > 0) {
-          score -= (onNode + 1) / desired;
-          parts++;
-        }
-        if (spreadAttr !== undefined && spreadValues.size > 0) {
-          const v = nodeAttribute(node, spreadAttr);
-          const target = (keep.length + plan.placements.length + 1) / spreadValues.size;
-          const have = v === undefined ? target : spreadCounts.get(v) ?? 0;
-          score += Math.max(-1, Math.min(1, (target - have) / target));
-          parts++;
-        }
-        score /= parts;
-        if (score > bestScore) {
-          chosen = node;
-          bestScore = score;
-        }
-      }
-      if (walk.size === 0) count(failReasons, 'no nodes');
+      const port = portTaken(view, overlay, w.node, ports);
+      if (free.cpuMillicores < request.cpuMillicores) count(failReasons, 'resources: cpu exhausted');
+      else if (free.memoryBytes < request.memoryBytes) count(failReasons, 'resources: memory exhausted');
+      else if (port !== undefined) count(failReasons, `port ${port} in use`);
+      else chosen = w.node;
+    } else if (!full) {
+      chosen = spread ? spread.choose(pickFrom) : pickFrom(walk);
+      full = chosen === undefined;
     }
     if (!chosen) {
       missing++;
@@ -295,54 +322,138 @@ function scheduleService(
       slot: w.slot,
       nodeId: chosen.id,
       resources: request,
+      ...(ports.length > 0 ? { ports } : {}),
       previousAllocId: w.previous,
       reschedules: w.reschedules,
     };
     plan.placements.push(placed);
     shift(overlay, chosen.id, request, 1);
-    perNode.set(chosen.id, (perNode.get(chosen.id) ?? 0) + 1);
-    if (spreadAttr !== undefined) {
-      const v = nodeAttribute(chosen, spreadAttr);
-      if (v !== undefined) spreadCounts.set(v, (spreadCounts.get(v) ?? 0) + 1);
+    if (ports.length > 0) {
+      let taking = overlay.ports.get(chosen.id);
+      if (!taking) overlay.ports.set(chosen.id, (taking = new Set()));
+      for (const port of ports) taking.add(port);
     }
+    perNode.set(chosen.id, (perNode.get(chosen.id) ?? 0) + 1);
   }
-  if (missing > 0) plan.failedPlacements[spec.name] = { missing, reasons: failReasons };
+  if (missing > 0) {
+    for (const [why, n] of Object.entries(feasible.rejected)) count(failReasons, why, n);
+    if (nodes.length === 0) count(failReasons, 'no nodes');
+    plan.failedPlacements[spec.name] = { missing, reasons: failReasons };
+  }
 }
 
-const distinctCache = new WeakMap<NodeRecord[], Map<string, Set<string>>>();
+const MISSING = '\u0000missing';
+const groupCache = new WeakMap<NodeRecord[], Map<string, Map<string, NodeRecord[]>>>();
 
-/** Distinct values of an attribute over a node list, memoised per list (the state rebuilds the list on change). */
-function distinctValues(nodes: NodeRecord[], attribute: string): Set<string> {
-  let byAttr = distinctCache.get(nodes);
-  if (!byAttr) distinctCache.set(nodes, (byAttr = new Map()));
-  let values = byAttr.get(attribute);
-  if (!values) {
-    values = new Set();
+/**
+ * The nodes of a list grouped by their value of an attribute (nodes without it in one group of their own, as
+ * Swarm does), memoised per list: the state rebuilds its node list when a node changes, and the groups, being
+ * memoised lists themselves, memoise their own sub-groups.
+ */
+function groupBy(nodes: NodeRecord[], attribute: string): Map<string, NodeRecord[]> {
+  let byAttr = groupCache.get(nodes);
+  if (!byAttr) groupCache.set(nodes, (byAttr = new Map()));
+  let groups = byAttr.get(attribute);
+  if (!groups) {
+    groups = new Map();
     for (const n of nodes) {
-      const v = nodeAttribute(n, attribute);
-      if (v !== undefined) values.add(v);
+      const v = nodeAttribute(n, attribute) ?? MISSING;
+      const g = groups.get(v);
+      if (g) g.push(n);
+      else groups.set(v, [n]);
     }
-    byAttr.set(attribute, values);
+    byAttr.set(attribute, groups);
   }
-  return values;
+  return groups;
+}
+
+/**
+ * Placement preferences as Swarm applies them: replicas are divided evenly among the values of the first spread
+ * attribute, then within each value among the values of the next, and so on; nodes are scored only inside the
+ * group chosen. A replica goes to the group with the fewest replicas that still has a node with room (ties: the
+ * group that received one least recently, first by value name), so the spread is even whenever capacity allows,
+ * and a group that has no room left is passed over for the rest of the plan.
+ */
+class SpreadTree {
+  /** Children by value, bucketed by replica count; a bucket's insertion order breaks ties. */
+  readonly #buckets = new Map<number, Set<string>>();
+  readonly #counts = new Map<string, number>();
+  readonly #children = new Map<string, SpreadTree>();
+  readonly #groups: Map<string, NodeRecord[]> | undefined;
+  #walk: NodeWalk | undefined;
+
+  constructor(
+    private readonly pool: NodeRecord[],
+    private readonly attributes: readonly string[],
+    private readonly depth: number,
+    private readonly makeWalk: (pool: NodeRecord[]) => NodeWalk,
+  ) {
+    if (depth < attributes.length) {
+      this.#groups = groupBy(pool, attributes[depth]!);
+      for (const v of [...this.#groups.keys()].sort()) this.#counts.set(v, 0);
+      this.#buckets.set(0, new Set(this.#counts.keys()));
+    }
+  }
+
+  /** Counts a replica already on `node` (one of this tree's nodes). */
+  add(node: NodeRecord): void {
+    if (!this.#groups) return;
+    const v = nodeAttribute(node, this.attributes[this.depth]!) ?? MISSING;
+    if (!this.#counts.has(v)) return;
+    this.#bump(v);
+    this.#child(v).add(node);
+  }
+
+  /** The node for the next replica, or undefined when no group has room. */
+  choose(pickFrom: (walk: NodeWalk) => NodeRecord | undefined): NodeRecord | undefined {
+    if (!this.#groups) return pickFrom((this.#walk ??= this.makeWalk(this.pool)));
+    for (const c of [...this.#buckets.keys()].sort((a, b) => a - b)) {
+      const bucket = this.#buckets.get(c)!;
+      for (const v of bucket) {
+        const node = this.#child(v).choose(pickFrom);
+        if (node) {
+          this.#bump(v);
+          return node;
+        }
+        // Nothing in this group has room, and nothing in a plan frees room: it is full for the rest of the plan.
+        bucket.delete(v);
+        this.#counts.delete(v);
+      }
+      if (bucket.size === 0) this.#buckets.delete(c);
+    }
+    return undefined;
+  }
+
+  #child(v: string): SpreadTree {
+    let child = this.#children.get(v);
+    if (!child) this.#children.set(v, (child = new SpreadTree(this.#groups!.get(v)!, this.attributes, this.depth + 1, this.makeWalk)));
+    return child;
+  }
+
+  #bump(v: string): void {
+    const c = this.#counts.get(v)!;
+    const from = this.#buckets.get(c)!;
+    from.delete(v);
+    if (from.size === 0) this.#buckets.delete(c);
+    let to = this.#buckets.get(c + 1);
+    if (!to) this.#buckets.set(c + 1, (to = new Set()));
+    to.add(v);
+    this.#counts.set(v, c + 1);
+  }
 }
 
 /**
  * A seeded random walk over a pool of nodes that never repeats a node before it has visited them all: a
  * Fisher-Yates shuffle done lazily, one swap per step, so a walk that stops after a few nodes costs a few steps.
- * When `spec` is given, each node is checked for static feasibility the first time it is reached (and the reason
- * for a rejection counted once); rejected nodes are skipped (`next()` returns undefined for them).
  */
 class NodeWalk {
   readonly #perm: Uint32Array;
-  readonly #verdict: Int8Array;
   #shuffled = 0;
   #cursor = 0;
 
-  constructor(readonly pool: NodeRecord[], private readonly spec: ServiceSpec | undefined, private readonly reasons: Reasons, private readonly random: Random) {
+  constructor(readonly pool: NodeRecord[], private readonly random: Random) {
     this.#perm = new Uint32Array(pool.length);
     for (let i = 0; i < pool.length; i++) this.#perm[i] = i;
-    this.#verdict = new Int8Array(pool.length);
   }
 
   get size(): number {
@@ -361,14 +472,39 @@ class NodeWalk {
       this.#shuffled++;
     }
     this.#cursor = (at + 1) % n;
-    const idx = this.#perm[at]!;
-    const node = this.pool[idx]!;
-    if (this.spec === undefined) return node;
-    if (this.#verdict[idx] === 0) {
-      const why = staticReject(node, this.spec);
-      this.#verdict[idx] = why === undefined ? 1 : 2;
-      if (why !== undefined) count(this.reasons, why);
-    }
-    return this.#verdict[idx] === 1 ? node : undefined;
+    return this.pool[this.#perm[at]!];
   }
 }
+
+interface Feasible {
+  /** The nodes that pass every static check, in the node table's order. */
+  pool: NodeRecord[];
+  /** How many nodes failed each check (reported with a placement failure). */
+  rejected: Reasons;
+}
+
+const feasibleCache = new WeakMap<NodeRecord[], Map<string, Feasible>>();
+
+/**
+ * The nodes that can ever run `spec`, memoised per node list (the state rebuilds it when a node changes) and per
+ * shape (driver and constraints): jobs of the same shape share one scan of the node table. At most
+ * LIMITS.schedulerFeasibilityCacheShapes shapes are kept per node list.
+ */
+function feasibleNodes(nodes: NodeRecord[], spec: ServiceSpec): Feasible {
+  let byShape = feasibleCache.get(nodes);
+  if (!byShape) feasibleCache.set(nodes, (byShape = new Map()));
+  const shape = `${spec.driver}\u0000${spec.deploy.placement.constraints.map((c) => `${c.attribute}${c.op}${c.value}`).join('\u0000')}`;
+  let f = byShape.get(shape);
+  if (!f) {
+    f = { pool: [], rejected: {} };
+    for (const n of nodes) {
+      const why = staticReject(n, spec);
+      if (why === undefined) f.pool.push(n);
+      else count(f.rejected, why);
+    }
+    if (byShape.size >= LIMITS.schedulerFeasibilityCacheShapes) byShape.clear();
+    byShape.set(shape, f);
+  }
+  return f;
+}
+

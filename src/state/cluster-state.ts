@@ -25,6 +25,7 @@ export interface StateSnapshot {
 }
 
 const ZERO: Resources = { cpuMillicores: 0, memoryBytes: 0 };
+const NO_PORTS: ReadonlyMap<string, string> = new Map();
 
 export class ClusterState {
   #index = 0;
@@ -32,9 +33,14 @@ export class ClusterState {
   readonly #nodes = new Map<string, NodeRecord>();
   readonly #allocs = new Map<string, Allocation>();
   readonly #evals = new Map<string, Evaluation>();
+  readonly #evalsByJob = new Map<string, Set<string>>();
   readonly #allocsByNode = new Map<string, Set<string>>();
   readonly #allocsByJob = new Map<string, Set<string>>();
   readonly #usage = new Map<string, Resources>();
+  /** Host ports held on each node, and by which allocation. */
+  readonly #ports = new Map<string, Map<string, string>>();
+  /** Every allocation holding each port (normally one), from which #ports picks the holder. */
+  readonly #portClaims = new Map<string, Map<string, Allocation[]>>();
   #nodeList: NodeRecord[] | undefined;
 
   // --- Queries ---------------------------------------------------------------------------------------------------
@@ -82,13 +88,22 @@ export class ClusterState {
     return this.#usage.get(nodeId) ?? ZERO;
   }
 
+  /** Host ports ("8080/tcp") held on a node, each with the allocation holding it. Do not modify. */
+  portsInUse(nodeId: string): ReadonlyMap<string, string> {
+    return this.#ports.get(nodeId) ?? NO_PORTS;
+  }
+
   evaluation(id: string): Evaluation | undefined {
     return this.#evals.get(id);
   }
 
   /** The job's evaluations, newest first. */
   evaluationsOfJob(jobName: string): Evaluation[] {
-    return [...this.#evals.values()].filter((e) => e.jobName === jobName).sort((a, b) => b.createIndex - a.createIndex || (a.id < b.id ? -1 : 1));
+    return this.#evalsOf(jobName).sort((a, b) => b.createIndex - a.createIndex || (a.id < b.id ? -1 : 1));
+  }
+
+  #evalsOf(jobName: string): Evaluation[] {
+    return [...(this.#evalsByJob.get(jobName) ?? [])].map((id) => this.#evals.get(id)!);
   }
 
   pendingEvaluations(): Evaluation[] {
@@ -153,6 +168,8 @@ export class ClusterState {
           rec.eligible = !command.draining;
         }
         rec.modifyIndex = index;
+        // A new list: what is memoised per node list (the scheduler's feasible nodes) must see the change.
+        this.#nodeList = undefined;
         const widen = (command.type === 'node.status' && command.status === 'ready') || (command.type === 'node.eligibility' && command.eligible) || (command.type === 'node.drain' && !command.draining);
         return { ok: true, evalIds: this.#evalJobsForNode(index, ids, rec.id, widen) };
       }
@@ -243,6 +260,9 @@ export class ClusterState {
         p.memoryBytes -= alloc.resources.memoryBytes;
       }
     }
+    // Host ports the plan takes, per node: a port is free when no allocation that keeps running holds it.
+    const stopped = new Set(plan.stops.map((st) => st.allocId));
+    const taking = new Map<string, Set<string>>();
     for (const p of plan.placements) {
       if (this.#allocs.has(p.id)) return reject(`allocation id ${p.id} is already taken`);
       const node = this.#nodes.get(p.nodeId);
@@ -252,6 +272,13 @@ export class ClusterState {
       after.memoryBytes += p.resources.memoryBytes;
       if (after.cpuMillicores > node.capacity.cpuMillicores || after.memoryBytes > node.capacity.memoryBytes) {
         return reject(`node ${node.name} no longer has room for allocation ${p.id}`);
+      }
+      for (const port of p.ports ?? []) {
+        const holder = this.portsInUse(p.nodeId).get(port);
+        let mine = taking.get(p.nodeId);
+        if ((holder !== undefined && !stopped.has(holder)) || mine?.has(port)) return reject(`port ${port} on node ${node.name} is no longer free for allocation ${p.id}`);
+        if (!mine) taking.set(p.nodeId, (mine = new Set()));
+        mine.add(port);
       }
     }
     for (const stop of plan.stops) {
@@ -265,17 +292,28 @@ export class ClusterState {
     }
     const created: Allocation[] = [];
     for (const p of plan.placements) {
+      // Field by field rather than spread: one object shape for every allocation, and several times faster to
+      // build (the C1M benchmark creates a million).
       const alloc: Allocation = {
-        ...p,
+        id: p.id,
+        jobName: p.jobName,
+        jobVersion: p.jobVersion,
+        service: p.service,
+        slot: p.slot,
+        nodeId: p.nodeId,
+        resources: p.resources,
         desiredStatus: 'run',
         desiredReason: '',
         clientStatus: 'pending',
         clientMessage: '',
         restarts: 0,
         driverHandle: '',
+        previousAllocId: p.previousAllocId,
+        reschedules: p.reschedules,
         createIndex: index,
         modifyIndex: index,
       };
+      if (p.ports && p.ports.length > 0) alloc.ports = p.ports;
       this.#allocs.set(alloc.id, alloc);
       indexAdd(this.#allocsByNode, alloc.nodeId, alloc.id);
       indexAdd(this.#allocsByJob, alloc.jobName, alloc.id);
@@ -307,8 +345,13 @@ export class ClusterState {
         this.#allocsByJob.get(a.jobName)?.delete(a.id);
       }
     }
-    const done = [...this.#evals.values()].filter((e) => e.jobName === jobName && e.status !== 'pending');
-    if (done.length > keep) for (const e of done.sort(newestFirst).slice(keep)) this.#evals.delete(e.id);
+    const done = this.#evalsOf(jobName).filter((e) => e.status !== 'pending');
+    if (done.length > keep) {
+      for (const e of done.sort(newestFirst).slice(keep)) {
+        this.#evals.delete(e.id);
+        this.#evalsByJob.get(jobName)?.delete(e.id);
+      }
+    }
   }
 
   #adjustUsage(alloc: Allocation, heldBefore: boolean): void {
@@ -319,11 +362,31 @@ export class ClusterState {
     const next = { cpuMillicores: cur.cpuMillicores + sign * alloc.resources.cpuMillicores, memoryBytes: cur.memoryBytes + sign * alloc.resources.memoryBytes };
     invariant(next.cpuMillicores >= 0 && next.memoryBytes >= 0, `resource usage of node ${alloc.nodeId} went negative`);
     this.#usage.set(alloc.nodeId, next);
+    if (!alloc.ports || alloc.ports.length === 0) return;
+    let claims = this.#portClaims.get(alloc.nodeId);
+    if (!claims) this.#portClaims.set(alloc.nodeId, (claims = new Map()));
+    let ports = this.#ports.get(alloc.nodeId);
+    if (!ports) this.#ports.set(alloc.nodeId, (ports = new Map()));
+    for (const port of alloc.ports) {
+      // Plans never place two holders of a port on a node, but a node may report a task it had given up on as
+      // running again after its replacement took the port. The port then belongs to the newest claimant: a rule of
+      // the claimants alone, not of the order they came in, so a replica restored from a snapshot agrees.
+      const list = (claims.get(port) ?? []).filter((a) => a.id !== alloc.id);
+      if (holds) list.push(alloc);
+      if (list.length === 0) {
+        claims.delete(port);
+        ports.delete(port);
+        continue;
+      }
+      claims.set(port, list);
+      ports.set(port, list.reduce((a, b) => (b.createIndex > a.createIndex || (b.createIndex === a.createIndex && b.id > a.id) ? b : a)).id);
+    }
   }
 
   #createEval(index: number, ids: Random, jobName: string, trigger: EvalTrigger): string {
     const id = newId(ids);
     this.#evals.set(id, { id, jobName, trigger, status: 'pending', failedPlacements: {}, createIndex: index, modifyIndex: index });
+    indexAdd(this.#evalsByJob, jobName, id);
     return id;
   }
 
@@ -357,7 +420,10 @@ export class ClusterState {
     for (const j of copy.jobs) s.#jobs.set(j.job.name, j);
     for (const n of copy.nodes) s.#nodes.set(n.id, n);
     s.#nodeList = undefined;
-    for (const e of copy.evaluations) s.#evals.set(e.id, e);
+    for (const e of copy.evaluations) {
+      s.#evals.set(e.id, e);
+      indexAdd(s.#evalsByJob, e.jobName, e.id);
+    }
     for (const a of copy.allocations) {
       s.#allocs.set(a.id, a);
       indexAdd(s.#allocsByNode, a.nodeId, a.id);

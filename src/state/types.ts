@@ -52,6 +52,8 @@ export interface Allocation {
   nodeId: string;
   /** Resources reserved on the node while the allocation is not terminal. */
   resources: Resources;
+  /** Host ports ("8080/tcp") it holds on the node while it holds its resources; absent: none. */
+  ports?: string[];
   desiredStatus: DesiredStatus;
   /** Why the leader wants it stopped (replaced, node down, job stopped, scaled down, drained). */
   desiredReason: string;

@@ -125,6 +125,8 @@ const MALFORMED: [string, Mutation, string, RegExp][] = [
   ['constraint on an unknown attribute', (j) => (j.services[0].deploy.placement.constraints[1].attribute = 'zone'), 'services.0.deploy.placement.constraints.1.attribute', /node\.name, node\.id, node\.role or node\.labels\.<key>/],
   ['contradicting constraints', (j) => j.services[0].deploy.placement.constraints.push({ attribute: 'node.name', op: '==', value: 'n3' }), 'services.0.deploy.placement.constraints.3', /"node\.name!=n3" and "node\.name==n3" can never both hold/],
   ['spread on a bad attribute', (j) => (j.services[0].deploy.placement.spread = ['zone']), 'services.0.deploy.placement.spread.0', /can spread only across/],
+  ['the same spread twice', (j) => (j.services[0].deploy.placement.spread = ['node.labels.zone', 'node.labels.zone']), 'services.0.deploy.placement.spread.1', /"node\.labels\.zone" is spread across twice/],
+  ['too many spreads', (j) => (j.services[0].deploy.placement.spread = ['a', 'b', 'c', 'd', 'e'].map((k) => `node.labels.${k}`)), 'services.0.deploy.placement.spread', /at most 4 spread preferences are allowed, got 5/],
   ['reservation above limit', (j) => (j.services[0].deploy.resources.reservations.memoryBytes = 2 * 1024 ** 3), 'services.0.deploy.resources.reservations.memoryBytes', /reserves more memory than its limit allows/],
   ['fractional millicores', (j) => (j.services[0].deploy.resources.limits.cpuMillicores = 0.5), 'services.0.deploy.resources.limits.cpuMillicores', /expected int/],
   ['relative mount source', (j) => (j.services[0].volumes[0].source = 'data'), 'services.0.volumes.0.source', /a bind mount source must be an absolute path/],

@@ -81,6 +81,9 @@ t.test('batch jobs restart on failure by default; harmless keys only warn', asyn
   t.equal(warnings.length, 3);
   t.match(warnings.join('\n'), /job\.yaml:5:5: services\.once\.build: images are not built by Shoal/);
   t.match(warnings.join('\n'), /services\.once\.deploy\.update_config: deploy\.update_config is not supported yet/);
+  const health = ok('services:\n  w:\n    image: x\n    healthcheck:\n      test: ["CMD", "true"]\n      start_interval: 1s\n');
+  t.same(health.warnings, ['job.yaml:6:7: services.w.healthcheck.start_interval: healthcheck.start_interval is ignored: checks run every "interval", during the start period too']);
+  t.equal(health.job.services[0]!.healthcheck!.test[1], 'true', 'the rest of the check is kept');
 });
 
 

@@ -51,5 +51,7 @@ export const MALFORMED: [string, string, RegExp][] = [
   ['bad service name', 'services:\n  Web_App!:\n    image: x\n', /service name "Web_App!" must be 1-63 lower-case/],
   ['bad job name', 'name: "My Job"\nservices:\n  a: { image: x }\n', /name: job name "My Job" must be/],
   ['unterminated quote in command', 'services:\n  a:\n    x-shoal: { driver: process }\n    command: echo "hi\n', /unterminated " quote/],
+  ['too many spread preferences', 'services:\n  a:\n    image: x\n    deploy:\n      placement:\n        preferences: [{ spread: node.labels.a }, { spread: node.labels.b }, { spread: node.labels.c }, { spread: node.labels.d }, { spread: node.labels.e }]\n', /job\.yaml:6:\d+: services\.a\.deploy\.placement\.preferences: at most 4 spread preferences are allowed, got 5/],
+  ['the same spread twice', 'services:\n  a:\n    image: x\n    deploy:\n      placement:\n        preferences: [{ spread: node.labels.zone }, { spread: node.labels.zone }]\n', /services\.a\.deploy\.placement\.preferences\.1: "node\.labels\.zone" is spread across twice/],
   ['spread on a bad attribute', 'services:\n  a:\n    image: x\n    deploy: { placement: { preferences: [{ spread: zone }] } }\n', /can spread only across node\.labels\.<key>/],
 ];

@@ -27,7 +27,8 @@ t.test('a placement that cannot be made is reported with the reasons', async (t)
   t.equal(running(h, 'f').length, 1);
   const e = h.state.evaluation(reg.evalIds[0]!)!;
   t.equal(e.failedPlacements['w']!.missing, 2);
-  t.match(e.failedPlacements['w']!.reasons, { 'constraint node.labels.zone==a': 1, 'resources: cpu exhausted': 2 });
+  // Reasons count nodes, whatever the number of replicas left out: n2 fails the constraint, n1 is full.
+  t.same(e.failedPlacements['w']!.reasons, { 'constraint node.labels.zone==a': 1, 'resources: cpu exhausted': 1 });
 });
 
 t.test('max_replicas_per_node and spread', async (t) => {
@@ -47,6 +48,84 @@ t.test('max_replicas_per_node and spread', async (t) => {
   h.apply({ type: 'job.scale', name: 'm', service: 'w', replicas: 7 });
   h.drain();
   t.equal(running(h, 'm').length, 6, 'a seventh replica has nowhere to go');
+});
+
+/** How many replicas of `jobName` run per value of `label` (nodes without it under "-"). */
+function countBy(h: SchedulerHarness, jobName: string, label: (n: { labels: Record<string, string> }) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const a of running(h, jobName)) {
+    const k = label(h.state.node(a.nodeId)!);
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
+t.test('spread as Swarm applies it: nested preferences, nodes without the label, groups that fill up', async (t) => {
+  // Zone a has 1 node, zone b has 3 (two racks): bin-packing and anti-affinity alone would favour zone b.
+  const h = harness(11);
+  addNode(h, 1, { labels: { zone: 'a', rack: 'r1' } });
+  addNode(h, 2, { labels: { zone: 'b', rack: 'r1' } });
+  addNode(h, 3, { labels: { zone: 'b', rack: 'r2' } });
+  addNode(h, 4, { labels: { zone: 'b', rack: 'r2' } });
+  h.apply({ type: 'job.register', job: job('services:\n  s:\n    image: x\n    deploy: { replicas: 8, placement: { preferences: [{ spread: node.labels.zone }, { spread: node.labels.rack }] } }\n', 'nest') });
+  h.drain();
+  t.same(countBy(h, 'nest', (n) => n.labels['zone']!), { a: 4, b: 4 }, 'even across zones first');
+  t.same(countBy(h, 'nest', (n) => `${n.labels['zone']}/${n.labels['rack']}`), { 'a/r1': 4, 'b/r1': 2, 'b/r2': 2 }, 'then across the racks of each zone');
+
+  // Nodes without the label are one more group, as in Swarm.
+  addNode(h, 5, { labels: {} });
+  h.apply({ type: 'job.register', job: job('services:\n  s:\n    image: x\n    deploy: { replicas: 6, placement: { preferences: [{ spread: node.labels.zone }] } }\n', 'unlabelled') });
+  h.drain();
+  t.same(countBy(h, 'unlabelled', (n) => n.labels['zone'] ?? '-'), { a: 2, b: 2, '-': 2 });
+
+  // A zone with room for only one replica takes one; the rest are spread over the others, and nothing is lost.
+  const f = harness(12);
+  addNode(f, 1, { cpu: 1000, labels: { zone: 'a' } });
+  for (let i = 2; i <= 5; i++) addNode(f, i, { cpu: 8000, labels: { zone: i % 2 ? 'b' : 'c' } });
+  const reg = f.apply({ type: 'job.register', job: job('services:\n  s:\n    image: x\n    deploy: { replicas: 9, resources: { reservations: { cpus: 1 } }, placement: { preferences: [{ spread: node.labels.zone }] } }\n', 'full') });
+  f.drain();
+  t.same(countBy(f, 'full', (n) => n.labels['zone']!), { a: 1, b: 4, c: 4 });
+  t.same(f.state.evaluation(reg.evalIds[0]!)!.failedPlacements, {}, 'every replica placed');
+
+  // Constraints first: a spread over zones the constraints exclude is a spread over the zones that remain.
+  h.apply({ type: 'job.register', job: job('services:\n  s:\n    image: x\n    deploy: { replicas: 4, placement: { constraints: ["node.labels.zone!=a"], preferences: [{ spread: node.labels.rack }] } }\n', 'constrained') });
+  h.drain();
+  const racks = countBy(h, 'constrained', (n) => n.labels['rack'] ?? '-');
+  t.same(Object.keys(racks).sort(), ['-', 'r1', 'r2'], 'over the racks of the nodes that qualify');
+  t.same(Object.values(racks).sort(), [1, 1, 2], 'evenly');
+  t.notOk(running(h, 'constrained').some((a) => h.state.node(a.nodeId)!.labels['zone'] === 'a'), 'never on the excluded zone');
+});
+
+t.test('host ports are a node resource: one holder per node, across jobs, freed by what the plan stops', async (t) => {
+  const h = harness(21);
+  addNode(h, 1);
+  addNode(h, 2);
+  const reg = h.apply({ type: 'job.register', job: job('services:\n  web:\n    image: x\n    ports: ["8080:80"]\n    deploy: { replicas: 3 }\n', 'web') });
+  h.drain();
+  const web = running(h, 'web');
+  t.equal(web.length, 2, 'two nodes, one 8080 each');
+  t.equal(new Set(web.map((a) => a.nodeId)).size, 2);
+  t.same(web[0]!.ports, ['8080/tcp']);
+  t.same(h.state.evaluation(reg.evalIds[0]!)!.failedPlacements['web'], { missing: 1, reasons: { 'port 8080/tcp in use': 2 } }, 'reasons count nodes');
+  // Another job's replica wanting the same port finds no node; one on another port or protocol fits.
+  h.apply({ type: 'job.register', job: job('services:\n  other:\n    image: x\n    ports: ["8080:80", "9000:9000/udp"]\n', 'other') });
+  h.apply({ type: 'job.register', job: job('services:\n  udp:\n    image: x\n    ports: ["8080:80/udp"]\n    deploy: { replicas: 2 }\n', 'udp') });
+  h.drain();
+  t.equal(running(h, 'other').length, 0);
+  t.equal(running(h, 'udp').length, 2, '8080/udp is another port');
+  // A new version of the job replaces its replicas in place: the stopped ones free the port for their successors.
+  h.apply({ type: 'job.register', job: job('services:\n  web:\n    image: y\n    ports: ["8080:80"]\n    deploy: { replicas: 2 }\n', 'web') });
+  h.drain();
+  t.equal(running(h, 'web').length, 2);
+  t.ok(running(h, 'web').every((a) => a.jobVersion === 2), 'both replaced');
+  t.equal(h.rejected.length, 0, 'no plan was rejected');
+  // Scaling web down frees a node's port: the other job takes it.
+  h.apply({ type: 'job.scale', name: 'web', service: 'web', replicas: 1 });
+  h.drain();
+  h.apply({ type: 'job.register', job: job('services:\n  other:\n    image: x\n    ports: ["8080:80"]\n', 'other') });
+  h.drain();
+  t.equal(running(h, 'other').length, 1);
+  t.not(running(h, 'other')[0]!.nodeId, running(h, 'web')[0]!.nodeId);
 });
 
 t.test('global services run once on every eligible node, following nodes as they come and go', async (t) => {
@@ -144,6 +223,7 @@ const serviceArb = fc.record({
   maxPerNode: fc.integer({ min: 0, max: 3 }),
   spread: fc.boolean(),
   driver: fc.constantFrom('docker', 'process'),
+  port: fc.option(fc.constantFrom(8080, 8081), { nil: undefined }),
 });
 
 type ServiceShape = typeof serviceArb extends fc.Arbitrary<infer T> ? T : never;
@@ -154,6 +234,7 @@ function makeJob(name: string, services: ServiceShape[]): Job {
     const constraints = [s.zone ? `"node.labels.zone==${s.zone}"` : '', s.notZone && s.notZone !== s.zone ? `"node.labels.zone!=${s.notZone}"` : ''].filter(Boolean);
     yaml.push(`  s${i}:`);
     yaml.push(s.driver === 'docker' ? '    image: x' : '    command: run\n    x-shoal: { driver: process }');
+    if (s.port !== undefined) yaml.push(`    ports: ["${s.port}:80"]`);
     yaml.push('    deploy:');
     yaml.push(s.global ? '      mode: global' : `      replicas: ${s.replicas}`);
     yaml.push(`      resources: { reservations: { cpus: ${s.cpu / 1000}, memory: ${s.memMiB}M } }`);
@@ -172,6 +253,9 @@ function checkInvariants(h: SchedulerHarness): string | undefined {
     const mem = holding.reduce((x, a) => x + a.resources.memoryBytes, 0);
     if (cpu > n.capacity.cpuMillicores || mem > n.capacity.memoryBytes) return `node ${n.name} over-committed: ${cpu}m/${mem}B`;
     if (cpu !== s.usage(n.id).cpuMillicores || mem !== s.usage(n.id).memoryBytes) return `usage index of ${n.name} is out of date`;
+    const ports = holding.flatMap((a) => a.ports ?? []);
+    if (new Set(ports).size !== ports.length) return `node ${n.name} has a host port held twice: ${ports.join(', ')}`;
+    if (ports.length !== s.portsInUse(n.id).size) return `port index of ${n.name} is out of date`;
   }
   for (const rec of s.jobs()) {
     for (const spec of rec.job.services as ServiceSpec[]) {
@@ -242,4 +326,74 @@ t.test('property: whatever is not placed is reported as missing, never silently 
   }), { numRuns: 200 });
   t.pass();
   t.equal(MiB, 1024 * 1024);
+});
+
+/** Replicas of `jobName` per value of the `zone` label, over every zone present in the cluster. */
+function perZone(h: SchedulerHarness, jobName: string): number[] {
+  const counts = new Map<string, number>();
+  for (const n of h.state.nodes()) if (n.status === 'ready') counts.set(n.labels['zone']!, counts.get(n.labels['zone']!) ?? 0);
+  for (const a of running(h, jobName)) {
+    const zone = h.state.node(a.nodeId)!.labels['zone']!;
+    counts.set(zone, (counts.get(zone) ?? 0) + 1);
+  }
+  return [...counts.values()];
+}
+
+t.test('property: with room everywhere, a spread service is even across the label\'s values, also after a node dies', async (t) => {
+  fc.assert(fc.property(
+    fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 2, maxLength: 4 }),
+    fc.integer({ min: 1, max: 30 }),
+    fc.integer({ min: 0, max: 400 }),
+    fc.integer({ min: 1, max: 1000 }),
+    (nodesPerZone, replicas, cpu, seed) => {
+      const h = harness(seed);
+      let i = 0;
+      // Nodes of different sizes, so that bin-packing alone would crowd the biggest ones.
+      nodesPerZone.forEach((count, z) => {
+        for (let k = 0; k < count; k++) addNode(h, ++i, { cpu: 16_000 * (1 + (i % 3)), mem: 64 * GiB, labels: { zone: `z${z}` } });
+      });
+      h.apply({ type: 'job.register', job: job(`services:\n  s:\n    image: x\n    deploy: { replicas: ${replicas}, resources: { reservations: { cpus: ${cpu / 1000} } }, placement: { preferences: [{ spread: node.labels.zone }] } }\n`, 'sp') });
+      h.drain();
+      const check = (when: string) => {
+        const counts = perZone(h, 'sp');
+        const placed = counts.reduce((a, b) => a + b, 0);
+        if (placed !== replicas) throw new Error(`${when}: ${placed} of ${replicas} placed`);
+        if (Math.max(...counts) - Math.min(...counts) > 1) throw new Error(`${when}: uneven spread ${JSON.stringify(counts)}`);
+      };
+      check('placed');
+      // A node of a zone that has another node dies: its replicas move, and the spread stays even.
+      const zoneWithTwo = nodesPerZone.findIndex((c) => c >= 2);
+      if (zoneWithTwo >= 0) {
+        const victim = h.state.nodes().find((n) => n.labels['zone'] === `z${zoneWithTwo}`)!;
+        h.apply({ type: 'node.status', nodeId: victim.id, status: 'down' });
+        h.drain();
+        check(`after ${victim.name} died`);
+      }
+      return true;
+    },
+  ), { numRuns: 150 });
+  t.pass();
+});
+
+t.test('property: the same state, evaluation and seed always give the same plan', async (t) => {
+  fc.assert(fc.property(
+    fc.integer({ min: 1, max: 10 }),
+    fc.array(serviceArb, { minLength: 1, maxLength: 3 }),
+    fc.integer({ min: 1, max: 1000 }),
+    (nodes, services, seed) => {
+      const build = () => {
+        const h = harness(7);
+        for (let i = 1; i <= nodes; i++) addNode(h, i, { cpu: 2000 + (i % 3) * 1000, mem: (2 + (i % 4)) * GiB, labels: { zone: ['a', 'b', 'c'][i % 3]! } });
+        const reg = h.state.apply(h.state.index + 1, { type: 'job.register', job: makeJob('d', services) });
+        return { s: h.state, e: h.state.evaluation(reg.evalIds[0]!)! };
+      };
+      const a = build();
+      const b = build();
+      const pa = JSON.stringify(computePlan(a.s, a.e, Random.fromSeed(seed)));
+      const pb = JSON.stringify(computePlan(b.s, b.e, Random.fromSeed(seed)));
+      if (pa !== pb) throw new Error('two identical states planned differently');
+      return true;
+    },
+  ), { numRuns: 150 });
+  t.pass();
 });
