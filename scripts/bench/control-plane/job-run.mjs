@@ -189,7 +189,8 @@ async function startEngine() {
 /** Single-node swarm on loopback. Returns null when it works, else the reason it cannot run here. */
 async function initSwarm() {
   const listen = `127.0.0.1:${await freeTcpPort()}`;
-  const dataPathPort = await freeUdpPort('127.0.0.1');
+  // dockerd accepts a data path (VXLAN) port only in 1024-49151; the kernel's ephemeral ports lie above that.
+  const dataPathPort = await freeUdpPort('127.0.0.1', { min: 20_000, max: 49_151 });
   const r = dockerCliSync(['swarm', 'init', '--advertise-addr', '127.0.0.1', '--listen-addr', listen, '--data-path-port', String(dataPathPort)]);
   if (r.status !== 0) return `\`docker swarm init --advertise-addr 127.0.0.1 --listen-addr ${listen}\` failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout || r.error?.message || '').trim()}`;
   engine.swarm = true;

@@ -117,12 +117,25 @@ export async function kill(proc, signal = 'SIGKILL') {
   children.delete(proc.child);
 }
 
-export async function freeUdpPort(host) {
-  const socket = dgram.createSocket('udp4');
-  await new Promise((resolve, reject) => socket.bind(0, host, () => resolve()).once('error', reject));
-  const port = socket.address().port;
-  await new Promise((resolve) => socket.close(() => resolve()));
-  return port;
+/** A UDP port free on `host`: any the kernel picks, or one in [min, max] (tried in a random order). */
+export async function freeUdpPort(host, { min, max } = {}) {
+  const tryBind = async (port) => {
+    const socket = dgram.createSocket('udp4');
+    const ok = await new Promise((resolve) => socket.once('error', () => resolve(false)).bind(port, host, () => resolve(true)));
+    const got = ok ? socket.address().port : undefined;
+    await new Promise((resolve) => socket.close(() => resolve()));
+    return got;
+  };
+  if (min === undefined || max === undefined) {
+    const port = await tryBind(0);
+    if (port === undefined) throw new Error(`cannot bind a UDP port on ${host}`);
+    return port;
+  }
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await tryBind(min + Math.floor(Math.random() * (max - min + 1)));
+    if (port !== undefined) return port;
+  }
+  throw new Error(`no free UDP port on ${host} in ${min}-${max} after 100 tries`);
 }
 
 export function keygen(dir) {
