@@ -25,6 +25,10 @@ export interface StateView {
   readonly index: number;
   job(name: string): JobRecord | undefined;
   node(id: string): NodeRecord | undefined;
+  /**
+   * Every node. The scheduler memoises what it derives from this list (feasible nodes, spread groups) by the
+   * list's identity, so a new array must be returned whenever any node changes, and the array never modified.
+   */
   nodes(): NodeRecord[];
   allocationsOfJob(jobName: string): Allocation[];
   usage(nodeId: string): Resources;
