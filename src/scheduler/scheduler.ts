@@ -19,6 +19,7 @@ import { LIMITS } from '../lib/limits.js';
 import type { Constraint, Resources, ServiceSpec } from '../jobspec/types.js';
 import type { Plan, PlannedAllocation, PlannedStop } from '../state/commands.js';
 import type { Allocation, Evaluation, JobRecord, NodeRecord } from '../state/types.js';
+import { portsOf, takePorts, takenPort } from '../state/cluster-state.js';
 
 /** What the scheduler reads. `ClusterState` implements it. */
 export interface StateView {
@@ -32,8 +33,8 @@ export interface StateView {
   nodes(): NodeRecord[];
   allocationsOfJob(jobName: string): Allocation[];
   usage(nodeId: string): Resources;
-  /** Host ports ("8080/tcp") held on a node, with the allocation holding each. */
-  portsInUse(nodeId: string): ReadonlyMap<string, string>;
+  /** The allocation holding a host port ("8080/tcp") on a node, if any. */
+  portHolder(nodeId: string, port: string): string | undefined;
 }
 
 export interface SchedulerOptions {
@@ -86,22 +87,6 @@ interface Overlay {
   ports: Map<string, Set<string>>;
 }
 
-/** The first of `ports` that is not free on `node` for this plan, or undefined. */
-function portTaken(view: StateView, overlay: Overlay, node: NodeRecord, ports: readonly string[]): string | undefined {
-  if (ports.length === 0) return undefined;
-  const held = view.portsInUse(node.id);
-  const taking = overlay.ports.get(node.id);
-  for (const port of ports) {
-    const holder = held.get(port);
-    if ((holder !== undefined && !overlay.stopped.has(holder)) || taking?.has(port)) return port;
-  }
-  return undefined;
-}
-
-/** The host ports a replica of `spec` holds on its node. */
-export function portsOf(spec: ServiceSpec): string[] {
-  return spec.ports.filter((p) => p.published > 0).map((p) => `${p.published}/${p.protocol}`);
-}
 
 function freeOn(view: StateView, overlay: Overlay, node: NodeRecord): Resources {
   const used = view.usage(node.id);
@@ -213,9 +198,7 @@ function scheduleService(
   // The nodes that can ever take this service (ready, eligible, driver, constraints), computed once per node table
   // and service shape and shared by every plan until a node changes; the walk then only meets candidates.
   const feasible = feasibleNodes(nodes, spec);
-  const walk = new NodeWalk(feasible.pool, random);
-  const reasons: Reasons = {};
-  // Replicas of this service per node and per spread value, counting what is kept and what this plan places.
+  // Replicas of this service per node, counting what is kept and what this plan places.
   const perNode = new Map<string, number>();
   for (const a of keep) if (a.clientStatus !== 'complete' && a.clientStatus !== 'failed') perNode.set(a.nodeId, (perNode.get(a.nodeId) ?? 0) + 1);
   const wanted: { slot: number; previous: string; reschedules: number; node?: NodeRecord }[] = [];
@@ -224,12 +207,12 @@ function scheduleService(
     reschedules: prev ? (prev.reschedules ?? 0) + (prev.clientStatus === 'failed' ? 1 : 0) : 0,
   });
   if (global) {
-    const feasibleIds = new Set(walk.pool.map((n) => n.id));
+    const feasibleIds = new Set(feasible.pool.map((n) => n.id));
     const covered = new Set(keep.map((a) => a.nodeId));
     for (const a of keep) {
       if (!feasibleIds.has(a.nodeId)) stop(a, 'node no longer eligible for this global service');
     }
-    for (const n of walk.pool) if (!covered.has(n.id)) wanted.push({ slot: 0, ...successor(replace.find((r) => r.nodeId === n.id)), node: n });
+    for (const n of feasible.pool) if (!covered.has(n.id)) wanted.push({ slot: 0, ...successor(replace.find((r) => r.nodeId === n.id)), node: n });
   } else {
     const n = spec.deploy.replicas;
     const seen = new Set<number>();
@@ -245,7 +228,7 @@ function scheduleService(
   if (wanted.length === 0) return;
   const maxPerNode = spec.deploy.placement.maxReplicasPerNode;
   const desired = Math.max(1, global ? 1 : spec.deploy.replicas);
-  const failReasons = reasons;
+  const failReasons: Reasons = {};
   /**
    * The best of the first `candidateLimit` nodes with room met on `w`, or undefined when none of its nodes has room;
    * then every node of the walk was visited, and why each one could not take the replica is added to the reasons
@@ -269,7 +252,7 @@ function scheduleService(
         count(why, 'resources: cpu exhausted');
         continue;
       }
-      const port = portTaken(view, overlay, node, ports);
+      const port = takenPort(view, node.id, ports, overlay.stopped, overlay.ports);
       if (port !== undefined) {
         count(why, `port ${port} in use`);
         continue;
@@ -292,6 +275,7 @@ function scheduleService(
   const spread = !global && spec.deploy.placement.spread.length > 0
     ? new SpreadTree(feasible.pool, spec.deploy.placement.spread, 0, (pool) => new NodeWalk(pool, random))
     : undefined;
+  let walk: NodeWalk | undefined;
   if (spread) {
     for (const a of keep) {
       const node = nodeById(a.nodeId);
@@ -305,13 +289,13 @@ function scheduleService(
     let chosen: NodeRecord | undefined;
     if (w.node) {
       const free = freeOn(view, overlay, w.node);
-      const port = portTaken(view, overlay, w.node, ports);
+      const port = takenPort(view, w.node.id, ports, overlay.stopped, overlay.ports);
       if (free.cpuMillicores < request.cpuMillicores) count(failReasons, 'resources: cpu exhausted');
       else if (free.memoryBytes < request.memoryBytes) count(failReasons, 'resources: memory exhausted');
       else if (port !== undefined) count(failReasons, `port ${port} in use`);
       else chosen = w.node;
     } else if (!full) {
-      chosen = spread ? spread.choose(pickFrom) : pickFrom(walk);
+      chosen = spread ? spread.choose(pickFrom) : pickFrom((walk ??= new NodeWalk(feasible.pool, random)));
       full = chosen === undefined;
     }
     if (!chosen) {
@@ -332,11 +316,7 @@ function scheduleService(
     };
     plan.placements.push(placed);
     shift(overlay, chosen.id, request, 1);
-    if (ports.length > 0) {
-      let taking = overlay.ports.get(chosen.id);
-      if (!taking) overlay.ports.set(chosen.id, (taking = new Set()));
-      for (const port of ports) taking.add(port);
-    }
+    takePorts(overlay.ports, chosen.id, ports);
     perNode.set(chosen.id, (perNode.get(chosen.id) ?? 0) + 1);
   }
   if (missing > 0) {

@@ -25,7 +25,6 @@ export interface StateSnapshot {
 }
 
 const ZERO: Resources = { cpuMillicores: 0, memoryBytes: 0 };
-const NO_PORTS: ReadonlyMap<string, string> = new Map();
 
 export class ClusterState {
   #index = 0;
@@ -37,9 +36,7 @@ export class ClusterState {
   readonly #allocsByNode = new Map<string, Set<string>>();
   readonly #allocsByJob = new Map<string, Set<string>>();
   readonly #usage = new Map<string, Resources>();
-  /** Host ports held on each node, and by which allocation. */
-  readonly #ports = new Map<string, Map<string, string>>();
-  /** Every allocation holding each port (normally one), from which #ports picks the holder. */
+  /** Per node and host port, the allocations holding it: normally one (see `portHolder`). */
   readonly #portClaims = new Map<string, Map<string, Allocation[]>>();
   #nodeList: NodeRecord[] | undefined;
 
@@ -88,9 +85,16 @@ export class ClusterState {
     return this.#usage.get(nodeId) ?? ZERO;
   }
 
-  /** Host ports ("8080/tcp") held on a node, each with the allocation holding it. Do not modify. */
-  portsInUse(nodeId: string): ReadonlyMap<string, string> {
-    return this.#ports.get(nodeId) ?? NO_PORTS;
+  /**
+   * The allocation holding a host port ("8080/tcp") on a node, if any. Plans never place two holders of a port on a
+   * node, but a node may report a task it had given up on as running again after its replacement took the port:
+   * the port then belongs to the newest claimant. That is a rule of the claimants alone, not of the order they came
+   * in, so a replica restored from a snapshot agrees.
+   */
+  portHolder(nodeId: string, port: string): string | undefined {
+    const claims = this.#portClaims.get(nodeId)?.get(port);
+    if (!claims || claims.length === 0) return undefined;
+    return claims.reduce((a, b) => (b.createIndex > a.createIndex || (b.createIndex === a.createIndex && b.id > a.id) ? b : a)).id;
   }
 
   evaluation(id: string): Evaluation | undefined {
@@ -260,7 +264,6 @@ export class ClusterState {
         p.memoryBytes -= alloc.resources.memoryBytes;
       }
     }
-    // Host ports the plan takes, per node: a port is free when no allocation that keeps running holds it.
     const stopped = new Set(plan.stops.map((st) => st.allocId));
     const taking = new Map<string, Set<string>>();
     for (const p of plan.placements) {
@@ -273,13 +276,9 @@ export class ClusterState {
       if (after.cpuMillicores > node.capacity.cpuMillicores || after.memoryBytes > node.capacity.memoryBytes) {
         return reject(`node ${node.name} no longer has room for allocation ${p.id}`);
       }
-      for (const port of p.ports ?? []) {
-        const holder = this.portsInUse(p.nodeId).get(port);
-        let mine = taking.get(p.nodeId);
-        if ((holder !== undefined && !stopped.has(holder)) || mine?.has(port)) return reject(`port ${port} on node ${node.name} is no longer free for allocation ${p.id}`);
-        if (!mine) taking.set(p.nodeId, (mine = new Set()));
-        mine.add(port);
-      }
+      const port = takenPort(this, p.nodeId, p.ports ?? [], stopped, taking);
+      if (port !== undefined) return reject(`port ${port} on node ${node.name} is no longer free for allocation ${p.id}`);
+      takePorts(taking, p.nodeId, p.ports ?? []);
     }
     for (const stop of plan.stops) {
       const alloc = this.#allocs.get(stop.allocId)!;
@@ -365,21 +364,11 @@ export class ClusterState {
     if (!alloc.ports || alloc.ports.length === 0) return;
     let claims = this.#portClaims.get(alloc.nodeId);
     if (!claims) this.#portClaims.set(alloc.nodeId, (claims = new Map()));
-    let ports = this.#ports.get(alloc.nodeId);
-    if (!ports) this.#ports.set(alloc.nodeId, (ports = new Map()));
     for (const port of alloc.ports) {
-      // Plans never place two holders of a port on a node, but a node may report a task it had given up on as
-      // running again after its replacement took the port. The port then belongs to the newest claimant: a rule of
-      // the claimants alone, not of the order they came in, so a replica restored from a snapshot agrees.
       const list = (claims.get(port) ?? []).filter((a) => a.id !== alloc.id);
       if (holds) list.push(alloc);
-      if (list.length === 0) {
-        claims.delete(port);
-        ports.delete(port);
-        continue;
-      }
-      claims.set(port, list);
-      ports.set(port, list.reduce((a, b) => (b.createIndex > a.createIndex || (b.createIndex === a.createIndex && b.id > a.id) ? b : a)).id);
+      if (list.length > 0) claims.set(port, list);
+      else claims.delete(port);
     }
   }
 
@@ -447,6 +436,37 @@ function nextServiceVersions(previous: JobRecord | undefined, job: Job, version:
     out[spec.name] = kept ?? version;
   }
   return out;
+}
+
+/**
+ * The first of `ports` a plan cannot take on `nodeId`: held by an allocation the plan does not stop, or already taken
+ * by the plan (`taking`, per node). The one rule of host ports, for the scheduler and for applying its plans.
+ */
+export function takenPort(
+  state: { portHolder(nodeId: string, port: string): string | undefined },
+  nodeId: string,
+  ports: readonly string[],
+  stopped: ReadonlySet<string>,
+  taking: ReadonlyMap<string, ReadonlySet<string>>,
+): string | undefined {
+  for (const port of ports) {
+    const holder = state.portHolder(nodeId, port);
+    if ((holder !== undefined && !stopped.has(holder)) || taking.get(nodeId)?.has(port)) return port;
+  }
+  return undefined;
+}
+
+/** The host ports a replica of `spec` holds on its node, as "8080/tcp". */
+export function portsOf(spec: ServiceSpec): string[] {
+  return spec.ports.filter((p) => p.published > 0).map((p) => `${p.published}/${p.protocol}`);
+}
+
+/** Records that a plan takes `ports` on `nodeId`. */
+export function takePorts(taking: Map<string, Set<string>>, nodeId: string, ports: readonly string[]): void {
+  if (ports.length === 0) return;
+  let set = taking.get(nodeId);
+  if (!set) taking.set(nodeId, (set = new Set()));
+  for (const port of ports) set.add(port);
 }
 
 function indexAdd(index: Map<string, Set<string>>, key: string, id: string): void {

@@ -255,7 +255,7 @@ function checkInvariants(h: SchedulerHarness): string | undefined {
     if (cpu !== s.usage(n.id).cpuMillicores || mem !== s.usage(n.id).memoryBytes) return `usage index of ${n.name} is out of date`;
     const ports = holding.flatMap((a) => a.ports ?? []);
     if (new Set(ports).size !== ports.length) return `node ${n.name} has a host port held twice: ${ports.join(', ')}`;
-    if (ports.length !== s.portsInUse(n.id).size) return `port index of ${n.name} is out of date`;
+    for (const a of holding) for (const port of a.ports ?? []) if (s.portHolder(n.id, port) !== a.id) return `port index of ${n.name} does not name ${a.id} for ${port}`;
   }
   for (const rec of s.jobs()) {
     for (const spec of rec.job.services as ServiceSpec[]) {
@@ -328,15 +328,11 @@ t.test('property: whatever is not placed is reported as missing, never silently 
   t.equal(MiB, 1024 * 1024);
 });
 
-/** Replicas of `jobName` per value of the `zone` label, over every zone present in the cluster. */
+/** Replicas of `jobName` per zone, over every zone that has a ready node (a zone with none counts 0). */
 function perZone(h: SchedulerHarness, jobName: string): number[] {
-  const counts = new Map<string, number>();
-  for (const n of h.state.nodes()) if (n.status === 'ready') counts.set(n.labels['zone']!, counts.get(n.labels['zone']!) ?? 0);
-  for (const a of running(h, jobName)) {
-    const zone = h.state.node(a.nodeId)!.labels['zone']!;
-    counts.set(zone, (counts.get(zone) ?? 0) + 1);
-  }
-  return [...counts.values()];
+  const zones = new Set(h.state.nodes().filter((n) => n.status === 'ready').map((n) => n.labels['zone']!));
+  const counts = countBy(h, jobName, (n) => n.labels['zone']!);
+  return [...zones].map((z) => counts[z] ?? 0);
 }
 
 t.test('property: with room everywhere, a spread service is even across the label\'s values, also after a node dies', async (t) => {
