@@ -207,6 +207,26 @@ export const LIMITS = {
   autopilotDeadGraceMs: 5_000,
   /** A learner within this many entries of the commit index is caught up and may become a voter. */
   autopilotMaxLagEntries: 16,
+  /**
+   * Read replicas (non-voting servers, Raft learners) the leader keeps beside the voters, at most. They hold the
+   * whole state, serve stale reads and client streams, and are promoted at once when a voter dies. Every other agent
+   * is a client and holds no copy of the log. An agent may ask for fewer (`read_replicas`).
+   */
+  autopilotMaxReadReplicas: 2,
+
+  // --- Clients (src/state/slice.ts, src/runtime/slice-*.ts) ----------------------------------------------------
+  /** Longest a server holds a client's slice watch open when nothing in the slice changes (it then answers "no change"). */
+  sliceWatchMaxWaitMs: 30_000,
+  /** A server subtracts up to this much, drawn at random, from a watch's wait, so clients' watches do not align. */
+  sliceWatchJitterMs: 3_000,
+  /** Slice watches one server holds open at once; more are refused (the client tries another server). */
+  sliceMaxWatchesPerServer: 8_192,
+  /** Allocations one slice answer carries, at most; a node with more is sent the rest in the next answers. */
+  sliceMaxAllocsPerAnswer: 2_048,
+  /** First delay before a client retries a failed watch on another server; doubles per failure, with jitter. */
+  sliceRetryBaseMs: 100,
+  /** Largest delay between a client's watch retries while no server answers. */
+  sliceRetryMaxMs: 2_000,
 
   // --- Logging --------------------------------------------------------------------------------------------------
   /** Longest string field a log line keeps; longer ones are cut. */
@@ -231,6 +251,9 @@ export function checkLimits(limits: Record<keyof Limits, number> = LIMITS): void
   invariant(limits.raftMaxAppendBytes <= limits.maxEnvelopePayloadBytes, 'one append message must fit in one envelope');
   invariant(limits.raftMaxInflightBytes >= limits.raftMaxAppendBytes, 'the in-flight window must hold at least one full append');
   invariant(limits.simMaxMessageBytes <= limits.maxFrameBytes, 'the simulator must not accept messages the real wire would refuse');
+  invariant(limits.sliceWatchJitterMs < limits.sliceWatchMaxWaitMs, 'a watch\'s jitter must leave part of its wait');
+  invariant(limits.sliceWatchMaxWaitMs + 5_000 <= limits.maxRpcTimeoutMs, 'a slice watch, with time to answer, must fit within the longest RPC deadline');
+  invariant(limits.sliceRetryBaseMs <= limits.sliceRetryMaxMs, 'the first watch retry delay must not exceed the largest one');
   invariant(limits.defaultRpcTimeoutMs <= limits.maxRpcTimeoutMs, 'the default RPC deadline must not exceed the longest one');
   invariant(limits.driverDefaultStopGraceMs <= limits.driverMaxStopGraceMs, 'the default stop grace must be one a task may ask for');
   invariant(limits.driverHealthMinIntervalMs <= limits.driverHealthMaxIntervalMs, 'the health-check interval range must not be empty');

@@ -47,7 +47,7 @@ export function emptyMeta(): NodeMeta {
 /** A canonical string form, for equality checks (labels sorted, so key order does not matter). */
 export function metaKey(meta: NodeMeta): string {
   const labels = Object.keys(meta.labels).sort().map((k) => [k, meta.labels[k]]);
-  return JSON.stringify([meta.name, meta.agentVersion, meta.addresses, labels, meta.resources.cpuMillicores, meta.resources.memoryBytes, meta.resources.diskFreeBytes, meta.drivers, meta.roles.voter, meta.roles.leader]);
+  return JSON.stringify([meta.name, meta.agentVersion, meta.addresses, labels, meta.resources.cpuMillicores, meta.resources.memoryBytes, meta.resources.diskFreeBytes, meta.drivers, meta.roles.voter, meta.roles.leader, meta.roles.replica === true]);
 }
 
 /** Checks that metadata is well formed and within LIMITS; throws naming the field. Used on our own updates. */
@@ -101,6 +101,7 @@ function checkMeta(meta: object): string | undefined {
   }
   if (!Array.isArray(m.drivers) || !m.drivers.every((d) => typeof d === 'string')) return 'drivers must be a list of strings';
   if (typeof m.roles !== 'object' || m.roles === null || typeof m.roles.voter !== 'boolean' || typeof m.roles.leader !== 'boolean') return 'roles must be { voter: boolean, leader: boolean }';
+  if (m.roles.replica !== undefined && typeof m.roles.replica !== 'boolean') return 'roles.replica must be a boolean';
   const size = metaSizeBytes(meta as NodeMeta);
   if (size > LIMITS.membershipMaxMetaBytes) return `too large (${size} bytes, limit membershipMaxMetaBytes = ${LIMITS.membershipMaxMetaBytes})`;
   return undefined;

@@ -20,6 +20,11 @@ export interface NodeRoles {
   voter: boolean;
   /** The node believes it leads the Raft group. */
   leader: boolean;
+  /**
+   * The node is a read replica: a non-voting server (Raft learner) that holds the whole state. A node that is
+   * neither a voter nor a replica is a client. Absent means false.
+   */
+  replica?: boolean;
 }
 
 /** What a node says about itself; gossiped with its alive rumour, so every change bumps its incarnation. */

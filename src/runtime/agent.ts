@@ -9,7 +9,7 @@
  * Effects from the membership core are performed here in the one order that is safe: persist (the incarnation,
  * fsynced), then send, then act on events.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { cpus, networkInterfaces, totalmem } from 'node:os';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
@@ -24,10 +24,10 @@ import { HyperswarmTransport, loadClusterKey, loadOrCreateNodeSeed, type Transpo
 import { Membership, type MemberSnapshot, type MemberStatus, type MembershipEffect, type NodeMeta } from '../membership/index.js';
 import { RpcServer, AgentSelf, MembersList } from '../rpc/index.js';
 import { DockerDriver, ProcessDriver, type Fingerprint, type TaskDriver } from '../drivers/index.js';
-import { OperatorRaftState, OperatorRaftBarrier, type CallContext, type MethodDescriptor } from '../rpc/index.js';
+import { OperatorRaftState, OperatorRaftBarrier, SlicesDemote, SlicesWatch, type CallContext, type MethodDescriptor } from '../rpc/index.js';
 import { PeerRpc } from './peer-rpc.js';
 import { SqliteLogDatabase, type SqliteLogStorage } from '../storage/index.js';
-import { bootstrapEntries } from '../consensus/index.js';
+import { bootstrapEntries, type Status } from '../consensus/index.js';
 import { ClusterState, type Command } from '../state/index.js';
 import type { Random } from '../lib/random.js';
 import { RaftGroup } from './raft-group.js';
@@ -39,12 +39,21 @@ import { decodeGossip, encodeGossip } from './gossip-codec.js';
 import { AGENT_VERSION } from './version.js';
 import { ControlPlane } from './control-plane.js';
 import { NodeRunner } from './node-runner.js';
+import { decodeRaft } from './raft-codec.js';
+import { SliceClient, type ServerInfo } from './slice-client.js';
+import { SliceServer } from './slice-server.js';
 
 /** How often the membership core is ticked; the core treats a much longer gap as a stall of this process. */
 export const MEMBERSHIP_TICK_MS = 10;
 /** How long a leaving agent keeps gossiping so its leave reaches everyone before the links close. */
 export const LEAVE_PROPAGATION_MS = 600;
 const INCARNATION_FILE = 'membership.incarnation';
+/** The Raft log, hard state and snapshots of the groups this agent serves; only servers have one. */
+const RAFT_DB_FILE = 'raft.db';
+/** Raft messages that only a leader sends to a member of its group: one of them is what makes an agent a server. */
+const LEADER_MESSAGES = new Set(['append', 'heartbeat', 'snapshot']);
+/** How often the leader may tell one agent again that it is no longer a server. */
+const DEMOTE_RETRY_MS = 2_000;
 /** The Raft group that replicates the cluster state (jobs, nodes, allocations). */
 export const CLUSTER_GROUP = 'cluster';
 /** One Raft tick; the election timeout is 10 ticks, drawn in [10, 20) per member: 0.3 to 0.6 s. */
@@ -72,10 +81,22 @@ export function memberToProto(m: MemberSnapshot): shoal.v1.IMember {
       labels: m.meta.labels,
       resources: { cpuMillicores: m.meta.resources.cpuMillicores, memoryBytes: m.meta.resources.memoryBytes, diskFreeBytes: m.meta.resources.diskFreeBytes },
       drivers: m.meta.drivers,
-      roles: [...(m.meta.roles.voter ? ['voter'] : []), ...(m.meta.roles.leader ? ['leader'] : [])],
+      roles: rolesOf(m),
       addresses: m.meta.addresses,
     },
   };
+}
+
+/** The roles shown for a member: voter, leader and replica are servers; any other agent is a client. */
+export function rolesOf(m: MemberSnapshot): string[] {
+  const r = m.meta.roles;
+  const roles = [...(r.voter ? ['voter'] : []), ...(r.leader ? ['leader'] : []), ...(r.replica ? ['replica'] : [])];
+  return roles.length > 0 ? roles : ['client'];
+}
+
+/** Whether gossip says a member holds the log (a voter, a read replica or the leader). */
+export function isServerMember(m: MemberSnapshot): boolean {
+  return m.meta.roles.voter || m.meta.roles.leader || m.meta.roles.replica === true;
 }
 
 /** The address other hosts can reach a socket bound to `host` at: a wildcard bind advertises the first external IPv4. */
@@ -136,6 +157,9 @@ export class Agent {
   readonly #deadSince = new Map<string, number>();
   #peerRpc: PeerRpc | undefined;
   #runner: NodeRunner | undefined;
+  #sliceClient: SliceClient | undefined;
+  #sliceServer: SliceServer | undefined;
+  readonly #demotedAt = new Map<string, number>();
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -200,9 +224,20 @@ export class Agent {
 
     this.#unsubscribe.push(
       transport.onMessage(({ from, envelope }) => {
-        if (envelope.type === MessageType.MESSAGE_TYPE_RAFT && envelope.group === CLUSTER_GROUP && !this.#raft && this.#storage) {
-          // The leader added this agent to the group (as a learner): join it with an empty log; the leader sends the rest.
-          this.log.info({ leader: from.slice(0, 16) }, 'added to the cluster\'s Raft group');
+        if (envelope.type === MessageType.MESSAGE_TYPE_RAFT && envelope.group === CLUSTER_GROUP && !this.#raft) {
+          // A leader added this agent to the group (a read replica, maybe later a voter): it becomes a server with an
+          // empty log, and the leader sends the rest. Any other Raft message (a stale member's vote request) is not
+          // a reason to start holding the log.
+          let type: string;
+          try {
+            type = decodeRaft(envelope.payload, CLUSTER_GROUP).type;
+          } catch (err) {
+            this.log.warn({ peer: from.slice(0, 16), err: describeError(err) }, 'dropped an invalid raft message');
+            return;
+          }
+          if (!LEADER_MESSAGES.has(type) || membership.leaving || this.#stopping) return;
+          this.log.info({ leader: from.slice(0, 16) }, 'added to the cluster\'s Raft group: this agent is now a server');
+          this.#openStorage();
           this.#startRaft();
           this.#raft!.deliver(envelope.payload, from);
           return;
@@ -231,10 +266,24 @@ export class Agent {
       this.#flush();
     }
 
-    this.#db = new SqliteLogDatabase(join(c.dataDir, 'raft.db'), { logger: this.log });
-    this.#storage = this.#db.openGroup(CLUSTER_GROUP);
     this.#raftRandom = random.split();
-    if (this.#storage.lastIndex() > 0) this.#startRaft();
+    this.#sliceServer = new SliceServer({
+      logger: this.log, random: random.split(),
+      state: () => (this.#raft ? this.#state : undefined),
+      raftStatus: () => this.#raft?.status(),
+    });
+    this.#sliceClient = new SliceClient({
+      nodeId: transport.nodeId, logger: this.log, random: random.split(),
+      servers: () => this.#servers(),
+      call: (nodeId, method, request, timeoutMs, signal) => this.#peerRpc!.call(nodeId, method, request, timeoutMs, signal),
+      onChange: () => this.#runner?.kick(),
+    });
+    // A server keeps its log across restarts; an agent that never was one (a client) has none.
+    if (existsSync(join(c.dataDir, RAFT_DB_FILE))) {
+      this.#openStorage();
+      if (this.#storage!.lastIndex() > 0) this.#startRaft();
+      else this.#dropStorage();
+    }
 
     const rpc = new RpcServer({
       host: c.api.host, port: c.api.port, logger: this.log,
@@ -246,7 +295,9 @@ export class Agent {
       uptimeMs: Math.round(systemClock.nowMs() - this.#startedAtMs),
       apiAddress: this.#apiAddress,
     }));
-    rpc.register(OperatorRaftState, () => this.#raftState());
+    rpc.register(OperatorRaftState, (req, ctx) => this.#raftStateRouted(req, ctx));
+    rpc.register(SlicesWatch, (req, ctx) => this.#sliceServer!.watch(req, ctx));
+    rpc.register(SlicesDemote, (req, ctx) => this.#demoted(req, ctx));
     rpc.register(OperatorRaftBarrier, (req, ctx) => this.#leaderOnly(OperatorRaftBarrier, req, ctx, async (raft) => {
       const result = await this.#proposeOrExplain(raft, { type: 'barrier' }, ctx);
       return shoal.v1.RaftBarrierResponse.fromObject({ index: result.index ?? 0, leaderId: transport.nodeId });
@@ -262,6 +313,9 @@ export class Agent {
       state: () => this.#state,
       raft: () => this.#raft,
       runner: () => this.#runner,
+      slice: () => (this.#raft ? undefined : this.#sliceClient!.slice),
+      pickServer: () => this.#sliceClient!.pickServer(),
+      leaderHint: () => this.#leaderHint(),
       leaderOnly: (method, request, ctx, local) => this.#leaderOnly(method, request, ctx, local),
       propose: (raft, command, ctx) => this.#proposeOrExplain(raft, command, ctx) as never,
       callPeer: (nodeId, method, request, timeoutMs) => this.#peerRpc!.call(nodeId, method, request, timeoutMs),
@@ -280,14 +334,17 @@ export class Agent {
     this.#peerRpc.start();
     this.#runner = new NodeRunner({
       nodeId: transport.nodeId, dataDir: c.dataDir, drivers: this.#drivers, logger: this.log,
-      state: () => this.#state,
+      // A server runs its tasks from its copy of the whole state; a client from its slice.
+      state: () => (this.#raft ? this.#state : this.#sliceClient!.slice),
       fresh: () => {
-        const st = this.#raft?.status();
-        return st !== undefined && st.leader !== undefined && st.applied >= st.commit && this.#state.index > 0;
+        if (!this.#raft) return this.#sliceClient!.fresh;
+        const st = this.#raft.status();
+        return st.leader !== undefined && st.applied >= st.commit && this.#state.index > 0;
       },
       report: (updates) => control.reportLocal(updates),
     });
     await this.#runner.start();
+    if (!this.#raft) this.#sliceClient.start();
     this.#tick = setInterval(() => {
       membership.tick();
       this.#flush();
@@ -307,6 +364,7 @@ export class Agent {
   async #stop(leave: boolean): Promise<void> {
     const membership = this.#membership;
     this.#runner?.stop();
+    const sliceStopped = this.#sliceClient?.stop();
     if (leave && membership && this.#tick) {
       membership.leave();
       this.#flush();
@@ -318,6 +376,8 @@ export class Agent {
     if (this.#reconcile) clearInterval(this.#reconcile);
     this.#reconcile = undefined;
     this.#peerRpc?.stop();
+    await sliceStopped;
+    this.#sliceServer?.wakeAll();
     this.#raft?.stop();
     this.#db?.close();
     for (const u of this.#unsubscribe) u();
@@ -389,6 +449,7 @@ export class Agent {
       return;
     }
     const voters = decision.voters;
+    this.#openStorage();
     this.#storage!.save({ entries: bootstrapEntries(voters), hardState: { term: 1, vote: undefined, commit: voters.length } });
     this.log.info({ voters: voters.map((v) => v.slice(0, 16)) }, 'bootstrapped the cluster\'s Raft group');
     this.#startRaft();
@@ -406,15 +467,89 @@ export class Agent {
     this.#flush();
   }
 
+  /** Opens (creating it if needed) this agent's Raft log: only a server has one. */
+  #openStorage(): void {
+    if (this.#storage) return;
+    this.#db ??= new SqliteLogDatabase(join(this.config.dataDir, RAFT_DB_FILE), { logger: this.log });
+    this.#storage = this.#db.openGroup(CLUSTER_GROUP);
+  }
+
+  /** Closes the Raft log and deletes its files: a client holds no copy of the log. */
+  #dropStorage(): void {
+    this.#storage = undefined;
+    this.#db?.close();
+    this.#db = undefined;
+    const file = join(this.config.dataDir, RAFT_DB_FILE);
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+  }
+
+  /**
+   * Stops serving the log and becomes a client: the Raft group stops, the log is deleted, and the node's slice is
+   * streamed from a server from now on. Tasks keep running: the slice names the same allocations.
+   */
+  #becomeClient(reason: string): void {
+    const raft = this.#raft;
+    if (!raft || this.#stopping) return;
+    this.log.info({ reason }, 'this agent is no longer a server: dropping its copy of the log and becoming a client');
+    raft.stop();
+    this.#raft = undefined;
+    this.#dropStorage();
+    this.#state = new ClusterState();
+    this.#sliceServer?.wakeAll();
+    this.#sliceClient?.start();
+    this.#reconcileNodes();
+  }
+
+  /** `shoal.v1.Slices/Demote`: the leader says this agent is no longer in the Raft group. */
+  #demoted(req: shoal.v1.DemoteRequest, ctx: CallContext): shoal.v1.DemoteResponse {
+    if (!ctx.forwardedFrom) throw new ShoalError('ERR_PERMISSION_DENIED', 'only the Raft leader demotes a server, over the peer network');
+    const raft = this.#raft;
+    if (!raft) return shoal.v1.DemoteResponse.fromObject({ demoted: false });
+    const st = raft.status();
+    // Only the leader of this agent's term or a later one; a deposed leader's word is stale.
+    const stale = Number(req.term) < st.term || (st.leader !== undefined && st.leader !== ctx.forwardedFrom && Number(req.term) === st.term);
+    if (st.role === 'leader' || stale) {
+      this.log.info({ from: ctx.forwardedFrom.slice(0, 16), term: Number(req.term), ourTerm: st.term }, 'ignored a stale demotion');
+      return shoal.v1.DemoteResponse.fromObject({ demoted: false });
+    }
+    this.#becomeClient(`the leader (term ${Number(req.term)}) removed it from the Raft group`);
+    return shoal.v1.DemoteResponse.fromObject({ demoted: true });
+  }
+
+  /** The alive servers as gossip shows them, this agent excluded. */
+  #servers(): ServerInfo[] {
+    const membership = this.#membership;
+    if (!membership) return [];
+    return membership.members()
+      .filter((m) => m.id !== membership.id && m.status === 'alive' && isServerMember(m))
+      .map((m) => ({ id: m.id, leader: m.meta.roles.leader }));
+  }
+
+  /** The leader as this agent knows it: from its own Raft group, else from its server's answers, else gossip. */
+  #leaderHint(): string | undefined {
+    if (this.#raft) return this.#raft.status().leader;
+    const fromSlice = this.#sliceClient?.leader;
+    const membership = this.#membership;
+    const alive = (id: string): boolean => membership?.member(id)?.status === 'alive';
+    if (fromSlice && alive(fromSlice)) return fromSlice;
+    return membership?.members().find((m) => m.status === 'alive' && m.meta.roles.leader)?.id;
+  }
+
   #startRaft(): void {
+    void this.#sliceClient?.stop();
     const group = new RaftGroup({
       group: CLUSTER_GROUP, nodeId: this.#transport!.nodeId, storage: this.#storage!, transport: this.#transport!, random: this.#raftRandom!,
       tickMs: RAFT_TICK_MS, electionTicks: 10, snapshotEveryEntries: 10_000, logger: this.log,
       stateMachine: {
-        apply: (entry) => ({ ...this.#state.apply(entry.index, JSON.parse(new TextDecoder().decode(entry.data)) as Command), index: entry.index }),
+        apply: (entry) => {
+          const result = { ...this.#state.apply(entry.index, JSON.parse(new TextDecoder().decode(entry.data)) as Command), index: entry.index };
+          this.#sliceServer?.applied();
+          return result;
+        },
         snapshot: () => new TextEncoder().encode(JSON.stringify(this.#state.snapshot())),
         restore: (data) => {
           this.#state = ClusterState.restore(JSON.parse(new TextDecoder().decode(data)));
+          this.#sliceServer?.wakeAll();
         },
       },
     });
@@ -429,24 +564,26 @@ export class Agent {
   #reconcileNodes(): void {
     const membership = this.#membership;
     const raft = this.#raft;
-    if (!membership || !raft || this.#reconciling || membership.leaving) return;
-    const status = raft.status();
+    if (!membership || membership.leaving) return;
+    const status = raft?.status();
     const self = membership.member(membership.id);
-    const voter = status.voters.includes(membership.id);
-    const leader = status.role === 'leader';
-    if (self && (self.meta.roles.voter !== voter || self.meta.roles.leader !== leader)) {
-      membership.updateMeta({ ...self.meta, roles: { voter, leader } });
+    const voter = status?.voters.includes(membership.id) ?? false;
+    const leader = status?.role === 'leader';
+    const replica = !voter && raft !== undefined;
+    if (self && (self.meta.roles.voter !== voter || self.meta.roles.leader !== leader || (self.meta.roles.replica === true) !== replica)) {
+      membership.updateMeta({ ...self.meta, roles: { voter, leader, ...(replica ? { replica } : {}) } });
       this.#flush();
     }
-    if (!leader) return;
+    if (!raft || !status || !leader || this.#reconciling) return;
     this.#autopilot();
+    this.#demoteStale(status);
     const commands: Command[] = [];
     for (const m of membership.members()) {
       const rec = this.#state.node(m.id);
       const node = {
         id: m.id, name: m.meta.name, address: m.meta.addresses[0] ?? '', labels: m.meta.labels,
         capacity: { cpuMillicores: m.meta.resources.cpuMillicores, memoryBytes: m.meta.resources.memoryBytes }, drivers: m.meta.drivers,
-        roles: [...(m.meta.roles.voter ? ['voter'] : []), ...(m.meta.roles.leader ? ['leader'] : [])],
+        roles: rolesOf(m),
       };
       if (m.status === 'alive' && (!rec || rec.status !== 'ready' || JSON.stringify({ ...node }) !== JSON.stringify({ id: rec.id, name: rec.name, address: rec.address, labels: rec.labels, capacity: rec.capacity, drivers: rec.drivers, roles: rec.roles }))) {
         commands.push({ type: 'node.upsert', node });
@@ -467,12 +604,44 @@ export class Agent {
   }
 
   /**
+   * Tells every alive agent that gossips a server role but is not in the Raft group (autopilot removed it, maybe
+   * while it was down) to drop its log and become a client. Not while a membership change is in flight.
+   */
+  #demoteStale(status: Status): void {
+    const membership = this.#membership!;
+    if (status.applied < status.lastIndex) return;
+    const inGroup = new Set([...status.voters, ...status.learners]);
+    const now = systemClock.nowMs();
+    for (const m of membership.members()) {
+      if (m.id === membership.id || m.status !== 'alive' || !isServerMember(m) || inGroup.has(m.id)) continue;
+      if (now - (this.#demotedAt.get(m.id) ?? -Infinity) < DEMOTE_RETRY_MS) continue;
+      this.#demotedAt.set(m.id, now);
+      this.log.info({ member: m.meta.name || m.id.slice(0, 16) }, 'autopilot: telling an agent that is no longer a server to become a client');
+      this.#peerRpc!.call(m.id, SlicesDemote, shoal.v1.DemoteRequest.fromObject({ term: status.term, commitIndex: status.commit }), LIMITS.defaultRpcTimeoutMs).then(
+        () => undefined,
+        (err: unknown) => this.log.debug({ member: m.id.slice(0, 16), err: describeError(err) }, 'demotion not delivered; retrying'),
+      );
+    }
+    for (const id of [...this.#demotedAt.keys()]) if (inGroup.has(id) || !membership.member(id)) this.#demotedAt.delete(id);
+  }
+
+  /**
    * Serves a call that only the Raft leader can serve: here when this agent leads, else forwarded to the leader over
    * the peer network. Without a leader it fails at once, saying whether the cluster has lost its quorum.
    */
   async #leaderOnly<Req, Res>(method: MethodDescriptor<Req, Res>, request: Req, ctx: CallContext, local: (raft: RaftGroup) => Promise<Res>): Promise<Res> {
     const raft = this.#raft;
-    if (!raft) throw new ShoalError('ERR_NO_LEADER', `this agent is not in the cluster's Raft group yet (${this.#bootstrapWaiting || 'waiting to be added'})`);
+    if (!raft) {
+      // A client: straight to the leader it knows of (from its server, or gossip).
+      const leader = this.#leaderHint();
+      if (ctx.forwardedFrom) throw new ShoalError('ERR_NOT_LEADER', 'this agent is a client, not the leader; retry');
+      if (!leader) {
+        throw new ShoalError('ERR_NO_LEADER', this.#bootstrapWaiting && this.#servers().length === 0
+          ? `the cluster has no leader yet: ${this.#bootstrapWaiting}`
+          : 'this agent is a client and knows of no leader right now (an election, or every server is unreachable); retry in a moment');
+      }
+      return this.#peerRpc!.call(leader, method, request, Math.max(1, ctx.timeoutMs - Math.min(50, ctx.timeoutMs / 10)));
+    }
     const status = raft.status();
     if (status.role === 'leader') return local(raft);
     if (ctx.forwardedFrom) throw new ShoalError('ERR_NOT_LEADER', `this agent is no longer the leader (term ${status.term}); retry`);
@@ -519,6 +688,7 @@ export class Agent {
     const change = autopilotStep({
       self: membership.id, status: raft.status(), members: membership.members(), deadSinceMs: this.#deadSince, nowMs: now,
       graceMs: LIMITS.autopilotDeadGraceMs, maxLagEntries: LIMITS.autopilotMaxLagEntries,
+      readReplicas: this.config.readReplicas, zoneLabel: this.config.failureDomainLabel,
     });
     if (!change) return;
     try {
@@ -530,10 +700,26 @@ export class Agent {
     }
   }
 
+  /** On a server, its own view; on a client, a server's, forwarded (the CLI works the same against any agent). */
+  async #raftStateRouted(req: shoal.v1.RaftStateRequest, ctx: CallContext): Promise<shoal.v1.RaftStateResponse> {
+    const membership = this.#membership!;
+    if (this.#raft || req.local || ctx.forwardedFrom) return this.#raftState();
+    const server = this.#sliceClient!.pickServer();
+    if (!server) return this.#raftState();
+    const res = await this.#peerRpc!.call(server, OperatorRaftState, shoal.v1.RaftStateRequest.fromObject({ local: true }), Math.max(1, ctx.timeoutMs - Math.min(50, ctx.timeoutMs / 10)));
+    res.agentRole = 'client';
+    res.answeredBy = membership.member(server)?.meta.name ?? server.slice(0, 16);
+    return res;
+  }
+
   #raftState(): shoal.v1.RaftStateResponse {
     const raft = this.#raft;
     const membership = this.#membership!;
-    if (!raft) return shoal.v1.RaftStateResponse.fromObject({ member: false, waiting: this.#bootstrapWaiting || 'not a member of the cluster\'s Raft group yet' });
+    const clients = membership.members().filter((m) => m.status === 'alive' && !isServerMember(m)).length;
+    if (!raft) {
+      const waiting = this.#bootstrapWaiting || (this.#servers().length > 0 ? 'this agent is a client: no server answered' : 'not a member of the cluster\'s Raft group yet');
+      return shoal.v1.RaftStateResponse.fromObject({ member: false, waiting, agentRole: 'client', clients });
+    }
     const st = raft.status();
     const name = (id: string | undefined): string => (id ? membership.member(id)?.meta.name ?? '' : '');
     const peers = [...st.voters.map((id) => ({ id, voter: true })), ...st.learners.map((id) => ({ id, voter: false }))].map((p) => ({
@@ -542,6 +728,7 @@ export class Agent {
     return shoal.v1.RaftStateResponse.fromObject({
       member: true, term: st.term, leaderId: st.leader ?? '', leaderName: name(st.leader), role: st.role,
       commitIndex: st.commit, appliedIndex: st.applied, lastIndex: st.lastIndex, peers,
+      agentRole: 'server', answeredBy: membership.member(membership.id)?.meta.name ?? '', clients,
     });
   }
 

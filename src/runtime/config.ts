@@ -10,6 +10,8 @@ import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar } from 'yaml';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../lib/errors.js';
+import { LIMITS } from '../lib/limits.js';
+import { DEFAULT_FAILURE_DOMAIN_LABEL } from './autopilot.js';
 import { LOG_LEVELS } from '../log/logger.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/shoal/agent.yaml';
@@ -40,6 +42,13 @@ export interface AgentConfig {
   bootstrapExpect: number;
   /** Docker engine socket for the docker driver. */
   dockerSocket: string;
+  /**
+   * Read replicas (non-voting servers) the leader keeps beside the voters, 0 to LIMITS.autopilotMaxReadReplicas;
+   * every other agent is a client. It matters on the agent that leads: give every agent the same value.
+   */
+  readReplicas: number;
+  /** The node label whose values are failure domains; autopilot spreads the servers across them. */
+  failureDomainLabel: string;
 }
 
 /** What flags (or a test) may set; undefined means "not given". */
@@ -56,6 +65,8 @@ export type ConfigOverrides = Partial<{
   publicDht: boolean;
   bootstrapExpect: string | number;
   dockerSocket: string;
+  readReplicas: string | number;
+  failureDomainLabel: string;
 }>;
 
 const fileSchema = z.strictObject({
@@ -71,6 +82,8 @@ const fileSchema = z.strictObject({
   public_dht: z.boolean().optional(),
   bootstrap_expect: z.number().int().optional(),
   docker_socket: z.string().optional(),
+  read_replicas: z.number().int().optional(),
+  failure_domain_label: z.string().min(1).max(128).optional(),
 });
 
 /** Parses host:port where host must be an IP address (hyperdht does no DNS; a name would leak a lookup). */
@@ -157,6 +170,15 @@ export function loadAgentConfig(overrides: ConfigOverrides & { config?: string }
   if (!Number.isInteger(bootstrapExpect) || bootstrapExpect < 1 || bootstrapExpect > 7 || bootstrapExpect === 2) {
     throw new InvalidArgumentError(`${from('bootstrap-expect', 'bootstrap_expect')}: must be 1 (development) or 3 to 7 members, got ${JSON.stringify(bootstrapRaw)} (2 cannot survive the loss of either member)`);
   }
+  const replicasRaw = overrides.readReplicas ?? f.read_replicas ?? LIMITS.autopilotMaxReadReplicas;
+  const readReplicas = Number(replicasRaw);
+  if (!Number.isInteger(readReplicas) || readReplicas < 0 || readReplicas > LIMITS.autopilotMaxReadReplicas) {
+    throw new InvalidArgumentError(`${from('read-replicas', 'read_replicas')}: must be 0 to ${LIMITS.autopilotMaxReadReplicas} (limit autopilotMaxReadReplicas), got ${JSON.stringify(replicasRaw)}`);
+  }
+  const failureDomainLabel = pick('failureDomainLabel', f.failure_domain_label) ?? DEFAULT_FAILURE_DOMAIN_LABEL;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/.test(failureDomainLabel)) {
+    throw new InvalidArgumentError(`${from('failure-domain-label', 'failure_domain_label')}: "${failureDomainLabel}" is not a label name (letters, digits, '.', '_', '-', '/')`);
+  }
   const baseDir = file ? resolve(file, '..') : process.cwd();
   const absolute = (p: string | undefined): string | null => (p === undefined ? null : isAbsolute(p) ? p : resolve(baseDir, p));
   const labels = overrides.labels !== undefined
@@ -175,5 +197,7 @@ export function loadAgentConfig(overrides: ConfigOverrides & { config?: string }
     publicDht: overrides.publicDht ?? f.public_dht ?? false,
     bootstrapExpect,
     dockerSocket: pick('dockerSocket', f.docker_socket) ?? '/var/run/docker.sock',
+    readReplicas,
+    failureDomainLabel,
   };
 }

@@ -18,7 +18,7 @@ import { shoal } from '../gen/proto.js';
 import { validateJob } from '../jobspec/index.js';
 import type { Job } from '../jobspec/types.js';
 import { computePlan } from '../scheduler/index.js';
-import { ClusterState, isTerminal, type AllocUpdate, type Allocation, type ApplyResult, type Command, type Evaluation, type JobRecord, type NodeRecord } from '../state/index.js';
+import { ClusterState, isTerminal, type NodeSlice, type AllocUpdate, type Allocation, type ApplyResult, type Command, type Evaluation, type JobRecord, type NodeRecord } from '../state/index.js';
 import {
   AllocReportsUpdate, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop,
   NodesDrain, NodesEligibility, NodesList, type CallContext, type MethodDescriptor, type RpcServer,
@@ -38,6 +38,12 @@ export interface ControlPlaneOptions {
   state: () => ClusterState;
   raft: () => RaftGroup | undefined;
   runner: () => NodeRunner | undefined;
+  /** This node's slice while the agent is a client (it then has no Raft group and no copy of the whole state). */
+  slice: () => NodeSlice | undefined;
+  /** A server a client forwards reads to (undefined when none is known). */
+  pickServer: () => string | undefined;
+  /** The Raft leader as this agent knows it. */
+  leaderHint: () => string | undefined;
   /** Serves a write on the leader, or forwards it there. */
   leaderOnly: <Req, Res>(method: MethodDescriptor<Req, Res>, request: Req, ctx: CallContext, local: (raft: RaftGroup) => Promise<Res>) => Promise<Res>;
   /** Proposes a command on the leader; the result is the state machine's, with the index it committed at. */
@@ -128,8 +134,7 @@ export class ControlPlane {
       const result = await this.#write(raft, { type: 'job.scale', name, service, replicas: req.replicas }, ctx);
       return shoal.v1.ScaleJobResponse.fromObject({ evalId: result.evalIds[0] ?? '', index: result.index ?? 0, version: o.state().job(name)?.version ?? 0 });
     }));
-    rpc.register(JobsGet, async (req, ctx) => {
-      const state = await this.#read(req.minIndex, ctx);
+    rpc.register(JobsGet, (req, ctx) => this.#serveRead(JobsGet, req, ctx, (state) => {
       const rec = state.job(nonEmpty(req.name, 'job name'));
       if (!rec) throw new NotFoundError(`no job named "${req.name}"`, { job: req.name });
       const evals = state.evaluationsOfJob(rec.job.name);
@@ -139,14 +144,12 @@ export class ControlPlane {
         allocations: state.allocationsOfJob(rec.job.name).sort(byCreation).map((a) => allocToProto(state, a)),
         evaluations: shown.map(evalToProto), index: state.index,
       });
-    });
-    rpc.register(JobsList, async (req, ctx) => {
-      const state = await this.#read(req.minIndex, ctx);
+    }));
+    rpc.register(JobsList, (req, ctx) => this.#serveRead(JobsList, req, ctx, (state) => {
       const jobs = state.jobs().sort((a, b) => (a.job.name < b.job.name ? -1 : 1)).map((r) => jobSummary(state, r));
       return shoal.v1.ListJobsResponse.fromObject({ jobs, index: state.index });
-    });
-    rpc.register(AllocationsList, async (req, ctx) => {
-      const state = await this.#read(req.minIndex, ctx);
+    }));
+    rpc.register(AllocationsList, (req, ctx) => this.#serveRead(AllocationsList, req, ctx, (state) => {
       let allocs = req.job ? state.allocationsOfJob(req.job) : state.allocations();
       if (req.job && !state.job(req.job)) throw new NotFoundError(`no job named "${req.job}"`, { job: req.job });
       if (req.node) {
@@ -155,36 +158,41 @@ export class ControlPlane {
       }
       if (!req.all) allocs = allocs.filter((a) => a.desiredStatus === 'run' || !isTerminal(a));
       return shoal.v1.ListAllocationsResponse.fromObject({ allocations: allocs.sort(byCreation).map((a) => allocToProto(state, a)), index: state.index });
-    });
-    rpc.register(AllocationsGet, async (req, ctx) => {
-      const state = await this.#read(req.minIndex, ctx);
+    }));
+    rpc.register(AllocationsGet, (req, ctx) => this.#serveRead(AllocationsGet, req, ctx, (state) => {
       const alloc = resolveAlloc(state, req.id);
       return shoal.v1.GetAllocationResponse.fromObject({ allocation: allocToProto(state, alloc), index: state.index });
-    });
+    }));
     rpc.register(AllocationsLogs, async (req, ctx) => {
-      const state = o.state();
-      const alloc = resolveAlloc(state, req.id);
       const maxBytes = Math.min(req.maxBytes || LIMITS.allocLogsMaxWindowBytes, LIMITS.allocLogsMaxWindowBytes);
       const waitMs = Math.min(req.waitMs, LIMITS.allocLogsMaxWaitMs, Math.max(0, ctx.timeoutMs - 500));
+      const slice = o.raft() ? undefined : o.slice();
+      if (slice) {
+        // A client knows only its own allocations: serve those, and ask a server about any other.
+        const own = resolveIdPrefixOrUndefined(nonEmpty(req.id, 'allocation id'), slice.allocations().map((a) => a.id));
+        if (!own) {
+          if (ctx.forwardedFrom) throw new ShoalError('ERR_WRONG_NODE', `allocation ${req.id} does not run on this node`);
+          const server = o.pickServer();
+          if (!server) throw new ShoalError('ERR_NO_SERVER', 'this agent is a client and knows no alive server to look the allocation up; are the servers down?');
+          return o.callPeer(server, AllocationsLogs, shoal.v1.AllocationLogsRequest.fromObject({ ...req, waitMs }), Math.max(1, ctx.timeoutMs - 100));
+        }
+        return this.#localLogs(slice.allocation(own)!, req, maxBytes, waitMs, ctx);
+      }
+      const state = o.state();
+      const alloc = resolveAlloc(state, req.id);
       if (alloc.nodeId !== o.nodeId) {
-        if (ctx.forwardedFrom) throw new ShoalError('ERR_WRONG_NODE', `allocation ${alloc.id.slice(0, 8)} does not run on this node`);
+        // One hop only: a server proxies a call a client forwarded to the node that runs the task; that node serves
+        // it or refuses, and never forwards it again.
+        if (ctx.forwardedFrom && (!o.raft() || ctx.forwardedFrom === alloc.nodeId)) throw new ShoalError('ERR_WRONG_NODE', `allocation ${alloc.id.slice(0, 8)} does not run on this node`);
         const node = state.node(alloc.nodeId);
         if (node && node.status !== 'ready') throw new ShoalError('ERR_UNAVAILABLE', `allocation ${alloc.id.slice(0, 8)} ran on node ${node.name}, which is ${node.status}: its logs cannot be read now`);
         return o.callPeer(alloc.nodeId, AllocationsLogs, shoal.v1.AllocationLogsRequest.fromObject({ ...req, id: alloc.id, waitMs }), Math.max(1, ctx.timeoutMs - 100));
       }
-      const runner = o.runner();
-      if (!runner) throw new ShoalError('ERR_UNAVAILABLE', 'this agent does not run tasks yet');
-      const w = await runner.logs(alloc.id, { stdout: Number(req.stdoutOffset), stderr: Number(req.stderrOffset) }, maxBytes, waitMs, ctx.signal);
-      return shoal.v1.AllocationLogsResponse.fromObject({
-        stdout: w.stdout, stderr: w.stderr, stdoutOffset: w.stdoutOffset, stderrOffset: w.stderrOffset,
-        finished: w.finished || (alloc.desiredStatus === 'stop' && isTerminal(alloc) && runner.core.task(alloc.id) === undefined),
-        nodeId: o.nodeId, allocId: alloc.id,
-      });
+      return this.#localLogs(alloc, req, maxBytes, waitMs, ctx);
     });
-    rpc.register(NodesList, async (req, ctx) => {
-      const state = await this.#read(req.minIndex, ctx);
+    rpc.register(NodesList, (req, ctx) => this.#serveRead(NodesList, req, ctx, (state) => {
       return shoal.v1.ListNodesResponse.fromObject({ nodes: state.nodes().map((n) => nodeToProto(state, n)).sort((a, b) => (a.name! < b.name! ? -1 : 1)), index: state.index });
-    });
+    }));
     rpc.register(NodesDrain, (req, ctx) => o.leaderOnly(NodesDrain, req, ctx, async (raft) => {
       const node = resolveNode(o.state(), req.node);
       const result = await this.#write(raft, { type: 'node.drain', nodeId: node.id, draining: req.enable }, ctx);
@@ -204,17 +212,16 @@ export class ControlPlane {
     });
   }
 
-  /** The leader's own node runner reports here directly. */
+  /** This agent's node runner reports here: accepted directly on the leader, else sent to the leader. */
   async reportLocal(updates: AllocUpdate[]): Promise<void> {
     const raft = this.#o.raft();
-    if (!raft) throw new ShoalError('ERR_NO_LEADER', 'not in the Raft group yet');
     const req = shoal.v1.AllocReportRequest.fromObject({ nodeId: this.#o.nodeId, updates });
     const ctx = internalContext(LIMITS.defaultRpcTimeoutMs, this.#o.nodeId);
-    if (raft.status().role === 'leader') {
+    if (raft?.status().role === 'leader') {
       await this.#acceptReport(raft, req, ctx);
       return;
     }
-    const leader = raft.status().leader;
+    const leader = raft ? raft.status().leader : this.#o.leaderHint();
     if (!leader) throw new ShoalError('ERR_NO_LEADER', 'no leader known');
     await this.#o.callPeer(leader, AllocReportsUpdate, req, LIMITS.defaultRpcTimeoutMs);
   }
@@ -236,6 +243,44 @@ export class ControlPlane {
     if (!result.ok) throw new ShoalError(result.code, result.message);
     this.kick();
     return result;
+  }
+
+  /**
+   * Serves a read. On a server: linearizable by default (a ReadIndex confirmed through the leader, then answered
+   * from this server's copy once it has applied that far), or from its copy as it is with `stale`; `min_index` is
+   * waited for either way. On a client, which has no copy: forwarded to a server (the one it watches its slice on).
+   */
+  async #serveRead<Req extends { minIndex?: number | null; stale?: boolean | null }, Res>(
+    method: MethodDescriptor<Req, Res>, req: Req, ctx: CallContext, local: (state: ClusterState) => Res,
+  ): Promise<Res> {
+    const o = this.#o;
+    const raft = o.raft();
+    if (!raft) {
+      if (ctx.forwardedFrom) throw new ShoalError('ERR_NOT_SERVER', 'this agent is a client: it holds no copy of the cluster state');
+      const server = o.pickServer();
+      if (!server) throw new ShoalError('ERR_NO_SERVER', 'this agent is a client and knows no alive server to forward the read to; are the servers down?');
+      return o.callPeer(server, method, req, Math.max(1, ctx.timeoutMs - Math.min(50, ctx.timeoutMs / 10)));
+    }
+    if (!req.stale) {
+      try {
+        await raft.read(Math.max(1, ctx.timeoutMs - Math.min(100, ctx.timeoutMs / 5)));
+      } catch (err) {
+        throw new ShoalError(err instanceof ShoalError ? err.code : 'ERR_UNAVAILABLE', `a consistent read needs the leader and a quorum: ${describeError(err)}; \`--stale\` reads this server's copy as it is`);
+      }
+    }
+    return local(await this.#read(req.minIndex ?? undefined, ctx));
+  }
+
+  async #localLogs(alloc: Allocation, req: shoal.v1.AllocationLogsRequest, maxBytes: number, waitMs: number, ctx: CallContext): Promise<shoal.v1.AllocationLogsResponse> {
+    const o = this.#o;
+    const runner = o.runner();
+    if (!runner) throw new ShoalError('ERR_UNAVAILABLE', 'this agent does not run tasks yet');
+    const w = await runner.logs(alloc.id, { stdout: Number(req.stdoutOffset), stderr: Number(req.stderrOffset) }, maxBytes, waitMs, ctx.signal);
+    return shoal.v1.AllocationLogsResponse.fromObject({
+      stdout: w.stdout, stderr: w.stderr, stdoutOffset: w.stdoutOffset, stderrOffset: w.stderrOffset,
+      finished: w.finished || (alloc.desiredStatus === 'stop' && isTerminal(alloc) && runner.core.task(alloc.id) === undefined),
+      nodeId: o.nodeId, allocId: alloc.id,
+    });
   }
 
   /** Waits (bounded) until this agent has applied `minIndex`, then returns its state. */
@@ -304,6 +349,12 @@ function parseJobJson(text: string): Job {
 
 function byCreation(a: Allocation, b: Allocation): number {
   return a.createIndex - b.createIndex || (a.service < b.service ? -1 : a.service > b.service ? 1 : a.slot - b.slot);
+}
+
+/** The full id `prefix` names among `ids`, or undefined when it names none (still an error when it names several). */
+function resolveIdPrefixOrUndefined(prefix: string, ids: string[]): string | undefined {
+  if (!ids.some((id) => id.startsWith(prefix))) return undefined;
+  return resolveIdPrefix(prefix, ids, 'allocation');
 }
 
 function resolveAlloc(state: ClusterState, id: string): Allocation {

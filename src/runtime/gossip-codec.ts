@@ -23,7 +23,7 @@ function metaToWire(m: NodeMeta): shoal.v1.IGossipNodeMeta {
   return {
     name: m.name, agentVersion: m.agentVersion, addresses: m.addresses, labels: m.labels,
     cpuMillicores: m.resources.cpuMillicores, memoryBytes: m.resources.memoryBytes, diskFreeBytes: m.resources.diskFreeBytes,
-    drivers: m.drivers, voter: m.roles.voter, leader: m.roles.leader,
+    drivers: m.drivers, voter: m.roles.voter, leader: m.roles.leader, replica: m.roles.replica === true,
   };
 }
 
@@ -32,7 +32,7 @@ function metaFromWire(m: shoal.v1.IGossipNodeMeta | null | undefined, where: str
   return {
     name: m.name ?? '', agentVersion: m.agentVersion ?? '', addresses: [...(m.addresses ?? [])], labels: { ...(m.labels ?? {}) },
     resources: { cpuMillicores: Number(m.cpuMillicores ?? 0), memoryBytes: Number(m.memoryBytes ?? 0), diskFreeBytes: Number(m.diskFreeBytes ?? 0) },
-    drivers: [...(m.drivers ?? [])], roles: { voter: m.voter === true, leader: m.leader === true },
+    drivers: [...(m.drivers ?? [])], roles: { voter: m.voter === true, leader: m.leader === true, ...(m.replica === true ? { replica: true } : {}) },
   };
 }
 

@@ -20,9 +20,9 @@ import type { Logger } from '../log/logger.js';
 import { systemClock } from '../platform/system-clock.js';
 import { DriverError } from '../drivers/errors.js';
 import { type ExitResult, type HealthCheckSpec, type TaskDriver, type TaskHandle, type TaskSpec } from '../drivers/index.js';
-import { NodeCore, type NodeEffect, type TaskRecord } from '../node/index.js';
+import { NodeCore, type NodeEffect, type NodeStateView, type TaskRecord } from '../node/index.js';
 import type { Job, ServiceSpec } from '../jobspec/types.js';
-import type { AllocUpdate, Allocation, ClusterState } from '../state/index.js';
+import type { AllocUpdate, Allocation } from '../state/index.js';
 
 export interface NodeRunnerOptions {
   nodeId: string;
@@ -30,7 +30,7 @@ export interface NodeRunnerOptions {
   drivers: ReadonlyMap<string, TaskDriver>;
   logger: Logger;
   /** The replicated state as applied now (the object changes when a snapshot is restored). */
-  state: () => ClusterState;
+  state: () => NodeStateView;
   /** True when the state has caught up with the leader (acting on an old state would start what was since stopped). */
   fresh: () => boolean;
   /** Sends status updates to the leader; resolves once they are committed. */
@@ -170,6 +170,11 @@ export class NodeRunner {
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+
+  /** Runs a reconcile round soon (the node's state changed), without waiting for the timer. */
+  kick(): void {
+    this.#kick();
   }
 
   /** Runs a reconcile round soon (after a driver answered), without waiting for the timer. */

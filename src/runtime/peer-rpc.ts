@@ -73,7 +73,8 @@ export class PeerRpc {
   }
 
   /** Calls `method` on agent `nodeId`; resolves with its response or throws its error (RemoteError with its code). */
-  async call<Req, Res>(nodeId: string, method: MethodDescriptor<Req, Res>, request: Req, timeoutMs: number): Promise<Res> {
+  async call<Req, Res>(nodeId: string, method: MethodDescriptor<Req, Res>, request: Req, timeoutMs: number, signal?: AbortSignal): Promise<Res> {
+    if (signal?.aborted) throw new ShoalError('ERR_CANCELLED', `${method.service}/${method.method} to ${nodeId.slice(0, 16)} was cancelled`);
     if (this.#pending.size >= LIMITS.peerRpcMaxPending) {
       throw new ShoalError('ERR_LIMIT_EXCEEDED', `${LIMITS.peerRpcMaxPending} forwarded calls are already waiting (limit peerRpcMaxPending)`);
     }
@@ -86,6 +87,12 @@ export class PeerRpc {
         reject(new ShoalError('ERR_DEADLINE_EXCEEDED', `${method.service}/${method.method} forwarded to ${nodeId.slice(0, 16)} got no answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#pending.set(id, { nodeId, resolve, reject, timer });
+      // The caller may give up (e.g. the peer is dead in gossip before the link notices): forget the call at once.
+      signal?.addEventListener('abort', () => {
+        if (!this.#pending.delete(id)) return;
+        clearTimeout(timer);
+        reject(new ShoalError('ERR_CANCELLED', `${method.service}/${method.method} to ${nodeId.slice(0, 16)} was cancelled`));
+      }, { once: true });
       const sent = this.#transport.send(nodeId, { type: MessageType.MESSAGE_TYPE_APP, payload: shoal.v1.PeerRpc.encode({ request: { id, method: path, body, timeoutMs: Math.max(1, Math.floor(timeoutMs)) } }).finish() });
       if (!sent.ok) {
         clearTimeout(timer);

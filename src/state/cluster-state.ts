@@ -39,6 +39,15 @@ export class ClusterState {
   /** Per node and host port, the allocations holding it: normally one (see `portHolder`). */
   readonly #portClaims = new Map<string, Map<string, Allocation[]>>();
   #nodeList: NodeRecord[] | undefined;
+  /**
+   * Per node, the last index at which anything in its slice (its allocations, or a job they belong to) changed;
+   * nodes absent from the map last changed at or before `#restoredIndex`. Servers answer clients' slice watches
+   * from it (src/state/slice.ts). Not part of the snapshot: it is derived.
+   */
+  readonly #nodeTouched = new Map<string, number>();
+  #restoredIndex = 0;
+  /** Nodes whose slice changed since `drainTouchedNodes()` was last called; kept only once someone has called it. */
+  #touchedSinceDrain: Set<string> | undefined;
 
   // --- Queries ---------------------------------------------------------------------------------------------------
 
@@ -114,6 +123,35 @@ export class ClusterState {
     return [...this.#evals.values()].filter((e) => e.status === 'pending');
   }
 
+  /** The last index at which the slice of `nodeId` (its allocations and their jobs) changed. */
+  nodeTouchedIndex(nodeId: string): number {
+    return this.#nodeTouched.get(nodeId) ?? this.#restoredIndex;
+  }
+
+  /**
+   * The nodes whose slice changed since the previous call (the first call starts the tracking and returns every
+   * node with allocations). A server calls it after applying, to answer the slice watches of those nodes' clients.
+   */
+  drainTouchedNodes(): string[] {
+    if (!this.#touchedSinceDrain) {
+      this.#touchedSinceDrain = new Set();
+      return [...this.#allocsByNode.keys()];
+    }
+    const out = [...this.#touchedSinceDrain];
+    this.#touchedSinceDrain.clear();
+    return out;
+  }
+
+  #touch(nodeId: string): void {
+    this.#nodeTouched.set(nodeId, this.#index);
+    this.#touchedSinceDrain?.add(nodeId);
+  }
+
+  /** A job record changed: every node with one of its allocations sees it in its slice. */
+  #touchJob(jobName: string): void {
+    for (const id of this.#allocsByJob.get(jobName) ?? []) this.#touch(this.#allocs.get(id)!.nodeId);
+  }
+
   // --- Apply -----------------------------------------------------------------------------------------------------
 
   /** Applies the command committed at `index`. Indexes must increase. */
@@ -129,6 +167,7 @@ export class ClusterState {
         if (!rec) return { ok: false, code: 'ERR_NOT_FOUND', message: `no job named "${command.name}"`, evalIds: [] };
         rec.stopped = true;
         rec.modifyIndex = index;
+        this.#touchJob(command.name);
         return { ok: true, evalIds: [this.#createEval(index, ids, command.name, 'job-stop')] };
       }
       case 'job.scale': {
@@ -143,6 +182,7 @@ export class ClusterState {
         rec.stopped = false;
         rec.serviceVersions = nextServiceVersions(rec, job, rec.version);
         rec.modifyIndex = index;
+        this.#touchJob(command.name);
         return { ok: true, evalIds: [this.#createEval(index, ids, command.name, 'job-scale')] };
       }
       case 'node.upsert': {
@@ -204,6 +244,7 @@ export class ClusterState {
           alloc.restarts = u.restarts;
           alloc.driverHandle = u.driverHandle;
           alloc.modifyIndex = index;
+          this.#touch(alloc.nodeId);
           this.#adjustUsage(alloc, held);
           if (u.clientStatus === 'failed' && !wasFailed && alloc.desiredStatus === 'run') failedJobs.add(alloc.jobName);
         }
@@ -227,6 +268,7 @@ export class ClusterState {
       createIndex: existing?.createIndex ?? index,
       modifyIndex: index,
     });
+    this.#touchJob(job.name);
     return { ok: true, evalIds: [this.#createEval(index, ids, job.name, 'job-register')] };
   }
 
@@ -288,6 +330,7 @@ export class ClusterState {
       if (stop.markLost && alloc.clientStatus !== 'complete' && alloc.clientStatus !== 'failed') alloc.clientStatus = 'lost';
       alloc.modifyIndex = index;
       this.#adjustUsage(alloc, held);
+      this.#touch(alloc.nodeId);
     }
     const created: Allocation[] = [];
     for (const p of plan.placements) {
@@ -317,6 +360,7 @@ export class ClusterState {
       indexAdd(this.#allocsByNode, alloc.nodeId, alloc.id);
       indexAdd(this.#allocsByJob, alloc.jobName, alloc.id);
       this.#adjustUsage(alloc, false);
+      this.#touch(alloc.nodeId);
       created.push(alloc);
     }
     if (evaluation) {
@@ -340,6 +384,7 @@ export class ClusterState {
     if (dead.length > keep) {
       for (const a of dead.sort(newestFirst).slice(keep)) {
         this.#allocs.delete(a.id);
+        this.#touch(a.nodeId);
         this.#allocsByNode.get(a.nodeId)?.delete(a.id);
         this.#allocsByJob.get(a.jobName)?.delete(a.id);
       }
@@ -406,6 +451,7 @@ export class ClusterState {
     const s = new ClusterState();
     const copy = structuredClone(snapshot);
     s.#index = copy.index;
+    s.#restoredIndex = copy.index;
     for (const j of copy.jobs) s.#jobs.set(j.job.name, j);
     for (const n of copy.nodes) s.#nodes.set(n.id, n);
     s.#nodeList = undefined;

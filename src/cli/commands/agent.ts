@@ -22,6 +22,8 @@ interface AgentFlags {
   publicDht?: boolean;
   bootstrapExpect?: string;
   dockerSocket?: string;
+  readReplicas?: string;
+  failureDomainLabel?: string;
 }
 
 export function registerAgent(program: Command): void {
@@ -41,6 +43,8 @@ export function registerAgent(program: Command): void {
     .option('--public-dht', 'also use the public hyperswarm DHT (off: the cluster\'s private DHT is used alone)')
     .option('--bootstrap-expect <n>', 'members that must be alive before the first Raft group forms (1 for development)')
     .option('--docker-socket <path>', 'Docker engine socket (default /var/run/docker.sock)')
+    .option('--read-replicas <n>', 'non-voting servers kept beside the voters, 0 to 2 (default 2); every other agent is a client')
+    .option('--failure-domain-label <label>', 'node label naming failure domains; servers are spread across them (default zone)')
     .action(async (flags: AgentFlags) => {
       const overrides: ConfigOverrides & { config?: string } = {};
       for (const [k, v] of Object.entries(flags)) if (v !== undefined) (overrides as Record<string, unknown>)[k] = v;

@@ -1,0 +1,200 @@
+/**
+ * The client half of how state reaches an agent that is not a server: it keeps this node's slice of the cluster
+ * state (src/state/slice.ts) current through `Slices/Watch` on one server at a time, and nothing else of the state.
+ *
+ *   choose a server ─► watch(since = slice.index) ─► merge the delta ─► watch again ...
+ *        ▲                      │ the server fails, is dead in gossip, stops being a server, or is behind
+ *        └──── backoff ◄────────┘ (the slice is kept: tasks keep running; it is not "fresh" until a server answers)
+ *
+ * The server is chosen by rendezvous hashing of (client, server) among the alive servers gossip knows, the leader
+ * last, so clients spread evenly over the servers and each sticks to its own while it is healthy. Resuming on
+ * another server continues from the index the client holds: nothing is sent twice and no task restarts.
+ */
+import { createHash } from 'node:crypto';
+import { ShoalError, describeError } from '../lib/errors.js';
+import { LIMITS } from '../lib/limits.js';
+import type { Random } from '../lib/random.js';
+import type { Logger } from '../log/logger.js';
+import { shoal } from '../gen/proto.js';
+import { NodeSlice, type Allocation, type JobRecord } from '../state/index.js';
+import { SlicesWatch, type MethodDescriptor } from '../rpc/index.js';
+
+/** How often the client checks, during a watch, that its server is still alive and still a server in gossip. */
+const SERVER_CHECK_MS = 250;
+
+export interface ServerInfo {
+  id: string;
+  leader: boolean;
+}
+
+export interface SliceClientOptions {
+  nodeId: string;
+  logger: Logger;
+  random: Random;
+  /** The alive servers (voters and read replicas) as gossip shows them, this agent excluded. */
+  servers: () => ServerInfo[];
+  call: <Req, Res>(nodeId: string, method: MethodDescriptor<Req, Res>, request: Req, timeoutMs: number, signal?: AbortSignal) => Promise<Res>;
+  /** Called after the slice changed. */
+  onChange: () => void;
+}
+
+export class SliceClient {
+  readonly slice: NodeSlice;
+  readonly #o: SliceClientOptions;
+  readonly #log: Logger;
+  #server: string | undefined;
+  #fresh = false;
+  #leader = '';
+  #stopped = true;
+  #abort: AbortController | undefined;
+  #loop: Promise<void> | undefined;
+  #sleepTimer: NodeJS.Timeout | undefined;
+  #wakeSleep: (() => void) | undefined;
+  /** Servers that failed recently, avoided while another is available. */
+  readonly #avoid = new Set<string>();
+  #answers = 0;
+
+  constructor(options: SliceClientOptions) {
+    this.#o = options;
+    this.slice = new NodeSlice(options.nodeId);
+    this.#log = options.logger.child({ component: 'slice-client' });
+  }
+
+  /** True while the slice is complete and the last answer came from a server that had caught up with its leader. */
+  get fresh(): boolean {
+    return this.#fresh && this.slice.complete;
+  }
+
+  /** The server watched now (undefined while none answers). */
+  get server(): string | undefined {
+    return this.#server;
+  }
+
+  /** The leader the last answer named ('' when unknown). */
+  get leader(): string {
+    return this.#leader;
+  }
+
+  /** Answers merged since start (for tests). */
+  get answers(): number {
+    return this.#answers;
+  }
+
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#loop = this.#run();
+  }
+
+  /** Stops watching; the slice is kept as it is. Idempotent. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#abort?.abort();
+    if (this.#sleepTimer) clearTimeout(this.#sleepTimer);
+    this.#wakeSleep?.();
+    await this.#loop;
+    this.#loop = undefined;
+  }
+
+  /** The server to forward a call to: the watched one, else the best alive one (undefined when none is known). */
+  pickServer(): string | undefined {
+    if (this.#server && this.#o.servers().some((s) => s.id === this.#server)) return this.#server;
+    return this.#choose();
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#stopped) {
+      const server = this.#choose();
+      if (!server) {
+        this.#setServer(undefined);
+        failures++;
+        await this.#sleep(this.#backoff(failures));
+        continue;
+      }
+      this.#setServer(server);
+      try {
+        const answer = await this.#watchOnce(server);
+        failures = 0;
+        this.#avoid.clear();
+        if (answer === 'behind') await this.#sleep(LIMITS.sliceRetryBaseMs);
+      } catch (err) {
+        if (this.#stopped) return;
+        failures++;
+        this.#fresh = false;
+        this.#avoid.add(server);
+        this.#log.info({ server: server.slice(0, 16), err: describeError(err) }, 'slice watch failed; trying another server');
+        this.#setServer(undefined);
+        await this.#sleep(this.#backoff(failures));
+      }
+    }
+  }
+
+  async #watchOnce(server: string): Promise<'ok' | 'behind'> {
+    const abort = new AbortController();
+    this.#abort = abort;
+    // Gossip may know before the link does that the server died or stopped being one: give up on it at once.
+    const check = setInterval(() => {
+      if (!this.#o.servers().some((s) => s.id === server)) abort.abort();
+    }, SERVER_CHECK_MS);
+    let res: shoal.v1.SliceWatchResponse;
+    try {
+      res = await this.#o.call(server, SlicesWatch, shoal.v1.SliceWatchRequest.fromObject({
+        nodeId: this.#o.nodeId, sinceIndex: this.slice.index, waitMs: LIMITS.sliceWatchMaxWaitMs,
+      }), LIMITS.sliceWatchMaxWaitMs + 5_000, abort.signal);
+    } finally {
+      clearInterval(check);
+      this.#abort = undefined;
+    }
+    let allocations: Allocation[];
+    let jobs: JobRecord[];
+    try {
+      allocations = JSON.parse(res.allocationsJson || '[]') as Allocation[];
+      jobs = JSON.parse(res.jobsJson || '[]') as JobRecord[];
+      if (!Array.isArray(allocations) || !Array.isArray(jobs)) throw new Error('not arrays');
+    } catch (err) {
+      throw new ShoalError('ERR_SLICE_INVALID', `server ${server.slice(0, 16)} sent a slice that does not decode: ${describeError(err)}`);
+    }
+    const before = this.slice.index;
+    const merged = this.slice.merge({ index: Number(res.index), allocIds: res.allocIds, allocations, jobs, complete: res.complete });
+    this.#answers++;
+    this.#leader = res.leaderId;
+    this.#fresh = res.fresh;
+    if (merged && (res.changed || Number(res.index) !== before)) this.#o.onChange();
+    if (!res.fresh) return 'behind';
+    return 'ok';
+  }
+
+  #setServer(server: string | undefined): void {
+    if (server === this.#server) return;
+    if (server) this.#log.info({ server: server.slice(0, 16), index: this.slice.index }, 'watching this node\'s slice on a server');
+    this.#server = server;
+  }
+
+  /** Rendezvous hashing over the alive servers, the leader and recently failed ones last. */
+  #choose(): string | undefined {
+    const all = this.#o.servers();
+    if (all.length === 0) return undefined;
+    const current = this.#server && all.some((s) => s.id === this.#server) && !this.#avoid.has(this.#server) ? this.#server : undefined;
+    if (current) return current;
+    const score = (s: ServerInfo): [number, number, string] => [
+      this.#avoid.has(s.id) ? 1 : 0,
+      s.leader && all.length > 1 ? 1 : 0,
+      createHash('sha256').update(`${this.#o.nodeId}/${s.id}`).digest('hex'),
+    ];
+    const ranked = all.map((s) => ({ s, k: score(s) })).sort((a, b) => a.k[0] - b.k[0] || a.k[1] - b.k[1] || (a.k[2] < b.k[2] ? -1 : 1));
+    return ranked[0]!.s.id;
+  }
+
+  #backoff(failures: number): number {
+    const base = Math.min(LIMITS.sliceRetryMaxMs, LIMITS.sliceRetryBaseMs * 2 ** Math.min(failures - 1, 10));
+    return Math.floor(base / 2 + this.#o.random.int(Math.floor(base / 2) + 1));
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wakeSleep = resolve;
+      this.#sleepTimer = setTimeout(resolve, ms);
+    });
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * A node's slice of the cluster state: what a client agent needs to run its tasks, and nothing more (its
+ * allocations, and the job records they belong to). Servers hold the whole state; a client holds only its slice,
+ * kept up to date by an index-resumable watch on any server (src/runtime/slice-client.ts).
+ *
+ *   server: sliceDelta(state, node, since) ─► { index, allocIds (every allocation on the node now),
+ *                                               allocations and jobs changed after `since`, complete }
+ *   client: NodeSlice.merge(delta) ─► the same view of its node as the server's state at `index`
+ *
+ * A delta is computed against `since`, the index the client already has, so a client that moves to another
+ * server resumes where it was instead of starting over, and a server that has not yet applied `since` must not
+ * answer (the caller waits, or asks another server). Both halves are pure, so the simulator runs them as they are.
+ */
+import { InvalidArgumentError } from '../lib/errors.js';
+import type { ClusterState } from './cluster-state.js';
+import type { Allocation, JobRecord } from './types.js';
+
+export interface SliceDelta {
+  /** The server's applied index this delta brings the slice to. */
+  index: number;
+  /** Every allocation on the node at `index` (those absent are gone from the state). */
+  allocIds: string[];
+  /** Allocations on the node changed after the client's index, oldest change first. */
+  allocations: Allocation[];
+  /** Job records changed after the client's index that an allocation on the node belongs to. */
+  jobs: JobRecord[];
+  /**
+   * False when more allocations changed than one answer may carry: `index` is then the last index whose changes are
+   * all included, and the client asks again at once.
+   */
+  complete: boolean;
+}
+
+/** The part of a node's slice that changed after `since`, at most `maxAllocs` allocations of it. */
+export function sliceDelta(state: ClusterState, nodeId: string, since: number, maxAllocs: number): SliceDelta {
+  const mine = state.allocationsOnNode(nodeId);
+  const changed = mine.filter((a) => a.modifyIndex > since).sort((a, b) => a.modifyIndex - b.modifyIndex || (a.id < b.id ? -1 : 1));
+  let index = state.index;
+  let allocations = changed;
+  let complete = true;
+  if (changed.length > maxAllocs) {
+    // Cut between two indexes, never inside one: everything up to the cut is then complete.
+    let cut = maxAllocs;
+    const boundary = changed[cut]!.modifyIndex;
+    while (cut > 0 && changed[cut - 1]!.modifyIndex === boundary) cut--;
+    if (cut === 0) {
+      // One index placed more than fit: send that index whole rather than never progress.
+      cut = changed.findIndex((a) => a.modifyIndex > boundary);
+      if (cut < 0) cut = changed.length;
+    }
+    allocations = changed.slice(0, cut);
+    complete = cut === changed.length;
+    if (!complete) index = changed[cut]!.modifyIndex - 1;
+  }
+  const jobNames = new Set(mine.map((a) => a.jobName));
+  const jobs: JobRecord[] = [];
+  for (const name of [...jobNames].sort()) {
+    const rec = state.job(name);
+    if (rec && rec.modifyIndex > since) jobs.push(rec);
+  }
+  return { index, allocIds: mine.map((a) => a.id).sort(), allocations, jobs, complete };
+}
+
+/** A client's copy of its node's slice; it reads like the parts of `ClusterState` the node core uses. */
+export class NodeSlice {
+  #index = 0;
+  #complete = false;
+  readonly #allocs = new Map<string, Allocation>();
+  readonly #jobs = new Map<string, JobRecord>();
+
+  constructor(readonly nodeId: string) {}
+
+  /** The server index the slice is at (every change up to it is merged). */
+  get index(): number {
+    return this.#index;
+  }
+
+  /** True once a complete delta has been merged (the slice matches a server's state at `index`). */
+  get complete(): boolean {
+    return this.#complete;
+  }
+
+  /**
+   * Merges a server's delta. Refuses one about another node's allocations (a server bug or a forged answer);
+   * ignores one older than what it holds (a slow answer from a server left behind). Returns whether it merged.
+   */
+  merge(delta: SliceDelta): boolean {
+    for (const [i, a] of delta.allocations.entries()) {
+      if (a.nodeId !== this.nodeId) throw new InvalidArgumentError(`slice answer: allocations[${i}] (${a.id}) belongs to node ${a.nodeId}, not to this node ${this.nodeId}`);
+    }
+    if (delta.index < this.#index) return false;
+    const present = new Set(delta.allocIds);
+    for (const a of delta.allocations) this.#allocs.set(a.id, a);
+    for (const id of [...this.#allocs.keys()]) if (!present.has(id)) this.#allocs.delete(id);
+    for (const j of delta.jobs) this.#jobs.set(j.job.name, j);
+    const used = new Set([...this.#allocs.values()].map((a) => a.jobName));
+    for (const name of [...this.#jobs.keys()]) if (!used.has(name)) this.#jobs.delete(name);
+    this.#index = delta.index;
+    this.#complete = delta.complete;
+    return true;
+  }
+
+  allocationsOnNode(nodeId: string): Allocation[] {
+    return nodeId === this.nodeId ? [...this.#allocs.values()] : [];
+  }
+
+  allocation(id: string): Allocation | undefined {
+    return this.#allocs.get(id);
+  }
+
+  allocations(): Allocation[] {
+    return [...this.#allocs.values()];
+  }
+
+  job(name: string): JobRecord | undefined {
+    return this.#jobs.get(name);
+  }
+
+  jobs(): JobRecord[] {
+    return [...this.#jobs.values()];
+  }
+}
