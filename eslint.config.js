@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 import boundaries from 'eslint-plugin-boundaries';
 
 /** Folders whose code must stay a deterministic state machine (see docs/ARCHITECTURE.md). */
-export const CORE_FOLDERS = ['lib', 'sim', 'membership', 'consensus', 'scheduler', 'partitions', 'state', 'jobspec', 'node'];
+export const CORE_FOLDERS = ['lib', 'sim', 'membership', 'consensus', 'autopilot', 'scheduler', 'partitions', 'state', 'jobspec', 'node'];
 
 /** External packages a core folder may use: pure libraries with no clock, randomness or I/O of their own. */
 const CORE_EXTERNAL_ALLOWED = { jobspec: ['yaml', 'zod'] };
@@ -22,6 +22,7 @@ export const ALLOWED_IMPORTS = {
   sim: ['lib'],
   membership: ['lib'],
   consensus: ['lib'],
+  autopilot: ['lib', 'consensus', 'membership'],
   jobspec: ['lib'],
   state: ['lib', 'jobspec'],
   scheduler: ['lib', 'state', 'jobspec'],
@@ -32,8 +33,8 @@ export const ALLOWED_IMPORTS = {
   drivers: ['lib', 'log', 'platform'],
   rpc: ['lib', 'log', 'gen', 'wire'],
   api: ['lib', 'log', 'gen', 'rpc'],
-  runtime: ['lib', 'log', 'platform', 'gen', 'wire', 'transport', 'membership', 'consensus', 'storage', 'jobspec', 'state', 'scheduler', 'node', 'partitions', 'drivers', 'rpc', 'api'],
-  scenarios: ['lib', 'sim', 'membership', 'consensus', 'jobspec', 'state', 'scheduler', 'node', 'partitions', 'drivers'],
+  runtime: ['lib', 'log', 'platform', 'gen', 'wire', 'transport', 'membership', 'consensus', 'autopilot', 'storage', 'jobspec', 'state', 'scheduler', 'node', 'partitions', 'drivers', 'rpc', 'api'],
+  scenarios: ['lib', 'sim', 'membership', 'consensus', 'autopilot', 'jobspec', 'state', 'scheduler', 'node', 'partitions', 'drivers'],
   cli: ['lib', 'log', 'platform', 'gen', 'rpc', 'jobspec', 'runtime'],
 };
 

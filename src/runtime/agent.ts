@@ -32,7 +32,7 @@ import { ClusterState, type Command } from '../state/index.js';
 import type { Random } from '../lib/random.js';
 import { RaftGroup } from './raft-group.js';
 import { BOOTSTRAP_LABEL, bootstrapDecision, proposalHash } from './bootstrap.js';
-import { autopilotStep } from './autopilot.js';
+import { autopilotStep } from '../autopilot/index.js';
 import { LIMITS } from '../lib/limits.js';
 import type { AgentConfig } from './config.js';
 import { decodeGossip, encodeGossip } from './gossip-codec.js';

@@ -11,7 +11,7 @@ import { LineCounter, parseDocument, isMap, isScalar } from 'yaml';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../lib/errors.js';
 import { LIMITS } from '../lib/limits.js';
-import { DEFAULT_FAILURE_DOMAIN_LABEL } from './autopilot.js';
+import { DEFAULT_FAILURE_DOMAIN_LABEL } from '../autopilot/index.js';
 import { LOG_LEVELS } from '../log/logger.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/shoal/agent.yaml';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { autopilotStep, voterTarget } from '../../src/runtime/autopilot.js';
+import { autopilotStep, voterTarget } from '../../src/autopilot/index.js';
 import { bootstrapDecision, proposalHash, BOOTSTRAP_LABEL } from '../../src/runtime/bootstrap.js';
 import type { MemberSnapshot, MemberStatus } from '../../src/membership/index.js';
 import type { Status } from '../../src/consensus/index.js';
