@@ -23,6 +23,7 @@ export function buildProgram(): Command {
     .option('--address <url>', 'agent API address, a URL or host:port (default SHOAL_ADDR, else http://127.0.0.1:7646)')
     .option('--token <token>', 'bearer token for a remote agent (default SHOAL_TOKEN)')
     .option('--timeout <seconds>', 'deadline of each call to the agent (default 10)')
+    .option('--stale', 'reads: let any server answer from its own copy (faster, may be behind); default: consistent, through the leader')
     .exitOverride();
   registerAgent(program);
   registerMembers(program);

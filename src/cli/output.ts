@@ -6,6 +6,8 @@ export interface GlobalFlags {
   address?: string;
   token?: string;
   timeout?: string;
+  /** Reads may be answered by any server from its copy, at the index it has (Nomad's `-stale`). */
+  stale?: boolean;
 }
 
 export interface OutputFlags {

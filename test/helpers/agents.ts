@@ -3,6 +3,7 @@
  * line, talk to it through the typed client, signal it, and make sure nothing is left running after the test.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { ShoalClient } from '../../src/rpc/index.js';
@@ -105,4 +106,16 @@ export async function statuses(viewer: AgentProcess): Promise<Record<string, str
   const res = await viewer.client.members.list();
   const names: Record<number, string> = { 1: 'alive', 2: 'suspect', 3: 'dead', 4: 'left' };
   return Object.fromEntries(res.members.map((m) => [m.name ?? '', names[m.status ?? 0] ?? 'unknown']));
+}
+
+/** Pids of the live (not zombie) processes whose environment contains `marker` (tasks the test's jobs started). */
+export function processesWith(marker: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/environ`, 'utf8').includes(marker) && !/\) Z /.test(readFileSync(`/proc/${entry}/stat`, 'utf8'))) pids.push(Number(entry));
+    } catch (_gone) { /* exited meanwhile */ }
+  }
+  return pids;
 }

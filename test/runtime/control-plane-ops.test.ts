@@ -7,18 +7,8 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SHOAL_BIN, freeUdpPort, startAgent, waitFor, type AgentProcess } from '../helpers/agents.js';
+import { SHOAL_BIN, freeUdpPort, processesWith, startAgent, waitFor, type AgentProcess } from '../helpers/agents.js';
 
-function processesWith(marker: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/environ`, 'utf8').includes(marker) && !/\) Z /.test(readFileSync(`/proc/${entry}/stat`, 'utf8'))) pids.push(Number(entry));
-    } catch (_gone) { /* exited meanwhile */ }
-  }
-  return pids;
-}
 
 t.test('plan, scale, logs, health restarts, drain, batch jobs and a leaving agent', async (t) => {
   const dir = t.testdir({});

@@ -7,7 +7,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SHOAL_BIN, freeUdpPort, startAgent, waitFor, type AgentProcess } from '../helpers/agents.js';
+import { SHOAL_BIN, freeUdpPort, processesWith, startAgent, waitFor, type AgentProcess } from '../helpers/agents.js';
 
 function keygen(dir: string): string {
   const file = join(dir, 'cluster.key');
@@ -17,20 +17,6 @@ function keygen(dir: string): string {
 }
 
 /** Pids of live processes whose environment contains `marker`. */
-function processesWith(marker: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/environ`, 'utf8');
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (cmd.includes(marker) && !/\) Z /.test(stat)) pids.push(Number(entry));
-    } catch (_gone) {
-      // exited meanwhile
-    }
-  }
-  return pids;
-}
 
 function cli(a: AgentProcess, ...args: string[]) {
   return spawnSync(process.execPath, [SHOAL_BIN, '--address', a.api, ...args], { encoding: 'utf8', timeout: 180_000 });

@@ -44,7 +44,9 @@ export function registerAlloc(program: Command): void {
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (flags: LsFlags, command: Command) => {
       const output = parseOutput(flags.output);
-      const res = await clientFrom(command.optsWithGlobals<GlobalFlags>()).allocations.list({
+      const globals = command.optsWithGlobals<GlobalFlags>();
+      const res = await clientFrom(globals).allocations.list({
+        stale: globals.stale === true,
         ...(flags.job === undefined ? {} : { job: flags.job }),
         ...(flags.node === undefined ? {} : { node: flags.node }),
         all: flags.all === true,
@@ -67,7 +69,8 @@ export function registerAlloc(program: Command): void {
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (id: string, flags: OutputFlags, command: Command) => {
       const output = parseOutput(flags.output);
-      const res = await clientFrom(command.optsWithGlobals<GlobalFlags>()).allocations.get({ id });
+      const globals = command.optsWithGlobals<GlobalFlags>();
+      const res = await clientFrom(globals).allocations.get({ id, stale: globals.stale === true });
       if (output === 'json') return printMessageJson(shoal.v1.GetAllocationResponse, res);
       const a = res.allocation;
       if (!a) throw new InvalidArgumentError(`the agent returned no allocation for "${id}"`);

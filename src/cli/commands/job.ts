@@ -107,9 +107,11 @@ export function registerJob(program: Command): void {
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (name: string | undefined, flags: OutputFlags, command: Command) => {
       const output = parseOutput(flags.output);
-      const client = clientFrom(command.optsWithGlobals<GlobalFlags>());
+      const globals = command.optsWithGlobals<GlobalFlags>();
+      const client = clientFrom(globals);
+      const stale = globals.stale === true;
       if (name === undefined) {
-        const res = await client.jobs.list();
+        const res = await client.jobs.list({ stale });
         if (output === 'json') return printMessageJson(shoal.v1.ListJobsResponse, res);
         if (res.jobs.length === 0) {
           process.stdout.write('No jobs\n');
@@ -121,7 +123,7 @@ export function registerJob(program: Command): void {
         ]));
         return;
       }
-      const res = await client.jobs.get({ name });
+      const res = await client.jobs.get({ name, stale });
       if (output === 'json') return printMessageJson(shoal.v1.GetJobResponse, res);
       printJobStatus(res);
     });

@@ -26,7 +26,8 @@ export function registerNode(program: Command): void {
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (flags: OutputFlags, command: Command) => {
       const output = parseOutput(flags.output);
-      const res = await clientFrom(command.optsWithGlobals<GlobalFlags>()).nodes.list();
+      const globals = command.optsWithGlobals<GlobalFlags>();
+      const res = await clientFrom(globals).nodes.list({ stale: globals.stale === true });
       if (output === 'json') return printMessageJson(shoal.v1.ListNodesResponse, res);
       if (res.nodes.length === 0) {
         process.stdout.write('No nodes\n');

@@ -7,7 +7,7 @@ export function registerOperator(program: Command): void {
   const operator = program.command('operator').description('operator views of the control plane');
   operator
     .command('raft')
-    .description('the Raft group that replicates the cluster state: term, leader, voters, learners, indexes')
+    .description('the servers (Raft voters and read replicas) that replicate the cluster state: term, leader, indexes, clients')
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (flags: OutputFlags, command: Command) => {
       const output = parseOutput(flags.output);
@@ -20,9 +20,12 @@ export function registerOperator(program: Command): void {
         process.stdout.write(`this agent is not in the cluster's Raft group: ${res.waiting}\n`);
         return;
       }
-      process.stdout.write(`term ${res.term}, leader ${res.leaderName || res.leaderId.slice(0, 8) || '(none)'}, this agent is ${res.role}; commit ${res.commitIndex}, applied ${res.appliedIndex}, last ${res.lastIndex}\n`);
+      const who = res.agentRole === 'client'
+        ? `this agent is a client (no copy of the log); as server ${res.answeredBy} sees it (${res.role})`
+        : `this agent is a server (${res.role})`;
+      process.stdout.write(`term ${res.term}, leader ${res.leaderName || res.leaderId.slice(0, 8) || '(none)'}; ${who}; commit ${res.commitIndex}, applied ${res.appliedIndex}, last ${res.lastIndex}; ${res.clients} client${res.clients === 1 ? '' : 's'}\n`);
       printTable(['NAME', 'ID', 'ROLE', 'MATCH'], res.peers.map((p) => [
-        p.name || '?', (p.id ?? '').slice(0, 8), `${p.voter ? 'voter' : 'learner'}${p.id === res.leaderId ? ' (leader)' : ''}`, res.role === 'leader' ? String(p.matchIndex) : '-',
+        p.name || '?', (p.id ?? '').slice(0, 8), `${p.voter ? 'voter' : 'read replica'}${p.id === res.leaderId ? ' (leader)' : ''}`, res.role === 'leader' ? String(p.matchIndex) : '-',
       ]));
     });
 }
