@@ -93,8 +93,12 @@ export class NodeSlice {
     for (const a of delta.allocations) this.#allocs.set(a.id, a);
     for (const id of [...this.#allocs.keys()]) if (!present.has(id)) this.#allocs.delete(id);
     for (const j of delta.jobs) this.#jobs.set(j.job.name, j);
-    const used = new Set([...this.#allocs.values()].map((a) => a.jobName));
-    for (const name of [...this.#jobs.keys()]) if (!used.has(name)) this.#jobs.delete(name);
+    // Jobs no allocation here belongs to any more are dropped, but only from a complete slice: in a partial one, a
+    // job may already have come for allocations that have not yet (and it will not be sent again).
+    if (delta.complete) {
+      const used = new Set([...this.#allocs.values()].map((a) => a.jobName));
+      for (const name of [...this.#jobs.keys()]) if (!used.has(name)) this.#jobs.delete(name);
+    }
     this.#index = delta.index;
     this.#complete = delta.complete;
     return true;
