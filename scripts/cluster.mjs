@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHOAL_BIN = path.join(REPO, 'bin', 'shoal');
-const AGENTS = 3;
+const DEFAULT_AGENTS = 3;
+const MAX_AGENTS = 10;
 const DEFAULT_BASE_PORT = 7646;
 /** Peer (DHT) sockets are this far above the API ports: API 7646-7648, peers 7746-7748 by default. */
 const PEER_PORT_OFFSET = 100;
@@ -37,15 +38,17 @@ const rel = (p) => (path.relative(process.cwd(), p).startsWith('..') ? p : path.
 class UsageError extends Error {}
 
 function usage() {
-  return `usage: node scripts/cluster.mjs [--base-port N] [--data-dir DIR]
+  return `usage: node scripts/cluster.mjs [--agents N] [--base-port N] [--data-dir DIR]
 
-Starts three Shoal agents on 127.0.0.1 and runs examples/hello.yaml on them; Ctrl-C stops them.
-  --base-port N   API ports N, N+1, N+2 and peer ports N+${PEER_PORT_OFFSET}..N+${PEER_PORT_OFFSET + 2} (default ${DEFAULT_BASE_PORT})
+Starts Shoal agents (three by default) on 127.0.0.1 and runs examples/hello.yaml on them; Ctrl-C stops them.
+  --agents N      how many agents, ${DEFAULT_AGENTS} to ${MAX_AGENTS} (default ${DEFAULT_AGENTS}). Up to five are all voters; from eight on,
+                  the cluster has 5 voters, 2 read replicas and clients (agents that hold no copy of the log)
+  --base-port N   API ports N, N+1, ... and peer ports N+${PEER_PORT_OFFSET}, N+${PEER_PORT_OFFSET + 1}, ... (default ${DEFAULT_BASE_PORT})
   --data-dir DIR  where the agents keep their state and logs (default .shoal-dev in the repository)`;
 }
 
 function parseArgs(argv) {
-  const opts = { basePort: DEFAULT_BASE_PORT, dataDir: path.join(REPO, '.shoal-dev') };
+  const opts = { agents: DEFAULT_AGENTS, basePort: DEFAULT_BASE_PORT, dataDir: path.join(REPO, '.shoal-dev') };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -57,11 +60,16 @@ function parseArgs(argv) {
     if (flag === '--help' || flag === '-h') {
       say(usage());
       process.exit(0);
+    } else if (flag === '--agents') {
+      const v = value();
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < DEFAULT_AGENTS || n > MAX_AGENTS) throw new UsageError(`--agents must be a whole number from ${DEFAULT_AGENTS} to ${MAX_AGENTS}, got "${v}"`);
+      opts.agents = n;
     } else if (flag === '--base-port') {
       const v = value();
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1024 || n + PEER_PORT_OFFSET + AGENTS - 1 > 65535) {
-        throw new UsageError(`--base-port must be a whole number from 1024 to ${65535 - PEER_PORT_OFFSET - AGENTS + 1}, got "${v}"`);
+      if (!Number.isInteger(n) || n < 1024 || n + PEER_PORT_OFFSET + MAX_AGENTS - 1 > 65535) {
+        throw new UsageError(`--base-port must be a whole number from 1024 to ${65535 - PEER_PORT_OFFSET - MAX_AGENTS + 1}, got "${v}"`);
       }
       opts.basePort = n;
     } else if (flag === '--data-dir') {
@@ -174,7 +182,7 @@ const opts = (() => {
   }
 })();
 
-const agents = Array.from({ length: AGENTS }, (_, i) => {
+const agents = Array.from({ length: opts.agents }, (_, i) => {
   const name = `shoal-${i + 1}`;
   const dir = path.join(opts.dataDir, name);
   return {
@@ -192,7 +200,7 @@ function startAgent(a) {
   const fd = openSync(a.log, 'a');
   const join = a === agents[0] ? [] : ['--join', `127.0.0.1:${agents[0].peerPort}`];
   const args = [SHOAL_BIN, 'agent', '--name', a.name, '--data-dir', a.dataDir, '--bind', `127.0.0.1:${a.peerPort}`, '--api', `127.0.0.1:${a.apiPort}`,
-    '--cluster-key-file', keyFile, '--bootstrap-expect', String(AGENTS), ...join];
+    '--cluster-key-file', keyFile, '--bootstrap-expect', String(DEFAULT_AGENTS), ...join];
   // detached: its own process group, so the terminal's Ctrl-C reaches this script only and the agents are stopped
   // one signal each (a second signal makes an agent exit at once instead of leaving gracefully).
   a.child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', fd, fd], detached: true, env: { ...process.env, SHOAL_LOG_LEVEL: process.env.SHOAL_LOG_LEVEL ?? 'info' } });
@@ -404,7 +412,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 async function main() {
-  say(`Shoal local cluster: ${AGENTS} agents on 127.0.0.1, state and logs in ${rel(opts.dataDir)}/`);
+  say(`Shoal local cluster: ${opts.agents} agents on 127.0.0.1, state and logs in ${rel(opts.dataDir)}/`);
   if (!existsSync(path.join(REPO, 'dist', 'cli', 'main.js'))) throw new Error('the CLI is not built: run `npm run build` first (npm run cluster does)');
 
   // An agent of an earlier run still running (e.g. this script was killed with SIGKILL) holds the ports and the data.
@@ -459,14 +467,15 @@ async function main() {
   say(`
 Try these (in another terminal, in ${process.cwd()}):
    export SHOAL_ADDR=${apiAddress}     # or pass --address ${apiAddress} to each command
-   ${shoal} members                    # the three agents, by gossip
-   ${shoal} operator raft              # the Raft group: leader, voters
+   ${shoal} members                    # the agents, by gossip, with their roles (voter, leader, replica, client)
+   ${shoal} operator raft              # the servers: leader, voters, read replicas; and how many clients
    ${shoal} job status hello           # the job's services and allocations
    ${shoal} alloc ls                   # where the replicas run
    ${shoal} alloc logs <alloc id>      # a replica's output (it says where it listens)
    curl ${curl}
    ${shoal} job run examples/batch.yaml   # a batch job: runs once, then shows as complete
-   ${shoal} job stop hello
+   ${shoal} job stop hello${opts.agents < 8 ? `
+   npm run cluster -- --agents 8       # (after Ctrl-C) 5 voters, 2 read replicas and a client that holds no log` : ''}
 Agent logs: ${agents.map((a) => rel(a.log)).join(', ')}
 
 The cluster runs until you press Ctrl-C.`);
