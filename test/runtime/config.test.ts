@@ -43,6 +43,20 @@ t.test('errors name the source and the field', async (t) => {
   t.throws(() => loadAgentConfig({}, { SHOAL_LOG_LEVEL: 'loud' }), { message: /SHOAL_LOG_LEVEL: "loud"/ });
   writeFileSync(join(dir, 'level.yaml'), 'log_level: loud\n');
   t.throws(() => loadAgentConfig({ config: join(dir, 'level.yaml') }, {}), { message: /level\.yaml: log_level: "loud"/ });
+  t.throws(() => loadAgentConfig({ readReplicas: '3' }, {}), { message: /--read-replicas: must be 0 to 2 \(limit autopilotMaxReadReplicas\), got "3"/ });
+  t.throws(() => loadAgentConfig({ readReplicas: 'two' }, {}), { message: /--read-replicas: must be 0 to 2/ });
+  writeFileSync(join(dir, 'replicas.yaml'), 'read_replicas: -1\n');
+  t.throws(() => loadAgentConfig({ config: join(dir, 'replicas.yaml') }, {}), { message: /replicas\.yaml: read_replicas: must be 0 to 2/ });
+  t.throws(() => loadAgentConfig({ failureDomainLabel: 'a zone' }, {}), { message: /--failure-domain-label: "a zone" is not a label name/ });
+});
+
+t.test('servers: read replicas and the failure-domain label', async (t) => {
+  const defaults = loadAgentConfig({}, {});
+  t.equal(defaults.readReplicas, 2, 'two read replicas by default');
+  t.equal(defaults.failureDomainLabel, 'zone');
+  const set = loadAgentConfig({ readReplicas: '0', failureDomainLabel: 'rack' }, {});
+  t.equal(set.readReplicas, 0);
+  t.equal(set.failureDomainLabel, 'rack');
 });
 
 t.test('host:port and labels', async (t) => {
