@@ -46,6 +46,8 @@ export class SliceClient {
   #fresh = false;
   #leader = '';
   #stopped = true;
+  /** Bumped by every start and stop, so a loop left over from before a quick stop-start ends instead of running twice. */
+  #generation = 0;
   #abort: AbortController | undefined;
   #loop: Promise<void> | undefined;
   #sleepTimer: NodeJS.Timeout | undefined;
@@ -53,6 +55,7 @@ export class SliceClient {
   /** Servers that failed recently, avoided while another is available. */
   readonly #avoid = new Set<string>();
   #answers = 0;
+  #lastAnswered: string | undefined;
 
   constructor(options: SliceClientOptions) {
     this.#o = options;
@@ -83,17 +86,23 @@ export class SliceClient {
   start(): void {
     if (!this.#stopped) return;
     this.#stopped = false;
-    this.#loop = this.#run();
+    // Until a server answers, what the slice holds may be old (this agent was a server, or just restarted).
+    this.#fresh = false;
+    const generation = ++this.#generation;
+    this.#loop = (this.#loop ?? Promise.resolve()).then(() => this.#run(generation));
   }
 
   /** Stops watching; the slice is kept as it is. Idempotent. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#generation++;
+    this.#fresh = false;
     this.#abort?.abort();
     if (this.#sleepTimer) clearTimeout(this.#sleepTimer);
     this.#wakeSleep?.();
-    await this.#loop;
-    this.#loop = undefined;
+    const loop = this.#loop;
+    await loop;
+    if (this.#loop === loop) this.#loop = undefined;
   }
 
   /** The server to forward a call to: the watched one, else the best alive one (undefined when none is known). */
@@ -102,9 +111,9 @@ export class SliceClient {
     return this.#choose();
   }
 
-  async #run(): Promise<void> {
+  async #run(generation: number): Promise<void> {
     let failures = 0;
-    while (!this.#stopped) {
+    while (!this.#stopped && generation === this.#generation) {
       const server = this.#choose();
       if (!server) {
         this.#setServer(undefined);
@@ -119,7 +128,7 @@ export class SliceClient {
         this.#avoid.clear();
         if (answer === 'behind') await this.#sleep(LIMITS.sliceRetryBaseMs);
       } catch (err) {
-        if (this.#stopped) return;
+        if (this.#stopped || generation !== this.#generation) return;
         failures++;
         this.#fresh = false;
         this.#avoid.add(server);
@@ -140,7 +149,9 @@ export class SliceClient {
     let res: shoal.v1.SliceWatchResponse;
     try {
       res = await this.#o.call(server, SlicesWatch, shoal.v1.SliceWatchRequest.fromObject({
-        nodeId: this.#o.nodeId, sinceIndex: this.slice.index, waitMs: LIMITS.sliceWatchMaxWaitMs,
+        // Not fresh (first watch, a new server, or after a failure): ask for an answer at once, so the node runner
+        // may act again as soon as a server confirms the slice, not when the slice next changes.
+        nodeId: this.#o.nodeId, sinceIndex: this.slice.index, waitMs: this.fresh && server === this.#lastAnswered ? LIMITS.sliceWatchMaxWaitMs : 0,
       }), LIMITS.sliceWatchMaxWaitMs + 5_000, abort.signal);
     } finally {
       clearInterval(check);
@@ -158,6 +169,7 @@ export class SliceClient {
     const before = this.slice.index;
     const merged = this.slice.merge({ index: Number(res.index), allocIds: res.allocIds, allocations, jobs, complete: res.complete });
     this.#answers++;
+    this.#lastAnswered = server;
     this.#leader = res.leaderId;
     this.#fresh = res.fresh;
     if (merged && (res.changed || Number(res.index) !== before)) this.#o.onChange();

@@ -82,12 +82,13 @@ export class SliceServer {
       throw new ShoalError('ERR_PERMISSION_DENIED', `the slice of node ${req.nodeId.slice(0, 16)} is served only to that node's own agent, over its peer link${ctx.forwardedFrom ? ` (asked by ${ctx.forwardedFrom.slice(0, 16)})` : ''}`);
     }
     const since = Number(req.sinceIndex ?? 0);
-    const maxWaitMs = Math.max(0, Math.min(req.waitMs || LIMITS.sliceWatchMaxWaitMs, LIMITS.sliceWatchMaxWaitMs, ctx.timeoutMs - 1_000));
-    const waitMs = Math.max(0, maxWaitMs - this.#o.random.int(Math.min(LIMITS.sliceWatchJitterMs, maxWaitMs) + 1));
+    // 0 asks for an answer at once: a client (re)connecting learns at once that it is up to date.
+    const maxWaitMs = Math.max(0, Math.min(req.waitMs ?? 0, LIMITS.sliceWatchMaxWaitMs, ctx.timeoutMs - 1_000));
+    const waitMs = maxWaitMs === 0 ? 0 : Math.max(1, maxWaitMs - this.#o.random.int(Math.min(LIMITS.sliceWatchJitterMs, maxWaitMs - 1) + 1));
     const start = systemClock.nowMs();
     // A client never goes backwards: a server that has not applied what the client holds must catch up first.
     while ((this.#server().index) < since) {
-      if (systemClock.nowMs() - start >= Math.min(BEHIND_WAIT_MS, maxWaitMs) || ctx.signal.aborted) {
+      if (systemClock.nowMs() - start >= Math.min(BEHIND_WAIT_MS, Math.max(maxWaitMs, BEHIND_POLL_MS)) || ctx.signal.aborted) {
         throw new ShoalError('ERR_SERVER_BEHIND', `this server has applied the cluster state up to index ${this.#server().index}, behind the ${since} the client holds; ask another server`);
       }
       await new Promise((resolve) => setTimeout(resolve, BEHIND_POLL_MS));
