@@ -21,6 +21,8 @@ import { SlicesWatch, type MethodDescriptor } from '../rpc/index.js';
 
 /** How often the client checks, during a watch, that its server is still alive and still a server in gossip. */
 const SERVER_CHECK_MS = 250;
+/** Answers in a row from a server that is not caught up with a leader before the client tries another server. */
+const BEHIND_ANSWERS_BEFORE_SWITCH = 3;
 
 export interface ServerInfo {
   id: string;
@@ -113,6 +115,7 @@ export class SliceClient {
 
   async #run(generation: number): Promise<void> {
     let failures = 0;
+    let behind = 0;
     while (!this.#stopped && generation === this.#generation) {
       const server = this.#choose();
       if (!server) {
@@ -125,8 +128,19 @@ export class SliceClient {
       try {
         const answer = await this.#watchOnce(server);
         failures = 0;
-        this.#avoid.clear();
-        if (answer === 'behind') await this.#sleep(LIMITS.sliceRetryBaseMs);
+        if (answer === 'behind') {
+          // A server without a leader, or behind it: ask again shortly, and after a few times try another one.
+          behind++;
+          if (behind >= BEHIND_ANSWERS_BEFORE_SWITCH) {
+            behind = 0;
+            this.#avoid.add(server);
+            this.#setServer(undefined);
+          }
+          await this.#sleep(LIMITS.sliceRetryBaseMs);
+        } else {
+          behind = 0;
+          this.#avoid.clear();
+        }
       } catch (err) {
         if (this.#stopped || generation !== this.#generation) return;
         failures++;
