@@ -20,7 +20,7 @@ import { NodeSlice, type Allocation, type JobRecord } from '../state/index.js';
 import { SlicesWatch, type MethodDescriptor } from '../rpc/index.js';
 
 /** How often the client checks, during a watch, that its server is still alive and still a server in gossip. */
-const SERVER_CHECK_MS = 250;
+const SERVER_CHECK_MS = 500;
 /** Answers in a row from a server that is not caught up with a leader before the client tries another server. */
 const BEHIND_ANSWERS_BEFORE_SWITCH = 3;
 

@@ -13,17 +13,8 @@ import { SliceClient, type ServerInfo } from '../../src/runtime/slice-client.js'
 import { SliceServer } from '../../src/runtime/slice-server.js';
 import type { MethodDescriptor } from '../../src/rpc/index.js';
 import type { Status } from '../../src/consensus/index.js';
-import { addNode, harness, job, nodeId } from '../scheduler/helpers.js';
+import { addNode, harness, job, nodeId, smallApp as app } from '../scheduler/helpers.js';
 
-const app = (replicas: number, name = 'app'): string => `
-name: ${name}
-services:
-  web:
-    image: nginx
-    deploy:
-      replicas: ${replicas}
-      resources: { reservations: { cpus: "0.01", memory: 1M } }
-`;
 
 const wait = async (what: string, check: () => boolean, ms = 5_000): Promise<void> => {
   const end = Date.now() + ms;

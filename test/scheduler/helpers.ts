@@ -29,3 +29,16 @@ export function harness(seed = 1): SchedulerHarness {
 export function running(h: SchedulerHarness, jobName: string, service?: string) {
   return h.state.allocationsOfJob(jobName).filter((a) => a.desiredStatus === 'run' && (service === undefined || a.service === service));
 }
+
+/** A job of one image service with `replicas` small replicas (a few millicores, 1 MiB each). */
+export function smallApp(replicas: number, name = 'app'): string {
+  return `
+name: ${name}
+services:
+  web:
+    image: nginx
+    deploy:
+      replicas: ${replicas}
+      resources: { reservations: { cpus: "0.01", memory: 1M } }
+`;
+}

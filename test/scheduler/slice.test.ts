@@ -14,17 +14,8 @@ import { silentLogger } from '../../src/log/logger.js';
 import { shoal } from '../../src/gen/proto.js';
 import type { CallContext } from '../../src/rpc/index.js';
 import type { Status } from '../../src/consensus/index.js';
-import { addNode, harness, job, nodeId } from './helpers.js';
+import { addNode, harness, job, nodeId, smallApp as app } from './helpers.js';
 
-const app = (replicas: number, name = 'app'): string => `
-name: ${name}
-services:
-  web:
-    image: nginx
-    deploy:
-      replicas: ${replicas}
-      resources: { reservations: { cpus: "0.01", memory: 1M } }
-`;
 
 /** What the node core reads of its node, as plain data, to compare a slice with the full state. */
 function view(s: { allocationsOnNode(n: string): { id: string; modifyIndex: number; desiredStatus: string }[]; job(name: string): { version: number } | undefined }, node: string) {
