@@ -3,7 +3,7 @@
 //
 //   npm run bench:scale                                   (sizes 5,20,50; 60 s idle window; about 10-25 min)
 //   npm run build && node scripts/bench/scale/idle.mjs [--sizes 5,20,50] [--idle-seconds 60] [--settle-seconds 10]
-//                                                       [--formation-timeout 240] [--quick] [--no-serf]
+//                                                       [--formation-timeout 240] [--quick] [--only shoal|serf]
 //   --quick = --sizes 5,20 --idle-seconds 20 (explicit flags win).
 //
 // For every cluster size N, one system after the other (never both at once: the machine has 2 cores; the side that
@@ -53,7 +53,10 @@ const SIZES = opt('--sizes', QUICK ? '5,20' : '5,20,50').split(',').map((s) => N
 const IDLE_S = Number(opt('--idle-seconds', QUICK ? '20' : '60'));
 const SETTLE_S = Number(opt('--settle-seconds', '10'));
 const FORMATION_TIMEOUT_MS = Number(opt('--formation-timeout', '240')) * 1000;
-const WITH_SERF = !args.includes('--no-serf');
+const ONLY = opt('--only', undefined); // "shoal" or "serf": run one side alone (no ratios)
+if (ONLY !== undefined && ONLY !== 'shoal' && ONLY !== 'serf') throw new Error(`--only takes shoal or serf, got ${ONLY}`);
+const WITH_SERF = !args.includes('--no-serf') && ONLY !== 'shoal';
+const WITH_SHOAL = ONLY !== 'serf';
 const SHOAL_NET = opt('--shoal-net', '127.0.1'); // agent i binds <net>.<i>
 const SHOAL_PEER_PORT = Number(opt('--shoal-port', '7647'));
 const POLL_FORMATION_MS = 250;
@@ -100,7 +103,7 @@ function machineTicks() {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user..steal (guest is counted in user)
   const idle = f[3] + f[4];
-  return { busy: total - idle, total };
+  return { busy: total - idle, total, steal: f[7] ?? 0 };
 }
 
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -121,8 +124,9 @@ async function idleWindow(pids, seconds, during) {
   const cpuPct = pids.map((_p, i) => ((c1[i] - c0[i]) / CLK_TCK / elapsedS) * 100);
   const cores = Number(readFileSync('/proc/cpuinfo', 'utf8').match(/^processor\s*:/gm)?.length ?? 1);
   const machineBusyPct = ((m1.busy - m0.busy) / (m1.total - m0.total)) * 100 * cores; // % of one core
+  const stealPct = ((m1.steal - m0.steal) / (m1.total - m0.total)) * 100 * cores;
   const agentsPct = cpuPct.reduce((a, b) => a + b, 0);
-  return { cpuPct, rss, elapsedS, machineBusyPct, othersPct: Math.max(0, machineBusyPct - agentsPct), cores };
+  return { cpuPct, rss, elapsedS, machineBusyPct, stealPct, othersPct: Math.max(0, machineBusyPct - stealPct - agentsPct), cores };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -215,6 +219,7 @@ async function runShoal(n) {
     // Formation: poll the agents that have not yet shown N alive; once all have, one confirming round over all of
     // them (a view can regress: a member suspected meanwhile), and a leader must exist.
     const satisfied = new Set();
+    const firstAllAlive = new Map(); // agent -> ms from launch until it first listed N alive
     let leader;
     const lastViews = new Map();
     let allSeenAt;
@@ -228,8 +233,12 @@ async function runShoal(n) {
         const v = views[k];
         if (v) lastViews.set(a.name, v);
         const alive = v ? v.filter((m) => m.status === 'MEMBER_STATUS_ALIVE').length : 0;
-        if (alive === n) satisfied.add(a.name);
-        else satisfied.delete(a.name);
+        if (alive === n) {
+          satisfied.add(a.name);
+          if (!firstAllAlive.has(a.name)) firstAllAlive.set(a.name, now - t0);
+        } else {
+          satisfied.delete(a.name);
+        }
       });
       if (satisfied.size === n && leader === undefined) {
         // Who the leader is: the members gossiped with the "leader" role in the views just read (one can be stale)
@@ -261,6 +270,7 @@ async function runShoal(n) {
       const wait = POLL_FORMATION_MS - (performance.now() - roundStart);
       if (wait > 0) await sleep(wait);
     }
+    formationProgress(r, firstAllAlive, n);
     if (leader === undefined) {
       // No leader at formation: look once more, so that the idle window can still sample one.
       for (const a of agents) {
@@ -515,6 +525,7 @@ async function runSerf(n) {
     for (let i = 2; i <= n; i++) agents.push(startSerf({ name: `n${i}`, bind: `127.0.0.1:${ports[i - 1].bind}`, rpc: `127.0.0.1:${ports[i - 1].rpc}`, join: seed }));
 
     const satisfied = new Set();
+    const firstAllAlive = new Map(); // agent -> ms from launch until it first listed N alive
     const lastCounts = new Map();
     let allSeenAt;
     const deadline = t0 + FORMATION_TIMEOUT_MS;
@@ -527,8 +538,12 @@ async function runSerf(n) {
       pending.forEach((a, k) => {
         const alive = views[k] ? Object.values(views[k]).filter((s) => s === 'alive').length : 0;
         lastCounts.set(a.name, alive);
-        if (alive === n) satisfied.add(a.name);
-        else satisfied.delete(a.name);
+        if (alive === n) {
+          satisfied.add(a.name);
+          if (!firstAllAlive.has(a.name)) firstAllAlive.set(a.name, now - t0);
+        } else {
+          satisfied.delete(a.name);
+        }
       });
       if (satisfied.size === n) allSeenAt ??= now;
       else allSeenAt = undefined;
@@ -545,6 +560,7 @@ async function runSerf(n) {
       if (wait > 0) await sleep(wait);
     }
 
+    formationProgress(r, firstAllAlive, n);
     await sleep(SETTLE_S * 1000);
     r.loadavgBefore = loadavg();
     const w = await idleWindow(agents.map((a) => a.child.pid), IDLE_S, async () => {});
@@ -568,6 +584,19 @@ async function runSerf(n) {
 // ---------------------------------------------------------------------------------------------------------------
 // Shared steps
 
+/** When the agents first listed N alive: the slowest three, and how many had by each 10% of the slowest's time. */
+function formationProgress(r, firstAllAlive, n) {
+  const times = [...firstAllAlive.values()].sort((a, b) => a - b);
+  r.firstAllAliveMs = { median: median(times), max: times.length ? times[times.length - 1] : NaN, count: times.length };
+  const slow = [...firstAllAlive].sort((a, b) => b[1] - a[1]).slice(0, 3);
+  r.formationSlowest = slow.map(([name, ms]) => `${name} ${(ms / 1000).toFixed(1)} s`).join(', ');
+  // Worth a note when the slowest agent took far longer than the median one: a straggler, not a slow cluster.
+  if (times.length === n && r.firstAllAliveMs.max > 3 * r.firstAllAliveMs.median + 5_000) {
+    r.notes.push(`formation stragglers: median agent listed ${n} alive at ${(r.firstAllAliveMs.median / 1000).toFixed(1)} s, slowest ${r.formationSlowest}`);
+  }
+  if (times.length < n) r.notes.push(`${n - times.length} agent(s) never listed ${n} alive during formation`);
+}
+
 /** What a Shoal agent is, from its member roles ("voter", "leader", "replica"/"learner", "client"). */
 function kindOf(roles) {
   if (roles.includes('leader')) return 'leader';
@@ -590,7 +619,7 @@ function summarise(r, w, kinds) {
     const idx = kinds.flatMap((k, i) => (k === kind ? [i] : []));
     r.byKind[kind] = { count: idx.length, cpuMedian: median(idx.map((i) => w.cpuPct[i])), cpuMax: Math.max(...idx.map((i) => w.cpuPct[i])), rssMedian: median(idx.map((i) => w.rss[i])), rssMax: Math.max(...idx.map((i) => w.rss[i])) };
   }
-  r.machine = { busyPctOfOneCore: w.machineBusyPct, othersPctOfOneCore: w.othersPct, cores: w.cores };
+  r.machine = { busyPctOfOneCore: w.machineBusyPct, othersPctOfOneCore: w.othersPct, stealPctOfOneCore: w.stealPct, cores: w.cores };
 }
 
 /**
@@ -635,6 +664,7 @@ function printSize(n, sh, sf) {
   const rows = [
     ['formation (all N alive everywhere + leader)', s1(sh?.formationMs), s1(sf?.formationMs), rx(ratio(sh?.formationMs, sf?.formationMs))],
     ['  every agent process ready (Shoal)', s1(sh?.allReadyMs), '', ''],
+    ['  median agent first lists N alive', s1(sh?.firstAllAliveMs?.median), s1(sf?.firstAllAliveMs?.median), rx(ratio(sh?.firstAllAliveMs?.median, sf?.firstAllAliveMs?.median))],
     ['idle CPU, median agent (% of a core)*', pct(sh?.cpuPct.median), pct(sf?.cpuPct.median), rx(ratio(sh?.cpuPct.median, sf?.cpuPct.median))],
     ['idle CPU, max agent*', pct(sh?.cpuPct.max), pct(sf?.cpuPct.max), rx(ratio(sh?.cpuPct.max, sf?.cpuPct.max))],
     ['idle CPU, Raft leader', pct(sh?.cpuPct.leader), 'n/a', ''],
@@ -656,14 +686,14 @@ function printSize(n, sh, sf) {
     const counts = (roles) => Object.entries(count(roles)).map(([k, v]) => `${v} ${k}`).join(', ');
     console.log(`Shoal by kind (idle window): ${Object.entries(sh.byKind).map(([k, v]) => `${v.count} ${k}: CPU median ${pct(v.cpuMedian)} max ${pct(v.cpuMax)}, RSS median ${mb(v.rssMedian)} max ${mb(v.rssMax)}`).join('; ')}`);
     console.log(`Shoal: leader ${sh.leader ?? 'none'}${sh.leaderAtEnd && sh.leaderAtEnd !== sh.leader ? ` (at the end ${sh.leaderAtEnd})` : ''}; roles at formation: ${counts(sh.rolesAtFormation)}; after the idle window: ${counts(sh.rolesAfterIdle)}; ` +
-      `victim ${sh.victim} (${sh.victimRoles}); idle window ${sh.idleSeconds.toFixed(1)} s, load avg ${sh.loadavgBefore} -> ${sh.loadavgAfter}, rest of the machine ${sh.machine.othersPctOfOneCore.toFixed(1)} % of a core`);
+      `victim ${sh.victim} (${sh.victimRoles}); idle window ${sh.idleSeconds.toFixed(1)} s, load avg ${sh.loadavgBefore} -> ${sh.loadavgAfter}, other processes ${sh.machine.othersPctOfOneCore.toFixed(1)} % + steal ${sh.machine.stealPctOfOneCore.toFixed(1)} % of a core`);
     for (const note of sh.notes) console.log(`Shoal note: ${note}`);
-    if (sh.detectMissing) console.log(`Shoal note: never reported dead by ${sh.detectMissing.join(',')}`);
+    if (sh.detectMissing) console.log(`Shoal note: within ${DETECT_TIMEOUT_MS / 1000} s, never reported dead by ${sh.detectMissing.length} survivor(s): ${sh.detectMissing.join(',')} (failed polls: ${sh.detectPollErrors})`);
   }
   if (sf) {
-    console.log(`Serf: victim ${sf.victim}; idle window ${sf.idleSeconds.toFixed(1)} s, load avg ${sf.loadavgBefore} -> ${sf.loadavgAfter}, rest of the machine ${sf.machine.othersPctOfOneCore.toFixed(1)} % of a core`);
+    console.log(`Serf: victim ${sf.victim}; idle window ${sf.idleSeconds.toFixed(1)} s, load avg ${sf.loadavgBefore} -> ${sf.loadavgAfter}, other processes ${sf.machine.othersPctOfOneCore.toFixed(1)} % + steal ${sf.machine.stealPctOfOneCore.toFixed(1)} % of a core`);
     for (const note of sf.notes) console.log(`Serf note: ${note}`);
-    if (sf.detectMissing) console.log(`Serf note: never reported dead by ${sf.detectMissing.join(',')}`);
+    if (sf.detectMissing) console.log(`Serf note: within ${DETECT_TIMEOUT_MS / 1000} s, never reported dead by ${sf.detectMissing.length} survivor(s): ${sf.detectMissing.join(',')} (failed polls: ${sf.detectPollErrors})`);
   }
 }
 
@@ -738,7 +768,7 @@ async function main() {
     const order = k % 2 === 0 || !WITH_SERF ? ['shoal', 'serf'] : ['serf', 'shoal'];
     const entry = { n };
     for (const sys of order) {
-      if (sys === 'serf' && !WITH_SERF) continue;
+      if ((sys === 'serf' && !WITH_SERF) || (sys === 'shoal' && !WITH_SHOAL)) continue;
       const t = performance.now();
       console.log(`# ${n} agents: ${sys} ...`);
       const distNow = distStamp();
