@@ -7,9 +7,10 @@ import { CONTROL_PLANE_SCENARIOS } from './control-plane.js';
 import { floodCounterScenario, floodCounterUnsafeScenario } from './flood-counter.js';
 import { membershipScenarios, MEMBERSHIP_MUST_PASS } from './membership.js';
 import { RAFT_SCENARIOS, RAFT_MUST_PASS } from './raft-kv.js';
+import { SCALE_SCENARIOS } from './scale.js';
 
 export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
-  [floodCounterScenario, floodCounterUnsafeScenario, ...membershipScenarios, ...RAFT_SCENARIOS, ...CONTROL_PLANE_SCENARIOS].map((s) => [s.name, s]),
+  [floodCounterScenario, floodCounterUnsafeScenario, ...membershipScenarios, ...RAFT_SCENARIOS, ...CONTROL_PLANE_SCENARIOS, ...SCALE_SCENARIOS].map((s) => [s.name, s]),
 );
 
 /** Scenarios that must pass every seed (the unsafe toy is there to be caught, not to pass). */

@@ -1,5 +1,5 @@
 /**
- * The seed runner: `npm run sim -- --scenario NAME --seeds 1000 [--start 1] [--seed S] [--trace] [--record]`.
+ * The seed runner: `npm run sim -- --scenario NAME --seeds 1000 [--start 1] [--seed S] [--trace] [--record] [--agents N]`.
  *
  * Runs a scenario over many seeds and prints every failure with the seed that replays it. `--seed S` replays one
  * seed (add `--trace` to print its whole trace); `--record` appends new failing seeds to test/sim/regressions.json,
@@ -24,15 +24,16 @@ export function main(argv: string[]): number {
   const program = new Command('sim')
     .description('run simulation scenarios over many seeds')
     .option('--scenario <name>', `scenario to run (${[...SCENARIOS.keys()].join(', ')}); default: every scenario that must pass`)
-    .option('--seeds <n>', 'how many seeds', positiveInt, 100)
+    .option('--seeds <n>', 'how many seeds (default 100, or what the scenario says: 1 for scale)', positiveInt)
     .option('--start <seed>', 'first seed', positiveInt, 1)
     .option('--seed <seed>', 'replay exactly one seed', positiveInt)
     .option('--trace', 'with --seed: print the full trace')
     .option('--record', 'append failing seeds to test/sim/regressions.json')
+    .option('--agents <n>', 'cluster size, for the scenarios that take one (scale)', positiveInt)
     .option('--list', 'list the scenarios')
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const opts = program.opts<{ scenario?: string; seeds: number; start: number; seed?: number; trace?: boolean; record?: boolean; list?: boolean }>();
+  const opts = program.opts<{ scenario?: string; seeds?: number; start: number; seed?: number; trace?: boolean; record?: boolean; list?: boolean; agents?: number }>();
 
   if (opts.list) {
     for (const s of SCENARIOS.values()) console.log(`${s.name.padEnd(28)} ${s.description}`);
@@ -48,13 +49,14 @@ export function main(argv: string[]): number {
   const failures: SeedReport[] = [];
   for (const name of names) {
     const scenario = SCENARIOS.get(name)!;
-    const seeds = opts.seed !== undefined ? [opts.seed] : Array.from({ length: opts.seeds }, (_, i) => opts.start + i);
+    const seeds = opts.seed !== undefined ? [opts.seed] : Array.from({ length: opts.seeds ?? scenario.defaultSeeds ?? 100 }, (_, i) => opts.start + i);
     let passed = 0;
     const started = process.hrtime.bigint();
     for (const seed of seeds) {
-      const report = runSeed(scenario, seed, { keepFullTrace: opts.trace === true });
+      const report = runSeed(scenario, seed, { keepFullTrace: opts.trace === true, ...(opts.agents === undefined ? {} : { agents: opts.agents }) });
       if (report.ok) {
         passed++;
+        if (report.result!.report !== undefined) console.log(report.result!.report);
         if (opts.seed !== undefined) console.log(`${name} seed ${seed}: ok hash=${report.result!.hash} events=${report.result!.events} ${JSON.stringify(report.result!.stats)}`);
       } else {
         failures.push(report);

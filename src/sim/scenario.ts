@@ -12,15 +12,21 @@ export interface ScenarioResult {
   virtualMs: number;
   /** Scenario-specific figures (messages sent, detection times...). */
   stats: Record<string, number>;
+  /** Figures meant for a person (a table), printed by the runner when present. */
+  report?: string;
 }
 
 export interface ScenarioOptions {
   keepFullTrace?: boolean;
+  /** Cluster size, for the scenarios that take one (`scale`); the others ignore it. */
+  agents?: number;
 }
 
 export interface Scenario {
   readonly name: string;
   readonly description: string;
+  /** Seeds the runner sweeps when not told (default 100); a long scenario runs one. */
+  readonly defaultSeeds?: number;
   run(seed: number, options?: ScenarioOptions): ScenarioResult;
 }
 
