@@ -139,8 +139,8 @@ function trafficSlot(kind: ScaleMessage['kind']): number {
   }
 }
 
-/** JSON size of a push-pull state besides its id and metadata. */
-const STATE_FIXED_BYTES = utf8Bytes(JSON.stringify({ id: '', incarnation: 0, status: 'alive', meta: null })) - 4 + 8;
+/** JSON size of a push-pull state besides its id and metadata (`null` stands for the metadata; 8 incarnation digits). */
+const STATE_FIXED_BYTES = utf8Bytes(JSON.stringify({ id: '', incarnation: 0, status: 'alive', meta: null })) - 'null'.length + 8;
 
 /**
  * A gossip message's size by the membership core's own measure (`rumourSizeBytes`, an upper bound of the JSON
@@ -861,8 +861,6 @@ export interface PhaseFigures {
   clientMedianId: string;
   /** Mean over every agent (servers and clients). */
   everyAgent: Rates;
-  /** What the leader sent during the phase, in total. */
-  leaderTotal: Rates;
 }
 
 /** Push-pull in steady state, per agent on average, from the first round (one exchange per agent). */
@@ -930,7 +928,6 @@ function phaseFigures(name: string, world: ScaleWorld, leader: string, before: M
     clientMax: ratesOf([busiest(clients)], durationMs),
     clientMedianId: median?.id ?? '-',
     everyAgent: ratesOf([...delta.values()], durationMs),
-    leaderTotal: ratesOf([delta.get(leader)!], 1000),
   };
 }
 
@@ -1018,12 +1015,6 @@ export class ScaleFailure extends ShoalError {
   constructor(seed: number, detail: string) {
     super('ERR_SIM_SCALE', `scale seed ${seed}: ${detail}`, { seed });
   }
-}
-
-/** Figures of the latest run (for the runner's printout and the tests). */
-let lastFigures: ScaleFigures | undefined;
-export function lastScaleFigures(): ScaleFigures | undefined {
-  return lastFigures;
 }
 
 export function runScale(seed: number, options: ScaleOptions = {}): ScenarioResult & { figures: ScaleFigures } {
@@ -1190,7 +1181,6 @@ export function runScale(seed: number, options: ScaleOptions = {}): ScenarioResu
     leaderBytesPerAllocation: extra('bytes'),
     leaderMsgsPerAllocation: extra('msgs'),
   };
-  lastFigures = figures;
   if (!options.skipBounds) {
     const problem = checkScaleBounds(figures);
     if (problem) throw new ScaleFailure(seed, problem);
