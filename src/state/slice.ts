@@ -22,7 +22,10 @@ export interface SliceDelta {
   allocIds: string[];
   /** Allocations on the node changed after the client's index, oldest change first. */
   allocations: Allocation[];
-  /** Job records changed after the client's index that an allocation on the node belongs to. */
+  /**
+   * Job records that an allocation on the node belongs to and that changed after the client's index, or that an
+   * allocation new to the client (created after that index) belongs to.
+   */
   jobs: JobRecord[];
   /**
    * False when more allocations changed than one answer may carry: `index` is then the last index whose changes are
@@ -52,11 +55,15 @@ export function sliceDelta(state: ClusterState, nodeId: string, since: number, m
     complete = cut === changed.length;
     if (!complete) index = changed[cut]!.modifyIndex - 1;
   }
+  // A job record goes with the delta when it changed after `since`, and also when an allocation of it is new to the
+  // client (created after `since`): the client may never have held that job (it had no allocation of it, or dropped
+  // the record when its last one went), and the job itself may not have changed for a long time.
+  const newJobs = new Set(allocations.filter((a) => a.createIndex > since).map((a) => a.jobName));
   const jobNames = new Set(mine.map((a) => a.jobName));
   const jobs: JobRecord[] = [];
   for (const name of [...jobNames].sort()) {
     const rec = state.job(name);
-    if (rec && rec.modifyIndex > since) jobs.push(rec);
+    if (rec && (rec.modifyIndex > since || newJobs.has(name))) jobs.push(rec);
   }
   return { index, allocIds: mine.map((a) => a.id).sort(), allocations, jobs, complete };
 }

@@ -98,6 +98,28 @@ t.test('a node with more changes than one answer carries is sent them in parts, 
   t.ok(big.allocations.length === 5 && !big.complete, 'one index whole, then the rest');
 });
 
+t.test('an allocation new to a slice brings its job record, however old the job', async (t) => {
+  const h = harness(11);
+  addNode(h, 1);
+  h.apply({ type: 'job.register', job: job(app(1, 'old'), 'old') });
+  h.drain();
+  const alloc = h.state.allocationsOnNode(nodeId(1))[0]!;
+  addNode(h, 2);
+  // Node 2's client is up to date, without any allocation (and so without the job).
+  const slice = new NodeSlice(nodeId(2));
+  slice.merge(sliceDelta(h.state, nodeId(2), 0, 100));
+  t.equal(slice.job('old'), undefined);
+  // Node 1 fails: its allocation is replaced on node 2; the job did not change.
+  t.ok(alloc);
+  h.apply({ type: 'node.status', nodeId: nodeId(1), status: 'down' });
+  h.drain();
+  const moved = h.state.allocationsOnNode(nodeId(2));
+  t.equal(moved.length, 1, 'the replacement was placed on node 2');
+  t.ok(h.state.job('old')!.modifyIndex <= slice.index, 'the job is older than the slice');
+  slice.merge(sliceDelta(h.state, nodeId(2), slice.index, 100));
+  t.equal(slice.job('old')?.version, 1, 'the slice has the job record of its new allocation');
+});
+
 t.test('a slice refuses another node\'s allocations and ignores an older answer', async (t) => {
   const h = harness(1);
   addNode(h, 1);
