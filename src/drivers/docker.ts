@@ -11,8 +11,12 @@
  *   run in the agent against the host's network, which is the task's network.
  * - stop sends the signal itself and SIGKILL after the grace period, in milliseconds (the Engine's own stop
  *   counts whole seconds).
+ * - dockerode (with docker-modem and ssh2 behind it, ~20 MB of an agent's memory) is loaded on the first container
+ *   operation; the fingerprint asks the engine with two plain HTTP requests, so an agent that runs no container
+ *   never loads it.
  */
-import Docker from 'dockerode';
+import { request } from 'node:http';
+import type Docker from 'dockerode';
 import type { Clock } from '../lib/clock.js';
 import { LIMITS } from '../lib/limits.js';
 import type { Logger } from '../log/logger.js';
@@ -97,7 +101,7 @@ function exitFromState(state: Docker.ContainerInspectInfo['State']): ExitResult 
 export class DockerDriver implements TaskDriver {
   readonly name = 'docker' as const;
   readonly socketPath: string;
-  readonly #docker: Docker;
+  #docker: Promise<Docker> | undefined;
   readonly #pull: 'missing' | 'never';
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -105,7 +109,6 @@ export class DockerDriver implements TaskDriver {
 
   constructor(options: DockerDriverOptions = {}) {
     this.socketPath = options.socketPath ?? DEFAULT_DOCKER_SOCKET;
-    this.#docker = new Docker({ socketPath: this.socketPath });
     this.#pull = options.pull ?? 'missing';
     this.#log = (options.logger ?? silentLogger()).child({ component: 'driver.docker' });
     this.#clock = options.clock ?? systemClock;
@@ -117,14 +120,17 @@ export class DockerDriver implements TaskDriver {
       timer = setTimeout(() => reject(new Error(`no answer within ${LIMITS.driverDockerPingTimeoutMs} ms`)), LIMITS.driverDockerPingTimeoutMs);
     });
     try {
-      const [version, info] = await Promise.race([Promise.all([this.#docker.version(), this.#docker.info() as Promise<{ NCPU?: number; MemTotal?: number; CgroupVersion?: string; Driver?: string }>]), timeout]);
+      const [version, info] = await Promise.race([Promise.all([
+        engineGet(this.socketPath, '/version') as Promise<{ Version?: string; ApiVersion?: string }>,
+        engineGet(this.socketPath, '/info') as Promise<{ NCPU?: number; MemTotal?: number; CgroupVersion?: string; Driver?: string }>,
+      ]), timeout]);
       return {
         driver: 'docker',
         available: true,
-        version: version.Version,
+        ...(version.Version === undefined ? {} : { version: version.Version }),
         cpus: info.NCPU,
         memoryBytes: info.MemTotal,
-        attributes: { apiVersion: version.ApiVersion, socket: this.socketPath, cgroupVersion: String(info.CgroupVersion ?? ''), storageDriver: String(info.Driver ?? '') },
+        attributes: { apiVersion: String(version.ApiVersion ?? ''), socket: this.socketPath, cgroupVersion: String(info.CgroupVersion ?? ''), storageDriver: String(info.Driver ?? '') },
       };
     } catch (err) {
       const reason = `no Docker engine answers on ${this.socketPath}: ${engineMessage(err)}`;
@@ -133,6 +139,12 @@ export class DockerDriver implements TaskDriver {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The Engine API client, loaded and created on first use. */
+  #engine(): Promise<Docker> {
+    this.#docker ??= import('dockerode').then(({ default: Dockerode }) => new Dockerode({ socketPath: this.socketPath }));
+    return this.#docker;
   }
 
   /** Rethrows an engine failure as a DriverError, naming the socket when the engine itself is gone. */
@@ -146,7 +158,7 @@ export class DockerDriver implements TaskDriver {
   async #ensureImage(spec: TaskSpec, onProgress: ((p: PullProgress) => void) | undefined): Promise<void> {
     const image = spec.image!;
     try {
-      await this.#docker.getImage(image).inspect();
+      await (await this.#engine()).getImage(image).inspect();
       return;
     } catch (err) {
       if (statusOf(err) !== 404) throw this.#engineError(spec.id, `inspect image ${image}`, err);
@@ -155,10 +167,11 @@ export class DockerDriver implements TaskDriver {
     this.#log.info({ task: spec.id, image }, 'pulling image');
     let timer: NodeJS.Timeout | undefined;
     try {
+      const docker = await this.#engine();
       const pulled = new Promise<void>((resolve, reject) => {
-        this.#docker.pull(image, (err: unknown, stream: NodeJS.ReadableStream) => {
+        docker.pull(image, (err: unknown, stream: NodeJS.ReadableStream) => {
           if (err) return reject(err);
-          this.#docker.modem.followProgress(
+          docker.modem.followProgress(
             stream,
             (doneErr: unknown) => (doneErr ? reject(doneErr) : resolve()),
             (event: { status?: string; progressDetail?: { current?: number; total?: number } }) => {
@@ -226,15 +239,15 @@ export class DockerDriver implements TaskDriver {
     const create = this.#createOptions(spec);
     let container: Docker.Container;
     try {
-      container = await this.#docker.createContainer(create);
+      container = await (await this.#engine()).createContainer(create);
     } catch (err) {
       if (statusOf(err) !== 409) throw this.#startError(spec, err);
       // A container of this name is left over (an earlier attempt of this allocation): replace it unless it runs.
-      const old = this.#docker.getContainer(containerName(spec.id));
+      const old = (await this.#engine()).getContainer(containerName(spec.id));
       const info = await old.inspect().catch((e: unknown) => Promise.reject(this.#startError(spec, e)));
       if (info.State.Running) throw new InvalidTaskError(spec.id, 'id', `container ${create.name} is already running`);
       await old.remove({ force: true }).catch(() => undefined);
-      container = await this.#docker.createContainer(create).catch((e: unknown) => Promise.reject(this.#startError(spec, e)));
+      container = await (await this.#engine()).createContainer(create).catch((e: unknown) => Promise.reject(this.#startError(spec, e)));
     }
     try {
       await container.start();
@@ -286,7 +299,7 @@ export class DockerDriver implements TaskDriver {
 
   async #inspectContainer(handle: TaskHandle): Promise<Docker.ContainerInspectInfo> {
     try {
-      return await this.#docker.getContainer(this.#containerId(handle)).inspect();
+      return await (await this.#engine()).getContainer(this.#containerId(handle)).inspect();
     } catch (err) {
       if (statusOf(err) === 404) throw new TaskLostError(handle.taskId, `container ${String(handle.state['containerName'])} no longer exists`);
       throw this.#engineError(handle.taskId, 'inspect', err);
@@ -296,7 +309,7 @@ export class DockerDriver implements TaskDriver {
   async find(taskId: string): Promise<TaskHandle | undefined> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await this.#docker.getContainer(containerName(taskId)).inspect();
+      info = await (await this.#engine()).getContainer(containerName(taskId)).inspect();
     } catch (_absent) {
       return undefined;
     }
@@ -328,7 +341,7 @@ export class DockerDriver implements TaskDriver {
     const entry = this.#entry(handle);
     entry.exit ??= (async () => {
       try {
-        await this.#docker.getContainer(entry.containerId).wait();
+        await (await this.#engine()).getContainer(entry.containerId).wait();
       } catch (err) {
         if (statusOf(err) === 404) throw new TaskLostError(handle.taskId, 'its container was removed while it was awaited');
         throw this.#engineError(handle.taskId, 'wait', err);
@@ -346,7 +359,7 @@ export class DockerDriver implements TaskDriver {
     const params = stopParameters(handle.spec, signal, graceMs);
     const info = await this.#inspectContainer(handle);
     if (!info.State.Running) return;
-    const container = this.#docker.getContainer(info.Id);
+    const container = (await this.#engine()).getContainer(info.Id);
     const kill = async (sig: string): Promise<void> => {
       try {
         await container.kill({ signal: sig });
@@ -383,13 +396,14 @@ export class DockerDriver implements TaskDriver {
 
   logs(handle: TaskHandle, options: LogOptions = {}): AsyncIterable<LogChunk> {
     const id = this.#containerId(handle);
-    const container = this.#docker.getContainer(id);
+    const engine = (): Promise<Docker> => this.#engine();
     const wantOut = options.stdout !== false;
     const wantErr = options.stderr !== false;
     const tail = options.tail === undefined ? {} : { tail: Math.min(Math.max(0, Math.floor(options.tail)), LIMITS.driverMaxLogTailLines) };
     const engineError = (err: unknown): DriverError => (statusOf(err) === 404 ? new TaskLostError(handle.taskId, 'its container no longer exists') : this.#engineError(handle.taskId, 'logs', err));
     return {
       async *[Symbol.asyncIterator]() {
+        const container = (await engine()).getContainer(id);
         if (!options.follow) {
           const fetch = async (lines: number | undefined): Promise<LogChunk[]> => {
             try {
@@ -451,7 +465,7 @@ export class DockerDriver implements TaskDriver {
     const info = await this.#inspectContainer(handle);
     if (!info.State.Running) throw new DriverOperationError(handle.taskId, 'stats', 'the task is not running');
     try {
-      const s = await this.#docker.getContainer(info.Id).stats({ stream: false });
+      const s = await (await this.#engine()).getContainer(info.Id).stats({ stream: false });
       return { cpuTimeNs: s.cpu_stats?.cpu_usage?.total_usage ?? 0, memoryBytes: s.memory_stats?.usage ?? 0, source: 'docker' };
     } catch (err) {
       throw this.#engineError(handle.taskId, 'stats', err);
@@ -461,9 +475,9 @@ export class DockerDriver implements TaskDriver {
   async destroy(handle: TaskHandle): Promise<void> {
     const id = this.#containerId(handle);
     try {
-      const info = await this.#docker.getContainer(id).inspect();
+      const info = await (await this.#engine()).getContainer(id).inspect();
       if (info.State.Running) await this.stop(handle);
-      await this.#docker.getContainer(id).remove({ force: true, v: true });
+      await (await this.#engine()).getContainer(id).remove({ force: true, v: true });
     } catch (err) {
       if (statusOf(err) !== 404 && !(err instanceof TaskLostError)) throw this.#engineError(handle.taskId, 'remove', err);
     }
@@ -479,10 +493,40 @@ export class DockerDriver implements TaskDriver {
   /** Containers this engine holds for Shoal (labelled shoal.managed=true), e.g. to garbage-collect orphans. */
   async listManaged(): Promise<{ id: string; taskId: string; state: string }[]> {
     try {
-      const list = await this.#docker.listContainers({ all: true, filters: { label: [`${LABEL_MANAGED}=true`] } });
+      const list = await (await this.#engine()).listContainers({ all: true, filters: { label: [`${LABEL_MANAGED}=true`] } });
       return list.map((c) => ({ id: c.Id, taskId: c.Labels[LABEL_ALLOC] ?? '', state: c.State }));
     } catch (err) {
       throw this.#engineError('*', 'list containers', err);
     }
   }
+}
+
+/** GET `path` from the Engine API on its unix socket; rejects like dockerode does (statusCode, json.message). */
+function engineGet(socketPath: string, path: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'GET', headers: { host: 'docker' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch (_notJson) {
+          json = null;
+        }
+        if (res.statusCode !== 200) {
+          const message = (json as { message?: string } | null)?.message ?? `HTTP ${res.statusCode ?? '?'} from ${path}`;
+          reject(Object.assign(new Error(message), { statusCode: res.statusCode, json }));
+        } else if (json === null) {
+          reject(new Error(`${path} did not answer JSON`));
+        } else {
+          resolve(json);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

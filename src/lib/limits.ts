@@ -114,8 +114,14 @@ export const LIMITS = {
   membershipMaxIntroductions: 256,
 
   // --- Consensus (src/consensus): the Raft core --------------------------------------------------------------
-  /** Ticks between two heartbeats of a leader. */
+  /** Ticks between two heartbeats of a leader (the core's default; a running group sets its own from raftHeartbeatIntervalMs). */
   raftHeartbeatTicks: 1,
+  /**
+   * How often a running Raft group's leader heartbeats each follower, rounded to whole ticks and at most a third of
+   * the election timeout (src/runtime/raft-group.ts); the group's timer wakes this often too. With the agent's
+   * 30 ms tick: every 90 ms, 3.3 to 6.7 heartbeats per election timeout. Reads and writes do not wait for it.
+   */
+  raftHeartbeatIntervalMs: 100,
   /** Base election timeout in ticks; each member draws its own from [T, 2T) after every reset. */
   raftElectionTicks: 10,
   /** Entries in one append message, at most. */
@@ -172,6 +178,8 @@ export const LIMITS = {
   nodeMaxUpdatesPerReport: 512,
   /** How often a node compares what it runs with what the replicated state says, and reports differences. */
   nodeReconcileMs: 100,
+  /** The same, for a node runner that is also kicked whenever the state it reads changes (a safety net only). */
+  nodeIdleReconcileMs: 1_000,
   /** How often a node asks its drivers whether tasks with a health check are healthy (unhealthy ones are restarted). */
   nodeHealthCheckMs: 1_000,
   /** Tasks a node starts or stops at once; the rest wait for a free slot. */
@@ -255,6 +263,7 @@ export function checkLimits(limits: Record<keyof Limits, number> = LIMITS): void
   invariant(limits.sliceWatchMaxWaitMs + 5_000 <= limits.maxRpcTimeoutMs, 'a slice watch, with time to answer, must fit within the longest RPC deadline');
   invariant(limits.sliceRetryBaseMs <= limits.sliceRetryMaxMs, 'the first watch retry delay must not exceed the largest one');
   invariant(limits.defaultRpcTimeoutMs <= limits.maxRpcTimeoutMs, 'the default RPC deadline must not exceed the longest one');
+  invariant(limits.nodeReconcileMs <= limits.nodeIdleReconcileMs, 'a node runner that is kicked on changes polls no more often than one that is not');
   invariant(limits.driverDefaultStopGraceMs <= limits.driverMaxStopGraceMs, 'the default stop grace must be one a task may ask for');
   invariant(limits.driverHealthMinIntervalMs <= limits.driverHealthMaxIntervalMs, 'the health-check interval range must not be empty');
   invariant(limits.driverHealthMaxOutputBytes < limits.driverLogMaxFileBytes, 'a health probe keeps less output than a log file holds');

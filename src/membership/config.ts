@@ -39,7 +39,7 @@ export interface MembershipConfig {
   deadReapAfterMs: number;
   /** A LEFT member is forgotten (a tombstone keeps its incarnation) after this long. */
   leftReapAfterMs: number;
-  /** A gap between two ticks longer than this means this node itself stalled (GC, stopped VM): its own deadlines move on by the gap. */
+  /** A tick this much later than a failure-detection deadline means this node itself stalled (GC, stopped VM): its own deadlines move on. */
   stallThresholdMs: number;
   /** Members a leaving node tells directly, on top of the piggybacked rumour. */
   leaveFanout: number;
@@ -85,7 +85,7 @@ export function validateMembershipConfig(config: MembershipConfig): void {
   rel(config.suspicionMaxTimeoutMult >= 1, 'suspicionMaxTimeoutMult must be at least 1', 'suspicionMaxTimeoutMult');
   rel(config.awarenessMaxMultiplier >= 1 && config.awarenessMaxMultiplier <= 64, 'awarenessMaxMultiplier must be in [1, 64]', 'awarenessMaxMultiplier');
   rel(config.pushPullIntervalMs >= config.probeIntervalMs, 'pushPullIntervalMs must be at least probeIntervalMs', 'pushPullIntervalMs');
-  rel(config.stallThresholdMs >= config.probeTimeoutMs, `stallThresholdMs (${config.stallThresholdMs}) must be at least probeTimeoutMs (${config.probeTimeoutMs}): a shorter gap is an ordinary late tick`, 'stallThresholdMs');
+  rel(config.stallThresholdMs >= config.probeTimeoutMs, `stallThresholdMs (${config.stallThresholdMs}) must be at least probeTimeoutMs (${config.probeTimeoutMs}): a shorter delay is an ordinary late tick`, 'stallThresholdMs');
   rel(config.deadReapAfterMs > suspicionMinTimeoutMs(config, 2) * config.suspicionMaxTimeoutMult, 'deadReapAfterMs must exceed the longest suspicion timeout', 'deadReapAfterMs');
 }
 

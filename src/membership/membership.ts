@@ -1,10 +1,10 @@
 /**
  * The membership core: SWIM failure detection and gossip with Lifeguard, as a deterministic state machine.
  *
- * It owns no timer, socket or clock. The runtime (or the simulator) calls `tick()` often (every 10-20 ms; see
- * README.md), hands it every message with `receive(from, message)`, and after each call takes the effects with
- * `drainEffects()`: the incarnation to persist (always first: persist before sending), messages to send, and
- * member events. Time comes from the `Clock` it is given; randomness from the seeded `Random`.
+ * It owns no timer, socket or clock. The runtime (or the simulator) calls `tick()` at `nextWakeMs()` or on a short
+ * fixed period (see README.md), hands it every message with `receive(from, message)`, and after each call takes
+ * the effects with `drainEffects()`: the incarnation to persist (always first: persist before sending), messages
+ * to send, and member events. Time comes from the `Clock` it is given; randomness from the seeded `Random`.
  *
  * The rules for ordering rumours (README.md has the diagram): a higher incarnation always wins; at an equal
  * incarnation suspect/dead/left beat alive; only the node itself raises its incarnation, to refute an accusation
@@ -195,13 +195,31 @@ export class Membership {
     return s === undefined ? undefined : { confirmations: s.confirmations, deadlineMs: s.deadlineMs };
   }
 
-  /** The earliest virtual time at which `tick()` has something to do (for a runtime that sleeps between ticks). */
+  /**
+   * The earliest virtual time at which `tick()` has something to do, for a runtime that sleeps between ticks: call
+   * `tick()` then, and ask again after every call into the core (a message can bring an earlier deadline). Timers
+   * that would do nothing are left out (the gossip round while no rumour is queued, reconnects while nobody is DEAD,
+   * reaping while nobody is DEAD or LEFT, probing once leaving), so an idle node wakes about once per probe interval.
+   */
   nextWakeMs(): number {
-    let t = Math.min(this.#nextProbeMs, this.#nextGossipMs, this.#nextPushPullMs, this.#nextReconnectMs, this.#nextReapMs);
+    let t = Math.min(this.#dueMs(), this.#nextPushPullMs);
+    if (this.#queue.size > 0) t = Math.min(t, this.#nextGossipMs);
+    if (this.#dead.size > 0) t = Math.min(t, this.#nextReconnectMs);
+    if (this.#dead.size > 0 || this.#left.size > 0) t = Math.min(t, this.#nextReapMs);
+    if (this.#live.length === 0 && this.#seeds.length > 0 && !this.#leaving) t = Math.min(t, this.#nextJoinRetryMs);
+    return t;
+  }
+
+  /**
+   * The earliest deadline that failure detection waits on (the next probe, the current probe's ack or end, a
+   * suspicion, a relayed probe); Infinity when there is none. A tick that comes more than stallThresholdMs after it
+   * means this process did not run in between (see `tick`).
+   */
+  #dueMs(): number {
+    let t = this.#leaving ? Infinity : this.#nextProbeMs;
     if (this.#probe) t = Math.min(t, this.#probe.indirectStarted ? this.#probe.endMs : this.#probe.ackDeadlineMs);
     for (const s of this.#suspicions.values()) t = Math.min(t, s.deadlineMs);
     for (const r of this.#relays.values()) t = Math.min(t, r.nackSent ? r.expiresAtMs : r.nackAtMs);
-    if (this.#live.length === 0 && this.#seeds.length > 0) t = Math.min(t, this.#nextJoinRetryMs);
     return t;
   }
 
@@ -273,13 +291,17 @@ export class Membership {
     this.#emit('left', self, 'alive', self.incarnation);
   }
 
-  /** Advances timers to the clock's current time. Call it at least every stallThresholdMs / 2. */
+  /**
+   * Advances timers to the clock's current time. Call it at `nextWakeMs()` (or on any short fixed period). A tick
+   * that comes more than stallThresholdMs after a failure-detection deadline fell due means this process did not
+   * run in between (GC pause, stopped VM): its deadlines move on by the whole time since the last tick. Measured
+   * against the deadline rather than the previous tick, so a runtime may sleep until the next deadline.
+   */
   tick(): void {
     const now = this.#clock.nowMs();
     if (this.#lastTickMs !== undefined) {
       invariant(now >= this.#lastTickMs, 'membership clock went backwards', { now, last: this.#lastTickMs });
-      const gap = now - this.#lastTickMs;
-      if (gap > this.config.stallThresholdMs) this.#onStall(gap);
+      if (now - this.#dueMs() > this.config.stallThresholdMs) this.#onStall(now - this.#lastTickMs);
     }
     this.#lastTickMs = now;
     this.#tickRelays(now);

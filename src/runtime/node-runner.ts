@@ -3,7 +3,8 @@
  * the clock and the task drivers. Effects are performed in the core's order: a `persist` is written and fsynced
  * before the `start` that follows it, so after a crash the agent knows of every task it may have started.
  *
- *   every LIMITS.nodeReconcileMs (and after every driver answer):
+ *   every reconcileMs (default LIMITS.nodeReconcileMs), after every driver answer, on kick() (the state changed),
+ *   and when a restart delay ends:
  *     core.tick(now) ─► core.observe(state)   (only while the state is fresh: a leader is known and applied = commit)
  *       ─► effects: persist (sync, atomic file) ─► start / stop / destroy (async, at most N at once)
  *     core.reports(state) ─► one report in flight to the leader (AllocReports/Update); the state is the ack
@@ -35,6 +36,12 @@ export interface NodeRunnerOptions {
   fresh: () => boolean;
   /** Sends status updates to the leader; resolves once they are committed. */
   report: (updates: AllocUpdate[]) => Promise<void>;
+  /**
+   * How often to compare what runs with the state without being asked. Default LIMITS.nodeReconcileMs, which is
+   * what notices new allocations when nobody calls kick(); an owner that kicks the runner whenever the state it
+   * reads changes can pass LIMITS.nodeIdleReconcileMs instead, and an idle node then wakes once a second for it.
+   */
+  reconcileMs?: number;
 }
 
 export interface LogWindow {
@@ -57,6 +64,9 @@ export class NodeRunner {
   #stepScheduled = false;
   readonly #healthKills = new Set<string>();
   #healthTimer: NodeJS.Timeout | undefined;
+  /** Wakes the runner when the earliest restart delay ends (the periodic round may be much further away). */
+  #restartTimer: NodeJS.Timeout | undefined;
+  #restartAtMs = Infinity;
 
   constructor(options: NodeRunnerOptions) {
     this.#o = options;
@@ -116,10 +126,21 @@ export class NodeRunner {
       restored.push({ record, alive, ...(lostReason === undefined ? {} : { lostReason }), ...(found === undefined ? {} : { handle: found }) });
     }
     this.core.restore(restored);
-    this.#timer = setInterval(() => this.#step(), LIMITS.nodeReconcileMs);
-    this.#healthTimer = setInterval(() => {
-      void this.#checkHealth().catch((err: unknown) => this.#o.logger.warn({ err: describeError(err) }, 'health supervision round failed'));
-    }, LIMITS.nodeHealthCheckMs);
+    this.#timer = setInterval(() => this.#step(), this.#o.reconcileMs ?? LIMITS.nodeReconcileMs);
+    this.#armHealthTimer();
+  }
+
+  /** Health supervision runs only while a task runs: an idle node has nothing to ask its drivers about. */
+  #armHealthTimer(): void {
+    const running = !this.#stopped && this.core.tasks().some((t) => t.phase === 'running');
+    if (running && !this.#healthTimer) {
+      this.#healthTimer = setInterval(() => {
+        void this.#checkHealth().catch((err: unknown) => this.#o.logger.warn({ err: describeError(err) }, 'health supervision round failed'));
+      }, LIMITS.nodeHealthCheckMs);
+    } else if (!running && this.#healthTimer) {
+      clearInterval(this.#healthTimer);
+      this.#healthTimer = undefined;
+    }
   }
 
   /** Stops reconciling. Tasks keep running (a restarted agent re-attaches to them), like a Nomad client restart. */
@@ -127,8 +148,10 @@ export class NodeRunner {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     if (this.#healthTimer) clearInterval(this.#healthTimer);
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
     this.#timer = undefined;
     this.#healthTimer = undefined;
+    this.#restartTimer = undefined;
   }
 
   /** Stops every task this node runs and waits for them (used when the agent leaves the cluster for good). */
@@ -189,7 +212,10 @@ export class NodeRunner {
 
   #step(): void {
     if (this.#stopped) return;
-    this.core.tick(systemClock.nowMs());
+    const now = systemClock.nowMs();
+    this.core.tick(now);
+    this.#armRestartTimer(now);
+    this.#armHealthTimer();
     if (!this.#o.fresh()) {
       this.#perform(this.core.drainEffects());
       return;
@@ -209,6 +235,22 @@ export class NodeRunner {
         });
       }
     }
+  }
+
+  /** Arms a one-shot wake-up for the earliest restart delay still running, unless one is armed for that time. */
+  #armRestartTimer(now: number): void {
+    let at = Infinity;
+    for (const t of this.core.tasks()) if (t.phase === 'restarting' && !t.unwanted && t.restartAtMs > now) at = Math.min(at, t.restartAtMs);
+    if (at === this.#restartAtMs) return;
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    this.#restartTimer = undefined;
+    this.#restartAtMs = at;
+    if (at === Infinity) return;
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      this.#restartAtMs = Infinity;
+      this.#step();
+    }, Math.ceil(at - now));
   }
 
   #perform(effects: NodeEffect[]): void {

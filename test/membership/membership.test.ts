@@ -5,7 +5,7 @@ import { LIMITS } from '../../src/lib/limits.js';
 import { Membership } from '../../src/membership/membership.js';
 import { emptyMeta, encodedSizeBytes } from '../../src/membership/meta.js';
 import type { GossipMessage, MemberEvent, MembershipEffect, NodeMeta } from '../../src/membership/types.js';
-import type { MembershipConfig } from '../../src/membership/config.js';
+import { DEFAULT_MEMBERSHIP_CONFIG, type MembershipConfig } from '../../src/membership/config.js';
 
 const meta = (name: string, extra: Partial<NodeMeta> = {}): NodeMeta => ({ ...emptyMeta(), name, agentVersion: '0.1.0', addresses: [`${name}:7645`], ...extra });
 
@@ -469,6 +469,76 @@ t.test('Lifeguard local health: a stalled node moves its own deadlines and slows
   const probes = a.counters.probes - probesBefore;
   t.ok(probes <= 10 && probes >= 1, `probed ${probes} times in 2 s (10 at full speed)`);
   t.ok(a.nextWakeMs() > b.clock.nowMs(), 'nextWakeMs is in the future after a tick');
+});
+
+t.test('a runtime may sleep until nextWakeMs(): a few ticks a second, no false stalls, a crash still detected fast', async (t) => {
+  const b = new Bench();
+  const ids = ['a', 'b', 'c', 'd', 'e'];
+  b.form(ids);
+  const ticks = new Map(ids.map((id) => [id, 0]));
+  const alive = new Set(ids);
+  // Ticks each node only when its nextWakeMs() is due; messages arrive at once (and are dropped to or from a dead node).
+  const run = (untilMs: number): void => {
+    for (let rounds = 0; rounds < 100_000; rounds++) {
+      const next = Math.min(...[...alive].map((id) => b.get(id).nextWakeMs()));
+      if (next > untilMs) {
+        b.clock.set(untilMs);
+        return;
+      }
+      if (next > b.clock.nowMs()) b.clock.set(next);
+      for (const id of alive) {
+        if (b.get(id).nextWakeMs() > b.clock.nowMs()) continue;
+        b.tick(id);
+        ticks.set(id, ticks.get(id)! + 1);
+      }
+      b.flush((s) => !alive.has(s.from) || !alive.has(s.to));
+    }
+    throw new Error('the nodes never went to sleep');
+  };
+  const start = b.clock.nowMs();
+  run(start + 10_000);
+  for (const id of ids) {
+    const m = b.get(id);
+    t.ok(ticks.get(id)! <= 100, `${id} ticked ${ticks.get(id)} times in 10 s (1,000 at a 10 ms period)`);
+    t.ok(m.counters.probes >= 40, `${id} still probed ${m.counters.probes} times`);
+    t.equal(m.counters.stalls, 0, `${id} saw no stall`);
+    t.equal(m.awarenessScore, 0);
+    t.same(b.events.get(id), [], `${id} suspected nobody`);
+  }
+  alive.delete('e');
+  const crashMs = b.clock.nowMs();
+  run(crashMs + 5_000);
+  for (const id of ['a', 'b', 'c', 'd']) {
+    const dead = b.events.get(id)!.find((e) => e.member.id === 'e' && e.kind === 'dead');
+    t.ok(dead, `${id} declared e DEAD`);
+    t.ok(dead!.member.statusChangedAtMs - crashMs <= 3_000, `${id} within ${dead!.member.statusChangedAtMs - crashMs} ms`);
+    t.equal(b.get(id).counters.stalls, 0);
+  }
+  // A real stall is still one: nothing ran for a second while probes were due.
+  b.clock.advance(1_000);
+  b.tick('a');
+  t.equal(b.get('a').counters.stalls, 1, 'a tick far past a due deadline is a stall');
+});
+
+t.test('nextWakeMs() leaves out timers that would do nothing', async (t) => {
+  const b = new Bench();
+  b.form(['a', 'b']);
+  const a = b.get('a');
+  for (let i = 0; i < 100 && (a.queuedRumours > 0 || b.get('b').queuedRumours > 0); i++) {
+    b.advance(10);
+    b.flush();
+  }
+  t.equal(a.queuedRumours, 0, 'the join rumours were all sent');
+  const idle = a.nextWakeMs();
+  t.ok(idle - b.clock.nowMs() <= DEFAULT_MEMBERSHIP_CONFIG.probeIntervalMs, 'the next probe is the next deadline');
+  a.receive('b', { kind: 'gossip', rumours: [{ kind: 'suspect', node: 'x', incarnation: 0, from: 'b' }, { kind: 'alive', node: 'c', incarnation: 0, meta: meta('c') }] });
+  b.collect('a');
+  t.ok(a.queuedRumours > 0);
+  t.ok(a.nextWakeMs() <= b.clock.nowMs() + DEFAULT_MEMBERSHIP_CONFIG.gossipIntervalMs, 'a queued rumour brings the gossip round in');
+  a.leave();
+  b.collect('a');
+  b.advance(2_000, ['a']);
+  t.ok(a.nextWakeMs() > b.clock.nowMs(), 'a node that left does not ask to be woken for probes or joins it will not do');
 });
 
 t.test('every ping, ack and gossip message stays within membershipMaxMessageBytes', async (t) => {

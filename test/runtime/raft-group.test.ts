@@ -2,7 +2,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { MemoryHub, type MemoryTransport } from '../../src/transport/index.js';
 import { SqliteLogDatabase } from '../../src/storage/index.js';
-import { RaftGroup, type StateMachine } from '../../src/runtime/raft-group.js';
+import { RaftGroup, defaultHeartbeatTicks, type StateMachine } from '../../src/runtime/raft-group.js';
 import { encodeRaft, decodeRaft } from '../../src/runtime/raft-codec.js';
 import { bootstrapEntries, type Entry } from '../../src/consensus/index.js';
 import { Random } from '../../src/lib/random.js';
@@ -27,16 +27,18 @@ class Kv implements StateMachine {
 const ids = ['a'.repeat(64), 'b'.repeat(64), 'c'.repeat(64)];
 const enc = (s: string) => new TextEncoder().encode(s);
 
-interface Member { id: string; db: SqliteLogDatabase; transport: MemoryTransport; group: RaftGroup; kv: Kv; saves: number }
+interface Member { id: string; db: SqliteLogDatabase; transport: MemoryTransport; group: RaftGroup; kv: Kv; saves: number; transactions: number }
 
 async function member(hub: MemoryHub, dir: string, id: string, seed: number, fresh: boolean): Promise<Member> {
   const db = new SqliteLogDatabase(join(dir, `${id.slice(0, 4)}.db`));
   const storage = db.openGroup('cluster');
   if (fresh) storage.save({ entries: bootstrapEntries(ids), hardState: { term: 1, vote: undefined, commit: ids.length } });
   let saves = 0;
+  let transactions = 0;
   const save = storage.save.bind(storage);
   storage.save = (req) => {
     if ((req.entries?.length ?? 0) > 0) saves++;
+    transactions++;
     save(req);
   };
   const transport = hub._get(id) ?? hub.transport(id);
@@ -45,7 +47,7 @@ async function member(hub: MemoryHub, dir: string, id: string, seed: number, fre
   const kv = new Kv();
   const group = new RaftGroup({ group: 'cluster', nodeId: id, storage, transport, stateMachine: kv, random: Random.fromSeed(seed), tickMs: 10, electionTicks: 10, snapshotEveryEntries: 50 });
   group.start();
-  const m: Member = { id, db, transport, group, kv, get saves() { return saves; } } as Member;
+  const m: Member = { id, db, transport, group, kv, get saves() { return saves; }, get transactions() { return transactions; } } as Member;
   return m;
 }
 
@@ -109,6 +111,49 @@ t.test('losing the leader: a new one is elected and committed writes survive; wi
   const stillLeader = rest.find((m) => m.group.isLeader());
   if (stillLeader) await t.rejects(stillLeader.group.propose(enc('q=4'), { timeoutMs: 300 }), /ERR_DEADLINE_EXCEEDED|not committed|not the leader/);
   await t.rejects(rest[0]!.group.read(300), { code: /ERR_DEADLINE_EXCEEDED|ERR_RAFT/ }, 'a read without quorum fails within its deadline');
+});
+
+t.test('an idle group: heartbeats every heartbeat interval, no transaction per heartbeat, elections still on time', async (t) => {
+  t.equal(defaultHeartbeatTicks(30, 10), 3, 'the agent\'s 30 ms tick: a heartbeat every 90 ms');
+  t.equal(defaultHeartbeatTicks(10, 10), 3, 'at most a third of the election timeout');
+  t.equal(defaultHeartbeatTicks(200, 10), 1, 'at least every tick');
+  const dir = t.testdir({});
+  const hub = new MemoryHub();
+  const members = await Promise.all(ids.map((id, i) => member(hub, dir, id, 30 + i, true)));
+  t.teardown(() => { for (const m of members) { m.group.stop(); m.db.close(); } });
+  await waitFor('a leader', () => members.some((m) => m.group.isLeader()));
+  const leader = members.find((m) => m.group.isLeader())!;
+  await leader.group.propose(enc('k=v'), { timeoutMs: 10_000 });
+  await waitFor('everyone applied', () => members.every((m) => m.kv.data.get('k') === 'v'));
+  await new Promise((r) => setTimeout(r, 100));
+  const sent = new Map<string, number>();
+  const transactionsBefore = members.map((m) => m.transactions);
+  for (const m of members) {
+    const send = m.transport.send.bind(m.transport);
+    m.transport.send = (to, message) => {
+      const type = decodeRaft(message.payload, 'cluster').type;
+      sent.set(`${m.id === leader.id ? 'leader' : 'follower'} ${type}`, (sent.get(`${m.id === leader.id ? 'leader' : 'follower'} ${type}`) ?? 0) + 1);
+      return send(to, message);
+    };
+  }
+  const windowMs = 900;
+  await new Promise((r) => setTimeout(r, windowMs));
+  t.ok(leader.group.isLeader(), 'the leader kept its leadership');
+  // tickMs 10, electionTicks 10: a heartbeat every 3 ticks (30 ms) to each of two followers, ~60 in 900 ms (180 at one per tick).
+  const heartbeats = sent.get('leader heartbeat') ?? 0;
+  t.ok(heartbeats >= 20 && heartbeats <= 90, `the leader sent ${heartbeats} heartbeats in ${windowMs} ms`);
+  t.equal(sent.get('follower heartbeatResp') ?? 0, heartbeats, 'each heartbeat is answered');
+  t.same([...sent.keys()].sort(), ['follower heartbeatResp', 'leader heartbeat'], 'nothing else is sent while idle');
+  t.same(members.map((m) => m.transactions), transactionsBefore, 'no transaction is opened for a heartbeat or its answer');
+
+  // The followers sleep while they hear from the leader; without it they still elect a new one in time.
+  const startedMs = Date.now();
+  for (const other of ids) if (other !== leader.id) hub.cut(leader.id, other);
+  const rest = members.filter((m) => m !== leader);
+  await waitFor('a new leader among the other two', () => rest.some((m) => m.group.isLeader()));
+  const tookMs = Date.now() - startedMs;
+  // Election timeout 100-200 ms, pre-vote and vote rounds, at most one heartbeat interval of timer lateness.
+  t.ok(tookMs < 2_000, `a new leader within ${tookMs} ms`);
 });
 
 t.test('raft messages round-trip on the wire; bad ones are typed errors', async (t) => {
