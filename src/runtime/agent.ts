@@ -52,6 +52,8 @@ const INCARNATION_FILE = 'membership.incarnation';
 const RAFT_DB_FILE = 'raft.db';
 /** Raft messages that only a leader sends to a member of its group: one of them is what makes an agent a server. */
 const LEADER_MESSAGES = new Set(['append', 'heartbeat', 'snapshot']);
+/** A candidate's requests: they make an agent a server only while the cluster has no leader yet (it is forming). */
+const VOTE_MESSAGES = new Set(['preVote', 'vote']);
 /** How often the leader may tell one agent again that it is no longer a server. */
 const DEMOTE_RETRY_MS = 2_000;
 /** The Raft group that replicates the cluster state (jobs, nodes, allocations). */
@@ -235,7 +237,12 @@ export class Agent {
             this.log.warn({ peer: from.slice(0, 16), err: describeError(err) }, 'dropped an invalid raft message');
             return;
           }
-          if (!LEADER_MESSAGES.has(type) || membership.leaving || this.#stopping) return;
+          // While the cluster forms, agents that chose the same first voters bootstrap at slightly different moments,
+          // and one that saw another set first waits to be added: it must answer the first candidate's (pre-)vote
+          // requests with an empty log, or that candidate can never win. Once gossip shows a leader, only the leader's
+          // own messages make an agent a server (a removed member's stale vote requests do not).
+          const forming = VOTE_MESSAGES.has(type) && !membership.members().some((m) => m.status === 'alive' && m.meta.roles.leader);
+          if (!(LEADER_MESSAGES.has(type) || forming) || membership.leaving || this.#stopping) return;
           this.log.info({ leader: from.slice(0, 16) }, 'added to the cluster\'s Raft group: this agent is now a server');
           this.#openStorage();
           this.#startRaft();
