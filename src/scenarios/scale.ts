@@ -1,9 +1,11 @@
 /**
  * Scale: what the control plane costs as the cluster grows, measured on the simulator's virtual clock with the real
- * cores. N agents (default 5,000) each run the membership core (SWIM + Lifeguard) and the node core; 7 of them are
- * servers, which run the Raft core and hold the whole `ClusterState` (5 voters n1..n5, bootstrapped directly, and 2
- * read replicas n6, n7, which the leader adds as learners); the leader also runs the scheduler. Every other agent is
- * a client: not in the Raft group, it holds only its node's slice (`NodeSlice`), fed by a slice watch on one server.
+ * cores. N agents (default 5,000) each run the membership core (SWIM + Lifeguard) and the node core. The servers
+ * run the Raft core and hold the whole `ClusterState`: 5 voters n1..n5, bootstrapped directly, and the read replicas
+ * the leader's autopilot (`autopilotStep`, one change per round) adds as learners; an agent becomes a server when a
+ * leader's message reaches it, as the agent does. The leader also keeps the node table in step with gossip and runs
+ * the scheduler. Every other agent is a client: not in the Raft group, it holds only its node's slice (`NodeSlice`),
+ * fed by a slice watch on one server.
  *
  *   client ──watch(since, wait)──► server: slice changed after `since`, or wait 0? answer `sliceDelta` now
  *                                          else park it until an apply batch touches the node (`drainTouchedNodes`)
@@ -11,11 +13,13 @@
  *   client ◄──slice delta──  merge, reconcile the node core (start tasks), report to the leader, watch again
  *
  * As src/runtime/slice-client.ts and slice-server.ts do: a client watches the server rendezvous hashing gives it among
- * the servers gossip shows (their roles are in their gossiped metadata), the leader last, and asks for an answer at
- * once (wait 0) until it holds a fresh slice; it starts once gossip shows it a leader. The leader registers every
- * agent in the node table from gossip, batches the status reports of one tick into one proposal (the agent batches
- * one event-loop turn), and, since the simulator's clock does not see CPU time, sends each plan after the time the
- * C1M benchmark measures for planning it. Links are FIFO with a fixed delay, as the agent's stream links are.
+ * the servers gossip shows (their roles are in their gossiped metadata), the leader last, sticks to it while it is
+ * healthy, and asks for an answer at once (wait 0) until it holds a fresh slice; it starts once gossip shows it a
+ * leader. Like the agent, the leader reconciles autopilot and the node table every 500 ms, and batches the status
+ * reports of one tick into one proposal (the agent batches one event-loop turn); servers gossip their roles every
+ * 500 ms; Raft ticks every 30 ms and heartbeats every LIMITS.raftHeartbeatIntervalMs in whole ticks. Since the
+ * simulator's clock does not see CPU time, each plan is sent after the time the C1M benchmark measures for planning
+ * it. Links are FIFO with a fixed delay, as the agent's stream links are.
  *
  *   formation ─► idle (no job changes, `idleMs`) ─► scheduling (C1M-style: jobs whose replicas fill ~`allocsPerNode`
  *                                                    per node, planned by the real scheduler, applied through Raft,
@@ -37,15 +41,12 @@
  * the leader's state restricted to its node (`allocationsOnNode` and the referenced job records, compared whole), and
  * the traffic bounds hold (`checkScaleBounds`): the leader's idle Raft + slice traffic is its heartbeats to the other
  * servers (independent of N), gossip per agent stays within a constant per probe interval, and the leader's extra
- * bytes while scheduling, per allocation placed, stay within a constant (independent of N).
- *
- * A bug this scenario found in `sliceDelta` (src/state/slice.ts, not this file's to fix): the job record of an
- * allocation is sent only when the job changed after `since`, so a client whose index passed the job's
- * registration before the job had an allocation on its node never receives the record. Meanwhile the server side
- * here adds the record of every job an answer's allocations belong to (counted as `sliceJobRecordsAdded`, some of
- * which the client already held); `rawSliceDelta: true` (scenario `scale-raw-slice`) runs `sliceDelta` as it is,
- * and fails on the missing record.
+ * bytes while scheduling, per allocation placed, stay within a constant (independent of N). The job-record check
+ * found that `sliceDelta` sent a job's record only when the job changed after `since`, so a client whose index
+ * had passed the job's registration before the job had an allocation on its node never received it (fixed in
+ * src/state/slice.ts since).
  */
+import { DEFAULT_FAILURE_DOMAIN_LABEL, autopilotStep } from '../autopilot/autopilot.js';
 import { NotLeaderError, ProposalDroppedError } from '../consensus/errors.js';
 import { RaftNode } from '../consensus/raft.js';
 import { entryBytes, type Entry, type Message } from '../consensus/types.js';
@@ -58,7 +59,7 @@ import { Random } from '../lib/random.js';
 import { DEFAULT_MEMBERSHIP_CONFIG, pushPullIntervalForMs } from '../membership/config.js';
 import { Membership } from '../membership/membership.js';
 import { metaSizeBytes, rumourSizeBytes, utf8Bytes } from '../membership/meta.js';
-import type { GossipMessage, NodeMeta, PushPullState } from '../membership/types.js';
+import type { GossipMessage, MemberSnapshot, NodeMeta, PushPullState } from '../membership/types.js';
 import { NodeCore, type NodeEffect, type NodeStateView } from '../node/node-core.js';
 import { computePlan } from '../scheduler/scheduler.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from '../sim/scenario.js';
@@ -77,16 +78,21 @@ const TICK_MS = 10;
 const RAFT_TICK_EVERY = 3;
 const RAFT_TICK_MS = TICK_MS * RAFT_TICK_EVERY;
 const ELECTION_TICKS = 10;
-/** The leader heartbeats every tick (the core's default, LIMITS.raftHeartbeatTicks). */
-const HEARTBEAT_TICKS = LIMITS.raftHeartbeatTicks;
+/** Heartbeats every LIMITS.raftHeartbeatIntervalMs in whole ticks, at most a third of the election timeout (raft-group's default). */
+const HEARTBEAT_TICKS = Math.max(1, Math.min(Math.round(LIMITS.raftHeartbeatIntervalMs / RAFT_TICK_MS), Math.floor(ELECTION_TICKS / 3)));
+/** The first voters, bootstrapped directly; autopilot then adds the read replicas. */
 export const VOTERS: readonly string[] = ['n1', 'n2', 'n3', 'n4', 'n5'];
-export const REPLICAS: readonly string[] = ['n6', 'n7'];
-export const SERVERS: readonly string[] = [...VOTERS, ...REPLICAS];
+/** Servers in all once autopilot is done: the voters and LIMITS.autopilotMaxReadReplicas read replicas. */
+export const SERVER_COUNT = VOTERS.length + LIMITS.autopilotMaxReadReplicas;
+/** Raft messages only a leader sends: one makes an agent that is not yet a server one (src/runtime/agent.ts). */
+const LEADER_MESSAGES: ReadonlySet<string> = new Set(['append', 'heartbeat', 'snapshot']);
+/** How often the leader reconciles the group (autopilot) and the node table with gossip (the agent's NODE_RECONCILE_MS). */
+const NODE_RECONCILE_MS = 500;
 const MiB = 1024 * 1024;
 /** Room for 22 replicas of 200m each: ~20 per node fills the cluster to about 90%. */
 const NODE_CAPACITY = { cpuMillicores: 4_400, memoryBytes: 8_192 * MiB };
 /** A node re-runs its reconciliation (and resends reports the state does not show yet) at least this often. */
-const NODE_RECONCILE_MS = 1_000;
+const TASK_RECONCILE_MS = LIMITS.nodeIdleReconcileMs;
 /** Parked watches are checked for the end of their wait this often. */
 const WATCH_SWEEP_EVERY_TICKS = 10;
 /** One-way delay of every link (a LAN). */
@@ -98,8 +104,6 @@ const POLL_MS = 100;
  * (docs/BENCHMARKS.md, planning and applying), so the scheduling phase lasts about as long as it would.
  */
 const PLAN_MS_PER_PLACEMENT = 1_000 / 34_000;
-/** Node-table proposals the leader keeps in flight at once. */
-const MAX_NODE_PROPOSALS_IN_FLIGHT = 512;
 
 const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
@@ -179,11 +183,19 @@ function describe(m: ScaleMessage): string {
   }
 }
 
-/** FNV-1a of a string: the rendezvous score of a (client, server) pair. Deterministic, no I/O. */
+/**
+ * FNV-1a of a string with murmur3's finalizer (FNV alone ranks similar strings unevenly): the rendezvous score of a
+ * (client, server) pair, standing in for the real client's SHA-256. Deterministic, no I/O.
+ */
 function fnv(text: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 // --- The world: what every agent shares (counters, the referee) -----------------------------------------------------
@@ -194,13 +206,13 @@ export class ScaleWorld {
   readonly traffic = new Map<string, Float64Array>();
   /** One metadata object per agent, shared by every view of it (as a decoded message would be). */
   readonly meta = new Map<string, NodeMeta>();
-  readonly rawSliceDelta: boolean;
+  /** Agents that ever held the log: the first voters, then those autopilot added. */
+  readonly servers = new Set<string>(VOTERS);
   problem: string | undefined;
   readonly counts = {
     sliceAnswers: 0,
     sliceAnswersOnWake: 0,
     sliceAnswersOnTimeout: 0,
-    sliceJobRecordsAdded: 0,
     sliceExactChecks: 0,
     sliceMerges: 0,
     sliceStaleAnswers: 0,
@@ -208,14 +220,15 @@ export class ScaleWorld {
     plans: 0,
     reportsProposed: 0,
     taskStarts: 0,
+    autopilotChanges: 0,
+    becameServers: 0,
   };
 
-  constructor(ids: string[], rawSliceDelta: boolean) {
+  constructor(ids: string[]) {
     this.ids = ids;
-    this.rawSliceDelta = rawSliceDelta;
     for (const id of ids) {
       this.traffic.set(id, new Float64Array(COUNTER_SLOTS));
-      this.meta.set(id, metaFor(id, { voter: VOTERS.includes(id), leader: false, replica: REPLICAS.includes(id) }));
+      this.meta.set(id, metaFor(id, { voter: VOTERS.includes(id), leader: false }));
     }
   }
 
@@ -312,10 +325,14 @@ function metaFor(id: string, roles: NodeMeta['roles']): NodeMeta {
   };
 }
 
-function nodeSpec(id: string, meta: NodeMeta): Extract<Command, { type: 'node.upsert' }>['node'] {
+/** A node record as the agent's leader writes it from a member's gossiped metadata (src/runtime/agent.ts). */
+function nodeSpec(m: MemberSnapshot): Extract<Command, { type: 'node.upsert' }>['node'] {
+  const r = m.meta.roles;
+  const roles = [...(r.voter ? ['voter'] : []), ...(r.leader ? ['leader'] : []), ...(r.replica ? ['replica'] : [])];
   return {
-    id, name: id, address: meta.addresses[0] ?? '', labels: meta.labels, capacity: NODE_CAPACITY, drivers: meta.drivers,
-    roles: VOTERS.includes(id) ? ['voter'] : REPLICAS.includes(id) ? ['replica'] : [],
+    id: m.id, name: m.meta.name, address: m.meta.addresses[0] ?? '', labels: m.meta.labels,
+    capacity: { cpuMillicores: m.meta.resources.cpuMillicores, memoryBytes: m.meta.resources.memoryBytes }, drivers: m.meta.drivers,
+    roles: roles.length > 0 ? roles : ['client'],
   };
 }
 
@@ -327,17 +344,17 @@ export class ScaleServer {
   appliedIndex = 0;
   /** Parked watches by client: the index the client holds and when the wait ends. */
   readonly watches = new Map<string, { since: number; deadlineMs: number }>();
-  /** Agents alive in this server's gossip view that the node table may not show yet. */
-  readonly #unregistered = new Set<string>();
   readonly #log: SimRaftLog;
   readonly #agent: ScaleAgent;
   readonly #schedRandom: Random;
   #leaderTerm = -1;
   /** Index of the proposal awaited per purpose ("plan", "conf", "node:<id>", "report:<id>"). */
   readonly #awaiting = new Map<string, number>();
-  #nodeProposalsInFlight = 0;
   /** Status reports waiting for the next batch, by node. */
   readonly #reports = new Map<string, AllocUpdate[]>();
+  /** When the leader last reconciled the group and the node table with gossip, and when members were first seen dead. */
+  #lastReconcileMs = -Infinity;
+  readonly #deadSince = new Map<string, number>();
 
   constructor(agent: ScaleAgent, ctx: SimNodeContext<ScaleMessage>) {
     this.#agent = agent;
@@ -345,7 +362,6 @@ export class ScaleServer {
     invariant(this.#log.bootSnapshot === undefined, 'the scale scenario never snapshots');
     this.#schedRandom = ctx.random.split();
     this.raft = new RaftNode({ group: 'cluster', id: ctx.id, storage: this.#log.mem, random: ctx.random.split(), electionTicks: ELECTION_TICKS, heartbeatTicks: HEARTBEAT_TICKS, preVote: true, checkQuorum: true });
-    this.#unregistered.add(ctx.id);
   }
 
   get isLeader(): boolean {
@@ -360,11 +376,6 @@ export class ScaleServer {
   /** A follower's state is fresh enough to act on while it knows a leader and has applied what it knows committed. */
   fresh(): boolean {
     return this.isLeader ? this.caughtUp() : this.raft.leader !== undefined && this.appliedIndex >= this.raft.log.committed;
-  }
-
-  gossipAlive(id: string): void {
-    const rec = this.state.node(id);
-    if (rec === undefined || rec.status !== 'ready') this.#unregistered.add(id);
   }
 
   tick(): void {
@@ -455,19 +466,6 @@ export class ScaleServer {
     this.watches.delete(client);
     const world = this.#agent.world;
     const delta = sliceDelta(this.state, client, since, LIMITS.sliceMaxAllocsPerAnswer);
-    if (!world.rawSliceDelta) {
-      // Work-around for the sliceDelta bug described at the top: the record of every job an answer's allocations
-      // belong to travels with them.
-      const sent = new Set(delta.jobs.map((j) => j.job.name));
-      for (const a of delta.allocations) {
-        if (sent.has(a.jobName)) continue;
-        const rec = this.state.job(a.jobName);
-        if (rec === undefined) continue;
-        sent.add(a.jobName);
-        delta.jobs.push(rec);
-        world.counts.sliceJobRecordsAdded++;
-      }
-    }
     // The wire copy: the client must never share the server's (mutable) records.
     const text = JSON.stringify(delta);
     world.counts.sliceAnswers++;
@@ -483,24 +481,17 @@ export class ScaleServer {
       this.#leaderTerm = this.raft.term;
       this.#awaiting.clear();
       this.#reports.clear();
-      this.#nodeProposalsInFlight = 0;
+      this.#lastReconcileMs = -Infinity;
     }
     if (!this.caughtUp()) return;
     this.#flushReports();
-    // 1. The read replicas join as learners, one change at a time (autopilot's job in the real agent).
-    const conf = this.raft.confState();
-    const missing = REPLICAS.find((r) => !conf.voters.includes(r) && !conf.learners.includes(r));
-    if (missing !== undefined && this.#awaited('conf')) {
-      try {
-        const at = this.raft.proposeConfChange({ type: 'addLearner', member: missing });
-        this.#awaiting.set('conf', at.index);
-        this.process();
-      } catch (err) {
-        if (!(err instanceof ProposalDroppedError || err instanceof NotLeaderError)) throw err;
-      }
+    // 1 and 2: autopilot and the node table, every NODE_RECONCILE_MS as the agent does.
+    if (this.#agent.nowMs() - this.#lastReconcileMs >= NODE_RECONCILE_MS) {
+      this.#lastReconcileMs = this.#agent.nowMs();
+      const members = this.#agent.membership.members();
+      this.#autopilot(members);
+      this.#syncNodeTable(members);
     }
-    // 2. The node table follows gossip: every alive agent is registered (the leader's job in the real agent).
-    this.#registerNodes();
     // 3. Scheduling: one plan in flight at a time, computed on the current state.
     if (!this.#awaited('plan')) return;
     const pending = this.state.pendingEvaluations();
@@ -528,26 +519,46 @@ export class ScaleServer {
     });
   }
 
-  #registerNodes(): void {
-    if (this.#unregistered.size === 0) return;
-    const batch: Command[] = [];
-    const keys: string[] = [];
-    for (const id of this.#unregistered) {
-      const rec = this.state.node(id);
-      if (rec !== undefined && rec.status === 'ready') {
-        this.#unregistered.delete(id);
-        continue;
-      }
-      if (this.#nodeProposalsInFlight + batch.length >= MAX_NODE_PROPOSALS_IN_FLIGHT) break;
-      if (!this.#awaited(`node:${id}`)) continue;
-      batch.push({ type: 'node.upsert', node: nodeSpec(id, this.#agent.world.meta.get(id)!) });
-      keys.push(`node:${id}`);
+  /** One membership change per round, decided by the real `autopilotStep` from gossip and the leader's progress. */
+  #autopilot(members: MemberSnapshot[]): void {
+    const now = this.#agent.nowMs();
+    for (const m of members) {
+      if (m.status === 'dead') {
+        if (!this.#deadSince.has(m.id)) this.#deadSince.set(m.id, now);
+      } else this.#deadSince.delete(m.id);
     }
-    if (batch.length === 0) return;
-    const at = this.proposeBatch(batch);
-    if (at === undefined) return;
-    for (let i = 0; i < keys.length; i++) this.#awaiting.set(keys[i]!, at[i]!);
-    this.#nodeProposalsInFlight += batch.length;
+    const change = autopilotStep({
+      self: this.#agent.id, status: this.raft.status(), members, deadSinceMs: this.#deadSince, nowMs: now,
+      graceMs: LIMITS.autopilotDeadGraceMs, maxLagEntries: LIMITS.autopilotMaxLagEntries,
+      readReplicas: LIMITS.autopilotMaxReadReplicas, zoneLabel: DEFAULT_FAILURE_DOMAIN_LABEL,
+    });
+    if (change === undefined) return;
+    try {
+      this.raft.proposeConfChange(change);
+      this.#agent.world.counts.autopilotChanges++;
+      this.process();
+    } catch (err) {
+      // One change at a time, and only once the leader has committed in its term: the next round retries.
+      if (!(err instanceof ProposalDroppedError || err instanceof NotLeaderError || (err instanceof ShoalError && err.code === 'ERR_INVALID_ARGUMENT'))) throw err;
+    }
+  }
+
+  /** The node table follows gossip, as the agent's leader keeps it: one batch per round, the next once it applied. */
+  #syncNodeTable(members: MemberSnapshot[]): void {
+    if (!this.#awaited('nodes')) return;
+    const commands: Command[] = [];
+    for (const m of members) {
+      const rec = this.state.node(m.id);
+      if (m.status === 'alive') {
+        const node = nodeSpec(m);
+        if (!rec || rec.status !== 'ready' || JSON.stringify(node) !== JSON.stringify({ id: rec.id, name: rec.name, address: rec.address, labels: rec.labels, capacity: rec.capacity, drivers: rec.drivers, roles: rec.roles })) {
+          commands.push({ type: 'node.upsert', node });
+        }
+      } else if (rec && m.status === 'dead' && rec.status === 'ready') commands.push({ type: 'node.status', nodeId: m.id, status: 'down' });
+    }
+    if (commands.length === 0) return;
+    const at = this.proposeBatch(commands);
+    if (at !== undefined) this.#awaiting.set('nodes', at[at.length - 1]!);
   }
 
   // --- Raft wiring: persist, then send, then apply --------------------------------------------------------------
@@ -584,7 +595,6 @@ export class ScaleServer {
     if (e.type !== 'normal' || e.data.byteLength === 0) return;
     const command = JSON.parse(decodeText(e.data)) as Command;
     this.state.apply(e.index, command);
-    if (command.type === 'node.upsert' && this.#leaderTerm === this.raft.term && this.#nodeProposalsInFlight > 0) this.#nodeProposalsInFlight--;
   }
 }
 
@@ -611,16 +621,17 @@ export class ScaleAgent implements SimNode<ScaleMessage> {
   readonly world: ScaleWorld;
   readonly membership: Membership;
   readonly node: NodeCore;
-  readonly server: ScaleServer | undefined;
-  readonly client: ScaleClient | undefined;
+  /** Set once this agent holds the log (a voter from the start, or added by autopilot); then it is no client. */
+  server: ScaleServer | undefined;
+  client: ScaleClient | undefined;
   readonly random: Random;
   readonly #ctx: SimNodeContext<ScaleMessage>;
   #ticks = 0;
   nodeDirty = false;
   #lastReconcileMs = -Infinity;
+  #lastRolesMs = -Infinity;
   /** Driver answers waiting for the next batch (the simulated driver answers a batch of starts at once). */
   #driverBatch: NodeEffect[] = [];
-  #saidLeader = false;
 
   constructor(ctx: SimNodeContext<ScaleMessage>, world: ScaleWorld) {
     this.#ctx = ctx;
@@ -629,9 +640,19 @@ export class ScaleAgent implements SimNode<ScaleMessage> {
     this.random = ctx.random.split();
     this.membership = new Membership({ id: ctx.id, meta: world.meta.get(ctx.id)!, clock: { nowMs: () => ctx.nowMs() }, random: ctx.random.split(), incarnation: 0 });
     this.node = new NodeCore(ctx.id);
-    this.server = SERVERS.includes(ctx.id) ? new ScaleServer(this, ctx) : undefined;
+    this.server = VOTERS.includes(ctx.id) ? new ScaleServer(this, ctx) : undefined;
     this.client = this.server === undefined ? new ScaleClient(ctx.id) : undefined;
     this.flushMembership();
+  }
+
+  /** A leader added this agent to the group: it holds the log from now on (empty at first), and stops watching. */
+  #becomeServer(): ScaleServer {
+    this.server = new ScaleServer(this, this.#ctx);
+    this.client = undefined;
+    this.world.servers.add(this.id);
+    this.world.counts.becameServers++;
+    this.nodeDirty = true;
+    return this.server;
   }
 
   get storage(): SimNodeContext<ScaleMessage>['storage'] {
@@ -649,16 +670,19 @@ export class ScaleAgent implements SimNode<ScaleMessage> {
 
   tick(): void {
     this.#ticks++;
-    this.membership.tick();
-    this.flushMembership();
+    // The membership core is ticked when it has something due (a 10 ms ticker would do the same, doing nothing between).
+    if (this.nowMs() >= this.membership.nextWakeMs()) {
+      this.membership.tick();
+      this.flushMembership();
+    }
     const server = this.server;
     if (server !== undefined) {
       if (this.#ticks % RAFT_TICK_EVERY === 0) server.tick();
       if (server.isLeader) server.lead();
       if (this.#ticks % WATCH_SWEEP_EVERY_TICKS === 0) server.sweepWatches();
-      this.#announceRole();
+      if (this.nowMs() - this.#lastRolesMs >= NODE_RECONCILE_MS) this.#announceRoles();
     } else this.#clientTick();
-    if (this.nodeDirty || this.nowMs() - this.#lastReconcileMs >= NODE_RECONCILE_MS) this.#reconcile();
+    if (this.nodeDirty || this.nowMs() - this.#lastReconcileMs >= TASK_RECONCILE_MS) this.#reconcile();
   }
 
   deliver(from: string, m: ScaleMessage): void {
@@ -668,9 +692,8 @@ export class ScaleAgent implements SimNode<ScaleMessage> {
         this.flushMembership();
         return;
       case 'raft':
-        if (this.server === undefined) return;
-        this.server.step(m.raft);
-        this.#announceRole();
+        if (this.server === undefined && !LEADER_MESSAGES.has(m.raft.type)) return;
+        (this.server ?? this.#becomeServer()).step(m.raft);
         return;
       case 'watch':
         this.server?.onWatch(from, m.since, m.waitMs);
@@ -699,20 +722,22 @@ export class ScaleAgent implements SimNode<ScaleMessage> {
           const ev = effect.event;
           if (ev.kind === 'suspect') this.world.counts.suspects++;
           if (ev.kind === 'dead') this.world.fail(`${this.id} declared ${ev.member.id} DEAD (incarnation ${ev.member.incarnation}); no agent fails in this scenario`);
-          if (this.server !== undefined && (ev.kind === 'joined' || ev.kind === 'alive')) this.server.gossipAlive(ev.member.id);
           break;
         }
       }
     }
   }
 
-  /** A server gossips its Raft role (the `leader` flag of its metadata), as the agent does. */
-  #announceRole(): void {
-    const leads = this.server!.isLeader;
-    if (leads === this.#saidLeader) return;
-    this.#saidLeader = leads;
+  /** A server gossips its Raft roles (voter, leader, replica) every NODE_RECONCILE_MS, as the agent does. */
+  #announceRoles(): void {
+    this.#lastRolesMs = this.nowMs();
+    const server = this.server!;
+    const voter = server.raft.confState().voters.includes(this.id);
+    const leader = server.isLeader;
+    const replica = !voter;
     const base = this.world.meta.get(this.id)!;
-    const meta: NodeMeta = { ...base, roles: { ...base.roles, leader: leads } };
+    if (base.roles.voter === voter && base.roles.leader === leader && (base.roles.replica === true) === replica) return;
+    const meta: NodeMeta = { ...base, roles: { voter, leader, ...(replica ? { replica } : {}) } };
     this.world.meta.set(this.id, meta);
     this.membership.updateMeta(meta);
     this.flushMembership();
@@ -728,9 +753,11 @@ export class ScaleAgent implements SimNode<ScaleMessage> {
     }
     // Until it has a server, a client looks for one every sliceRetryBaseMs, as the real one backs off.
     if (client.server !== undefined || this.#ticks % Math.max(1, Math.round(LIMITS.sliceRetryBaseMs / TICK_MS)) !== 0) return;
-    // The servers, as gossip shows them (voter or replica role), the leader last, by rendezvous hashing.
+    // The servers, as this agent's gossip shows them (a voter or replica role), the leader last, by rendezvous
+    // hashing. Only agents that ever held the log can gossip such a role, so those are the ones looked up.
     const servers: { id: string; leader: boolean }[] = [];
-    for (const id of SERVERS) {
+    for (const id of this.world.servers) {
+      if (id === this.id) continue;
       const m = this.membership.member(id);
       if (m && m.status === 'alive' && (m.meta.roles.voter || m.meta.roles.replica === true)) servers.push({ id, leader: m.meta.roles.leader });
     }
@@ -877,6 +904,11 @@ export interface ScaleFigures {
   agents: number;
   clients: number;
   leader: string;
+  /** The voters and the read replicas autopilot added, once formed. */
+  voters: string[];
+  replicas: string[];
+  /** Clients watching each server (the leader included), once formed. */
+  watchers: Record<string, number>;
   formationMs: number;
   /** Undefined when the run did not wait out the first round (settleUntilMs below pushPullIntervalMs). */
   pushPull: PushPullFigures | undefined;
@@ -905,14 +937,14 @@ function ratesOf(counters: readonly Float64Array[], durationMs: number): Rates {
 
 const totalBytes = (c: Float64Array): number => TRAFFIC_KINDS.reduce((acc, _k, i) => acc + c[i * 2 + 1]!, 0);
 
-function phaseFigures(name: string, world: ScaleWorld, leader: string, before: Map<string, Float64Array>, durationMs: number): PhaseFigures {
+function phaseFigures(name: string, world: ScaleWorld, leader: string, serverIds: readonly string[], before: Map<string, Float64Array>, durationMs: number): PhaseFigures {
   const delta = new Map<string, Float64Array>();
   for (const [id, c] of world.traffic) {
     const b = before.get(id)!;
     delta.set(id, c.map((v, i) => v - b[i]!));
   }
-  const servers = SERVERS.filter((id) => id !== leader).map((id) => delta.get(id)!);
-  const clientIds = world.ids.filter((id) => !SERVERS.includes(id));
+  const servers = serverIds.filter((id) => id !== leader).map((id) => delta.get(id)!);
+  const clientIds = world.ids.filter((id) => !serverIds.includes(id));
   const clients = clientIds.map((id) => delta.get(id)!);
   const byBytes = clientIds.map((id) => ({ id, bytes: totalBytes(delta.get(id)!) })).sort((a, b) => a.bytes - b.bytes || (a.id < b.id ? -1 : 1));
   const median = byBytes[Math.floor(byBytes.length / 2)];
@@ -944,7 +976,7 @@ export function formatScaleFigures(f: ScaleFigures, seed: number): string {
     title,
     head,
     ratesRow(`leader ${f.leader}`, p.leader),
-    ratesRow(`server, mean of ${SERVERS.length - 1} non-leaders`, p.server),
+    ratesRow(`server, mean of ${f.voters.length + f.replicas.length - 1} non-leaders`, p.server),
     ratesRow('server, busiest non-leader', p.serverMax),
     ratesRow(`client, mean of ${f.clients}`, p.client),
     ratesRow(`client, median (${p.clientMedianId})`, p.clientMedian),
@@ -952,7 +984,8 @@ export function formatScaleFigures(f: ScaleFigures, seed: number): string {
     ratesRow(`every agent, mean of ${f.agents}`, p.everyAgent),
   ];
   return [
-    `scale seed ${seed}: ${f.agents.toLocaleString('en-US')} agents (${VOTERS.length} voters + ${REPLICAS.length} read replicas + ${f.clients.toLocaleString('en-US')} clients), formed in ${(f.formationMs / 1000).toFixed(1)} s (virtual)`,
+    `scale seed ${seed}: ${f.agents.toLocaleString('en-US')} agents (${f.voters.length} voters ${f.voters.join(' ')} + ${f.replicas.length} read replicas ${f.replicas.join(' ')} added by autopilot + ${f.clients.toLocaleString('en-US')} clients), formed in ${(f.formationMs / 1000).toFixed(1)} s (virtual)`,
+    `clients watching each server: ${Object.entries(f.watchers).map(([id, n]) => `${id}${id === f.leader ? ' (leader)' : ''} ${n}`).join(', ')}`,
     ...phase(f.idle, `idle, ${(f.idle.durationMs / 1000).toFixed(1)} s virtual (sent per agent; m/s = messages/s, B/s = bytes/s; gossip without push-pull):`),
     ...phase(f.scheduling, `scheduling, ${(f.scheduling.durationMs / 1000).toFixed(1)} s virtual until quiescent: ${f.allocations.toLocaleString('en-US')} allocations of ${f.jobs} jobs in ${f.plans} plans, started and reported running, every slice caught up:`),
     `  leader during scheduling beyond its idle rate: ${fmt(f.leaderBytesPerAllocation)} bytes and ${fmt(f.leaderMsgsPerAllocation)} messages (raft + slice) per allocation placed`,
@@ -965,17 +998,17 @@ export function formatScaleFigures(f: ScaleFigures, seed: number): string {
 // --- Bounds -----------------------------------------------------------------------------------------------------------
 
 /** Heartbeats a leader sends per second to the other servers. */
-export const LEADER_HEARTBEATS_PER_S = (SERVERS.length - 1) * (1000 / (RAFT_TICK_MS * HEARTBEAT_TICKS));
+export const LEADER_HEARTBEATS_PER_S = (SERVER_COUNT - 1) * (1000 / (RAFT_TICK_MS * HEARTBEAT_TICKS));
 /** SWIM sends a constant number of messages per probe interval per agent: its ping, the acks it owes, a gossip round. */
 export const GOSSIP_MSGS_PER_AGENT_BOUND_PER_S = 4 * (1000 / DEFAULT_MEMBERSHIP_CONFIG.probeIntervalMs);
 /** Bytes the leader may send per allocation placed: its share of the plan and of the status report, to each follower, with room. */
-export const LEADER_BYTES_PER_ALLOCATION_BOUND = (SERVERS.length - 1) * 1_500;
+export const LEADER_BYTES_PER_ALLOCATION_BOUND = (SERVER_COUNT - 1) * 1_500;
 
 /** The traffic bounds that must hold whatever the cluster size; a problem names the figure and the bound. */
 export function checkScaleBounds(f: ScaleFigures): string | undefined {
   const idleLeaderRaftSliceMsgs = f.idle.leader.msgs.raft + f.idle.leader.msgs.slice;
   if (idleLeaderRaftSliceMsgs > LEADER_HEARTBEATS_PER_S * 1.2) {
-    return `idle, the leader sent ${fmt(idleLeaderRaftSliceMsgs)} raft + slice messages/s; its heartbeats to the ${SERVERS.length - 1} other servers are ${fmt(LEADER_HEARTBEATS_PER_S)}/s (bound: 1.2x that, whatever the number of agents)`;
+    return `idle, the leader sent ${fmt(idleLeaderRaftSliceMsgs)} raft + slice messages/s; its heartbeats to the ${SERVER_COUNT - 1} other servers are ${fmt(LEADER_HEARTBEATS_PER_S)}/s (bound: 1.2x that, whatever the number of agents)`;
   }
   const idleLeaderRaftSliceBytes = f.idle.leader.bytes.raft + f.idle.leader.bytes.slice;
   if (idleLeaderRaftSliceBytes > LEADER_HEARTBEATS_PER_S * 1.2 * 100) {
@@ -1003,8 +1036,6 @@ export interface ScaleOptions extends ScenarioOptions {
   totalAllocs?: number;
   /** Replicas per job; default 500. */
   replicasPerJob?: number;
-  /** Run `sliceDelta` as it is, without the job-record work-around (must fail while the bug is there). */
-  rawSliceDelta?: boolean;
   /** Virtual time the idle phase starts at, at the earliest; default pushPullIntervalMs (see runScale). */
   settleUntilMs?: number;
   /** Skip the traffic bounds (for tests that compare sizes themselves). */
@@ -1019,12 +1050,12 @@ export class ScaleFailure extends ShoalError {
 
 export function runScale(seed: number, options: ScaleOptions = {}): ScenarioResult & { figures: ScaleFigures } {
   const agents = options.agents ?? 5_000;
-  if (!Number.isSafeInteger(agents) || agents < SERVERS.length + 1) throw new InvalidArgumentError(`scale: agents must be an integer of at least ${SERVERS.length + 1}, got ${agents}`);
+  if (!Number.isSafeInteger(agents) || agents < SERVER_COUNT + 1) throw new InvalidArgumentError(`scale: agents must be an integer of at least ${SERVER_COUNT + 1}, got ${agents}`);
   const idleMs = options.idleMs ?? 35_000;
   const totalAllocs = options.totalAllocs ?? agents * (options.allocsPerNode ?? 20);
   const replicasPerJob = options.replicasPerJob ?? 500;
   const ids = Array.from({ length: agents }, (_, i) => `n${i + 1}`);
-  const world = new ScaleWorld(ids, options.rawSliceDelta ?? false);
+  const world = new ScaleWorld(ids);
   const formationTimeoutMs = 30_000;
   const schedulingTimeoutMs = 120_000;
   // Ticks dominate: one per agent per 10 ms, plus about one message per tick (SWIM, Raft, slices, reports).
@@ -1061,7 +1092,7 @@ export function runScale(seed: number, options: ScaleOptions = {}): ScenarioResu
 
   const leaderAgent = (): ScaleAgent | undefined => {
     let best: ScaleAgent | undefined;
-    for (const id of SERVERS) {
+    for (const id of world.servers) {
       const a = world.agent(id);
       if (a?.server?.isLeader && (!best || a.server.raft.term > best.server!.raft.term)) best = a;
     }
@@ -1082,18 +1113,30 @@ export function runScale(seed: number, options: ScaleOptions = {}): ScenarioResu
     const l = leaderAgent();
     if (!l || !l.server!.caughtUp()) return 'no caught-up leader';
     const conf = l.server!.raft.confState();
-    if (conf.voters.length !== VOTERS.length || conf.learners.length !== REPLICAS.length) return `the group is voters [${conf.voters.join(',')}] learners [${conf.learners.join(',')}]`;
+    if (conf.voters.length !== VOTERS.length || conf.learners.length !== LIMITS.autopilotMaxReadReplicas) return `the group is voters [${conf.voters.join(',')}] learners [${conf.learners.join(',')}]`;
     const ready = l.server!.state.nodes().filter((n) => n.status === 'ready').length;
     if (ready < agents) return `${ready} of ${agents} nodes ready in the node table`;
-    for (const id of SERVERS) if (agentOf(id).server!.appliedIndex < l.server!.appliedIndex) return `server ${id} has applied ${agentOf(id).server!.appliedIndex} of ${l.server!.appliedIndex}`;
+    for (const id of [...conf.voters, ...conf.learners]) {
+      const s = agentOf(id).server;
+      if (!s || s.appliedIndex < l.server!.appliedIndex) return `server ${id} has applied ${s?.appliedIndex ?? 'nothing'} of ${l.server!.appliedIndex}`;
+      const roles = world.meta.get(id)!.roles;
+      if (roles.voter !== conf.voters.includes(id) || roles.leader !== (id === l.id) || (roles.replica === true) !== conf.learners.includes(id)) return `server ${id} does not gossip its roles yet`;
+    }
     for (const id of ids) {
       const a = agentOf(id);
       if (a.client && (a.client.server === undefined || !a.client.slice.complete || !a.client.fresh || !agentOf(a.client.server).server!.watches.has(id))) return `client ${id} has no fresh slice or no watch parked yet`;
       if (a.membership.queuedRumours > 0) return `${id} still has rumours to gossip`;
     }
     return undefined;
-  }, formationTimeoutMs, 'formation (a leader, 5 voters + 2 replicas, every node registered, every client watching)');
+  }, formationTimeoutMs, `formation (a leader, ${VOTERS.length} voters + ${LIMITS.autopilotMaxReadReplicas} replicas gossiping their roles, every node registered, every client watching)`);
   const formationMs = sim.nowMs();
+  const formedConf = leaderAgent()!.server!.raft.confState();
+  const serverIds = [...formedConf.voters, ...formedConf.learners];
+  const watchers: Record<string, number> = Object.fromEntries(serverIds.map((id) => [id, 0]));
+  for (const id of ids) {
+    const c = agentOf(id).client;
+    if (c?.server !== undefined) watchers[c.server] = (watchers[c.server] ?? 0) + 1;
+  }
   // Every agent's first push-pull falls at a random time within the first pushPullIntervalMs of its start; the
   // later ones are spread over the scaled interval. Idle is measured once that start-up burst is over.
   const firstRoundEndMs = DEFAULT_MEMBERSHIP_CONFIG.pushPullIntervalMs;
@@ -1117,7 +1160,7 @@ export function runScale(seed: number, options: ScaleOptions = {}): ScenarioResu
   let before = snapshot();
   const idleStart = sim.nowMs();
   sim.runFor(idleMs);
-  const idle = phaseFigures('idle', world, leader.id, before, sim.nowMs() - idleStart);
+  const idle = phaseFigures('idle', world, leader.id, serverIds, before, sim.nowMs() - idleStart);
   if (leader.server!.state.allocations().length > 0) throw new ScaleFailure(seed, 'allocations appeared while idle');
 
   // --- Scheduling ---------------------------------------------------------------------------------------------------
@@ -1142,7 +1185,7 @@ export function runScale(seed: number, options: ScaleOptions = {}): ScenarioResu
     }
     if (live < totalAllocs) return `${live} of ${totalAllocs} allocations placed`;
     if (running < live) return `${running} of ${live} allocations running`;
-    for (const id of SERVERS) if (agentOf(id).server!.appliedIndex < s.appliedIndex) return `server ${id} has applied ${agentOf(id).server!.appliedIndex} of ${s.appliedIndex}`;
+    for (const id of serverIds) if (agentOf(id).server!.appliedIndex < s.appliedIndex) return `server ${id} has applied ${agentOf(id).server!.appliedIndex} of ${s.appliedIndex}`;
     for (const id of ids) {
       const c = agentOf(id).client;
       if (!c) continue;
@@ -1151,7 +1194,7 @@ export function runScale(seed: number, options: ScaleOptions = {}): ScenarioResu
     }
     return undefined;
   }, schedulingTimeoutMs, 'quiescence after scheduling (every allocation placed and running, every server and slice caught up)');
-  const scheduling = phaseFigures('scheduling', world, leader.id, before, sim.nowMs() - schedStart);
+  const scheduling = phaseFigures('scheduling', world, leader.id, serverIds, before, sim.nowMs() - schedStart);
   if (leader.server!.raft.term !== leaderTerm) throw new ScaleFailure(seed, `the leader's term moved from ${leaderTerm} to ${leader.server!.raft.term}`);
 
   // --- End checks: every client's slice is exactly its node's part of the state -----------------------------------
@@ -1169,7 +1212,10 @@ export function runScale(seed: number, options: ScaleOptions = {}): ScenarioResu
     (scheduling.leader[r].raft + scheduling.leader[r].slice - (idle.leader[r].raft + idle.leader[r].slice)) * (scheduling.durationMs / 1000) / Math.max(1, allocations);
   const figures: ScaleFigures = {
     agents,
-    clients: agents - SERVERS.length,
+    clients: agents - serverIds.length,
+    voters: [...formedConf.voters],
+    replicas: [...formedConf.learners],
+    watchers,
     leader: leader.id,
     formationMs,
     pushPull,
@@ -1211,15 +1257,8 @@ export function runScale(seed: number, options: ScaleOptions = {}): ScenarioResu
 export const scaleScenario: Scenario = {
   name: 'scale',
   defaultSeeds: 1,
-  description: 'N agents (default 5,000; --agents N): real SWIM on all, Raft on 7 servers (5 voters + 2 replicas), state + scheduler on the leader, a node slice per client fed by a slice watch; prints per-phase (idle, C1M-style scheduling) traffic of the leader, servers and clients, checks every slice is exactly its node\'s and the traffic bounds',
+  description: 'N agents (default 5,000; --agents N): real SWIM on all, Raft on 5 voters + 2 read replicas chosen by autopilot, state + scheduler on the leader, a node slice per client fed by a slice watch; prints per-phase (idle, C1M-style scheduling) traffic of the leader, servers and clients, checks every slice is exactly its node\'s and the traffic bounds',
   run: (seed, options) => runScale(seed, options),
 };
 
-export const scaleRawSliceScenario: Scenario = {
-  name: 'scale-raw-slice',
-  description: 'scale (200 agents by default) with sliceDelta as it is, without the job-record work-around; fails while sliceDelta omits the job record of an allocation new to a slice',
-  defaultSeeds: 1,
-  run: (seed, options) => runScale(seed, { ...options, agents: options?.agents ?? 200, idleMs: 1_000, settleUntilMs: 0, rawSliceDelta: true }),
-};
-
-export const SCALE_SCENARIOS: readonly Scenario[] = [scaleScenario, scaleRawSliceScenario];
+export const SCALE_SCENARIOS: readonly Scenario[] = [scaleScenario];
