@@ -43,8 +43,14 @@ import { decodeRaft } from './raft-codec.js';
 import { SliceClient, type ServerInfo } from './slice-client.js';
 import { SliceServer } from './slice-server.js';
 
-/** How often the membership core is ticked; the core treats a much longer gap as a stall of this process. */
-export const MEMBERSHIP_TICK_MS = 10;
+/**
+ * The membership core is ticked at its next deadline (`nextWakeMs`), at least this often and never sooner than
+ * MEMBERSHIP_MIN_SLEEP_MS after the previous tick: an idle agent wakes a few times a second instead of 100.
+ */
+export const MEMBERSHIP_MAX_SLEEP_MS = 250;
+export const MEMBERSHIP_MIN_SLEEP_MS = 2;
+/** How often the agent checks whether to bootstrap and lets the leader's scheduling loop look for work. */
+export const HOUSEKEEPING_MS = 100;
 /** How long a leaving agent keeps gossiping so its leave reaches everyone before the links close. */
 export const LEAVE_PROPAGATION_MS = 600;
 const INCARNATION_FILE = 'membership.incarnation';
@@ -143,6 +149,12 @@ export class Agent {
   #membership: Membership | undefined;
   #rpc: RpcServer | undefined;
   #tick: NodeJS.Timeout | undefined;
+  /** When the membership timer fires next (Infinity when none is set). */
+  #tickAtMs = Infinity;
+  /** Set once the agent's timers are cleared while stopping: nothing may arm them again. */
+  #halted = false;
+  #housekeeping: NodeJS.Timeout | undefined;
+  #control: ControlPlane | undefined;
   #unsubscribe: (() => void)[] = [];
   #stopping: Promise<void> | undefined;
   #apiAddress = '';
@@ -349,15 +361,18 @@ export class Agent {
         return st.leader !== undefined && st.applied >= st.commit && this.#state.index > 0;
       },
       report: (updates) => control.reportLocal(updates),
+      // Kicked whenever the state it reads changes (applies on a server, slice answers on a client).
+      reconcileMs: LIMITS.nodeIdleReconcileMs,
     });
+    this.#control = control;
     await this.#runner.start();
     if (!this.#raft) this.#sliceClient.start();
-    this.#tick = setInterval(() => {
-      membership.tick();
-      this.#flush();
-      if (!this.#raft) this.#maybeBootstrap();
+    this.#scheduleTick();
+    if (!this.#raft) this.#maybeBootstrap();
+    this.#housekeeping = setInterval(() => {
+      if (!this.#raft && !this.#leaderHint()) this.#maybeBootstrap();
       control.kick();
-    }, MEMBERSHIP_TICK_MS);
+    }, HOUSEKEEPING_MS);
     this.#reconcile = setInterval(() => this.#reconcileNodes(), NODE_RECONCILE_MS);
     this.log.info({ node: transport.nodeId, peer: peerAddress, api: this.#apiAddress, incarnation }, 'agent ready');
   }
@@ -372,14 +387,18 @@ export class Agent {
     const membership = this.#membership;
     this.#runner?.stop();
     const sliceStopped = this.#sliceClient?.stop();
-    if (leave && membership && this.#tick) {
+    if (leave && membership && this.#tickAtMs !== Infinity) {
       membership.leave();
       this.#flush();
       // A node that left has its allocations placed elsewhere: stop its tasks rather than leave duplicates behind.
       await Promise.all([this.#runner?.stopAll(), new Promise((resolve) => setTimeout(resolve, LEAVE_PROPAGATION_MS))]);
     }
-    if (this.#tick) clearInterval(this.#tick);
+    this.#halted = true;
+    if (this.#tick) clearTimeout(this.#tick);
     this.#tick = undefined;
+    this.#tickAtMs = Infinity;
+    if (this.#housekeeping) clearInterval(this.#housekeeping);
+    this.#housekeeping = undefined;
     if (this.#reconcile) clearInterval(this.#reconcile);
     this.#reconcile = undefined;
     this.#peerRpc?.stop();
@@ -413,6 +432,32 @@ export class Agent {
     };
   }
 
+  /**
+   * Arms the membership timer for the core's next deadline (bounded both ways), unless it is already armed at or
+   * before it. Called after every tick and every input, since a message or a metadata change can bring it forward.
+   */
+  #scheduleTick(): void {
+    const membership = this.#membership;
+    if (!membership || this.#halted) return;
+    const now = systemClock.nowMs();
+    const at = Math.min(Math.max(membership.nextWakeMs(), now + MEMBERSHIP_MIN_SLEEP_MS), now + MEMBERSHIP_MAX_SLEEP_MS);
+    if (this.#tick && this.#tickAtMs <= at) return;
+    if (this.#tick) clearTimeout(this.#tick);
+    this.#tickAtMs = at;
+    this.#tick = setTimeout(() => {
+      this.#tick = undefined;
+      this.#tickAtMs = Infinity;
+      membership.tick();
+      this.#flush();
+    }, Math.max(0, at - now));
+  }
+
+  /** After entries were applied here: the leader plans, the node runner reconciles, slice watches wake. */
+  #onApplied(): void {
+    this.#control?.kick();
+    this.#runner?.kick();
+  }
+
   /** Persist, then send, then act on events: a refutation must never go out at an incarnation a restart could reuse. */
   #flush(): void {
     const membership = this.#membership;
@@ -434,6 +479,7 @@ export class Agent {
       if (kind === 'joined' || kind === 'alive') transport.connect(member.id);
       if (kind === 'left' || kind === 'reaped') transport.forget(member.id);
     }
+    this.#scheduleTick();
   }
 
   /** The replicated cluster state as this agent has applied it. */
@@ -561,6 +607,7 @@ export class Agent {
       },
     });
     this.#raft = group;
+    group.onApplied(() => this.#onApplied());
     group.start();
     const voters = this.#storage!.entries(this.#storage!.firstIndex(), Math.min(this.#storage!.lastIndex(), this.#storage!.firstIndex() + 6) + 1, Infinity)
       .filter((e) => e.type === 'conf' && e.conf?.type === 'addVoter').map((e) => e.conf!.member);
