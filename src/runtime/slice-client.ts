@@ -7,7 +7,8 @@
  *        └──── backoff ◄────────┘ (the slice is kept: tasks keep running; it is not "fresh" until a server answers)
  *
  * The server is chosen by rendezvous hashing of (client, server) among the alive servers gossip knows, the leader
- * last, so clients spread evenly over the servers and each sticks to its own while it is healthy. Resuming on
+ * last, so clients spread evenly over the servers, each sticks to its own while the set of servers is the same, and
+ * a server that joins takes its share at the clients' next watch. Resuming on
  * another server continues from the index the client holds: nothing is sent twice and no task restarts.
  */
 import { createHash } from 'node:crypto';
@@ -16,6 +17,7 @@ import { LIMITS } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import type { Logger } from '../log/logger.js';
 import { shoal } from '../gen/proto.js';
+import { systemClock } from '../platform/system-clock.js';
 import { NodeSlice, type Allocation, type JobRecord } from '../state/index.js';
 import { SlicesWatch, type MethodDescriptor } from '../rpc/index.js';
 
@@ -23,6 +25,8 @@ import { SlicesWatch, type MethodDescriptor } from '../rpc/index.js';
 const SERVER_CHECK_MS = 500;
 /** Answers in a row from a server that is not caught up with a leader before the client tries another server. */
 const BEHIND_ANSWERS_BEFORE_SWITCH = 3;
+/** How long a server that failed a watch (or kept answering without a leader) is ranked last. */
+const SERVER_AVOID_MS = 30_000;
 
 export interface ServerInfo {
   id: string;
@@ -55,7 +59,7 @@ export class SliceClient {
   #sleepTimer: NodeJS.Timeout | undefined;
   #wakeSleep: (() => void) | undefined;
   /** Servers that failed recently, avoided while another is available. */
-  readonly #avoid = new Set<string>();
+  readonly #avoid = new Map<string, number>();
   #answers = 0;
   #lastAnswered: string | undefined;
 
@@ -133,19 +137,18 @@ export class SliceClient {
           behind++;
           if (behind >= BEHIND_ANSWERS_BEFORE_SWITCH) {
             behind = 0;
-            this.#avoid.add(server);
+            this.#avoidServer(server);
             this.#setServer(undefined);
           }
           await this.#sleep(LIMITS.sliceRetryBaseMs);
         } else {
           behind = 0;
-          this.#avoid.clear();
         }
       } catch (err) {
         if (this.#stopped || generation !== this.#generation) return;
         failures++;
         this.#fresh = false;
-        this.#avoid.add(server);
+        this.#avoidServer(server);
         this.#log.info({ server: server.slice(0, 16), err: describeError(err) }, 'slice watch failed; trying another server');
         this.#setServer(undefined);
         await this.#sleep(this.#backoff(failures));
@@ -201,15 +204,22 @@ export class SliceClient {
   #choose(): string | undefined {
     const all = this.#o.servers();
     if (all.length === 0) return undefined;
-    const current = this.#server && all.some((s) => s.id === this.#server) && !this.#avoid.has(this.#server) ? this.#server : undefined;
-    if (current) return current;
+    const now = systemClock.nowMs();
+    for (const [id, until] of this.#avoid) if (until <= now) this.#avoid.delete(id);
+    // No preference for the current server: rendezvous hashing keeps every client on its server while the set of
+    // servers is the same, and moves only about 1/n of them to a server that joins (the next watch goes there).
     const score = (s: ServerInfo): [number, number, string] => [
-      this.#avoid.has(s.id) ? 1 : 0,
+      (this.#avoid.get(s.id) ?? 0) > now ? 1 : 0,
       s.leader && all.length > 1 ? 1 : 0,
       createHash('sha256').update(`${this.#o.nodeId}/${s.id}`).digest('hex'),
     ];
     const ranked = all.map((s) => ({ s, k: score(s) })).sort((a, b) => a.k[0] - b.k[0] || a.k[1] - b.k[1] || (a.k[2] < b.k[2] ? -1 : 1));
     return ranked[0]!.s.id;
+  }
+
+  /** A server that failed is ranked last for a while, so the client does not flap back to it while it is sick. */
+  #avoidServer(server: string): void {
+    this.#avoid.set(server, systemClock.nowMs() + SERVER_AVOID_MS);
   }
 
   #backoff(failures: number): number {
