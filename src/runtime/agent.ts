@@ -50,7 +50,7 @@ import { SliceServer } from './slice-server.js';
 export const MEMBERSHIP_MAX_SLEEP_MS = 250;
 export const MEMBERSHIP_MIN_SLEEP_MS = 2;
 /** How often the agent checks whether to bootstrap and lets the leader's scheduling loop look for work. */
-export const HOUSEKEEPING_MS = 100;
+export const HOUSEKEEPING_MS = 250;
 /** How long a leaving agent keeps gossiping so its leave reaches everyone before the links close. */
 export const LEAVE_PROPAGATION_MS = 600;
 const INCARNATION_FILE = 'membership.incarnation';

@@ -56,6 +56,8 @@ export class ControlPlane {
   readonly #o: ControlPlaneOptions;
   #scheduling = false;
   #readyTerm = -1;
+  /** The applied index at which the last round found no pending evaluation: nothing to do until the state moves. */
+  #idleAtIndex = -1;
 
   constructor(options: ControlPlaneOptions) {
     this.#o = options;
@@ -69,6 +71,7 @@ export class ControlPlane {
     if (!raft || this.#scheduling) return;
     const st = raft.status();
     if (st.role !== 'leader') return;
+    if (this.#readyTerm === st.term && this.#o.state().index === this.#idleAtIndex) return;
     this.#scheduling = true;
     void this.#schedule(raft, st.term).catch((err: unknown) => {
       this.#o.logger.debug({ err: describeError(err) }, 'scheduling round ended early; retrying');
@@ -90,7 +93,10 @@ export class ControlPlane {
       const state = this.#o.state();
       const pending = state.pendingEvaluations().sort((a, b) => a.createIndex - b.createIndex || (a.id < b.id ? -1 : 1));
       const next = pending[0];
-      if (!next) return;
+      if (!next) {
+        this.#idleAtIndex = state.index;
+        return;
+      }
       const superseded = pending.filter((e) => e.jobName === next.jobName && e.id !== next.id).map((e) => e.id);
       const plan = computePlan(state, next, this.#o.random);
       if (!plan) {

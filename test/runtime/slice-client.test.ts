@@ -4,7 +4,6 @@
  * refuses a forged answer, and a quick stop-start never runs two watch loops.
  */
 import t from 'tap';
-import { ClusterState } from '../../src/state/index.js';
 import { Random } from '../../src/lib/random.js';
 import { ShoalError } from '../../src/lib/errors.js';
 import { silentLogger } from '../../src/log/logger.js';

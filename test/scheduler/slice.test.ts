@@ -136,7 +136,7 @@ t.test('a slice refuses another node\'s allocations and ignores an older answer'
   t.same(mine.allocationsOnNode(nodeId(2)), [], 'a slice knows only its node');
 });
 
-t.test('property: any sequence of deltas, from any server, at any limit, converges to the state', async (t) => {
+t.test('property: any sequence of deltas, from any server, at any limit, converges to the state', async () => {
   fc.assert(fc.property(fc.integer({ min: 1, max: 1_000 }), fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 1, maxLength: 12 }), fc.integer({ min: 1, max: 8 }), (seed, ops, limit) => {
     const h = harness(seed);
     for (let i = 1; i <= 3; i++) addNode(h, i);
