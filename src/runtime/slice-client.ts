@@ -60,7 +60,6 @@ export class SliceClient {
   #wakeSleep: (() => void) | undefined;
   /** Servers that failed recently, avoided while another is available. */
   readonly #avoid = new Map<string, number>();
-  #answers = 0;
   #lastAnswered: string | undefined;
 
   constructor(options: SliceClientOptions) {
@@ -82,11 +81,6 @@ export class SliceClient {
   /** The leader the last answer named ('' when unknown). */
   get leader(): string {
     return this.#leader;
-  }
-
-  /** Answers merged since start (for tests). */
-  get answers(): number {
-    return this.#answers;
   }
 
   start(): void {
@@ -185,7 +179,6 @@ export class SliceClient {
     }
     const before = this.slice.index;
     const merged = this.slice.merge({ index: Number(res.index), allocIds: res.allocIds, allocations, jobs, complete: res.complete });
-    this.#answers++;
     this.#lastAnswered = server;
     this.#leader = res.leaderId;
     this.#fresh = res.fresh;
