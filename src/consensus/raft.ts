@@ -16,6 +16,15 @@
  * Membership changes apply when their entry commits, one server at a time. A leader proposes one only once an
  * entry of its own term is committed and no other change is uncommitted (the rule from Ongaro's correction to
  * the single-server change algorithm).
+ *
+ * Quiescence (`quiesce: true`), as CockroachDB does it: a leader with nothing to do (everything committed, every
+ * member caught up and answering, no read, transfer or membership change pending) for an election timeout sends
+ * one last heartbeat marked `quiesce` and stops heartbeating; a follower that gets it stops counting toward an
+ * election and keeps the leader's lease. An idle group then sends nothing at all. Anything the leader has to do
+ * (a proposal, a read, a transfer) wakes it; so does a follower's `wake`, or a campaign it hears of. Losing the
+ * heartbeats, followers need another way to learn that the leader died: the runtime's failure detector calls
+ * `memberUnreachable(leader)`, and a quiesced follower then lets go of the lease, asks the leader to wake (in case
+ * the suspicion was wrong) and campaigns within a random part of an election timeout unless the leader answers.
  */
 import { invariant } from '../lib/assert.js';
 import { InvalidArgumentError } from '../lib/errors.js';
@@ -74,6 +83,11 @@ export interface RaftConfig {
   /** Index the state machine had applied before this start (defaults to the snapshot's index). */
   applied?: number;
   limits?: Partial<RaftLimits>;
+  /**
+   * Go quiet when idle (see the header). Only for a runtime that calls `memberUnreachable()` from a failure
+   * detector: without it, a quiesced follower would never notice its leader's death. All members must agree.
+   */
+  quiesce?: boolean;
 }
 
 export interface Status {
@@ -89,6 +103,8 @@ export interface Status {
   voters: MemberId[];
   learners: MemberId[];
   leadTransferee: MemberId | undefined;
+  /** Quiet: a leader that stopped heartbeating, or a follower that stopped counting toward an election. */
+  quiesced: boolean;
   /** Leader only: what it knows of each member's log. */
   progress: Record<MemberId, { match: number; next: number; state: string; learner: boolean; active: boolean }>;
 }
@@ -133,6 +149,10 @@ export class RaftNode {
   readonly #checkQuorum: boolean;
   readonly #readOnly: 'safe' | 'lease';
   readonly #limits: RaftLimits;
+  readonly #quiesce: boolean;
+  #quiesced = false;
+  /** Leader: consecutive ticks with nothing to do (it quiesces after an election timeout of them). */
+  #idleTicks = 0;
 
   #term = 0;
   #vote: MemberId | undefined;
@@ -188,6 +208,7 @@ export class RaftNode {
     this.#readOnly = config.readOnly ?? 'safe';
     if (this.#readOnly === 'lease' && !this.#checkQuorum) throw new InvalidArgumentError(`group ${this.group}: lease reads need checkQuorum (a leader must know it still holds its lease)`);
     this.#limits = { ...DEFAULT_LIMITS, ...config.limits };
+    this.#quiesce = config.quiesce ?? false;
 
     this.log = new RaftLog(config.storage);
     const { hardState, conf } = config.storage.initialState();
@@ -228,6 +249,11 @@ export class RaftNode {
     return this.#lead;
   }
 
+  /** Whether this member is quiet (see the header): the runtime need not wake it for ticks. */
+  get quiesced(): boolean {
+    return this.#quiesced;
+  }
+
   get voters(): readonly MemberId[] {
     return [...this.#voters];
   }
@@ -258,15 +284,26 @@ export class RaftNode {
       voters: [...this.#voters],
       learners: [...this.#learners],
       leadTransferee: this.#leadTransferee,
+      quiesced: this.#quiesced,
       progress,
     };
   }
 
   // --- Inputs ----------------------------------------------------------------------------------------------------
 
-  tick(): void {
-    this.#ticks++;
-    this.#tick();
+  /**
+   * `count` units of logical time pass (default one). Once quiet, the rest pass at once: they only move the clock
+   * that leases are measured on, so a group that slept for hours catches up in constant time.
+   */
+  tick(count = 1): void {
+    for (let i = 0; i < count; i++) {
+      if (this.#quiesced) {
+        this.#ticks += count - i;
+        return;
+      }
+      this.#ticks++;
+      this.#tick();
+    }
   }
 
   /** Hands a message from the network to the member. Messages of another group are a routing bug. */
@@ -282,6 +319,14 @@ export class RaftNode {
     if (m.term > this.#term) {
       if (m.type === 'vote' || m.type === 'preVote') {
         const force = m.context === 'transfer';
+        // Someone campaigns: a quiet leader resumes its heartbeats, which end the campaign if the leader is fine.
+        if (this.#role === 'leader' && this.#quiesced && (this.#voters.has(m.from) || this.#learners.has(m.from))) this.#wakeLeader(true);
+        // A quiet follower counts again: if the leader is fine its heartbeats resume, if not the lease runs out. A
+        // campaign by the leader itself means it restarted and leads no more: the lease is gone at once.
+        if (this.#role !== 'leader' && this.#quiesced) {
+          this.#quiesced = false;
+          if (m.from === this.#lead) this.#electionElapsed = this.#electionTicks;
+        }
         const inLease = this.#checkQuorum && (this.#lead !== undefined || this.#bootGuard) && this.#electionElapsed < this.#electionTicks;
         // A member that hears from a live leader ignores campaigns: a returning or partitioned node cannot disrupt.
         if (!force && inLease) return;
@@ -412,6 +457,7 @@ export class RaftNode {
     if (to === this.id) return;
     if (!this.#voters.has(to)) throw new InvalidArgumentError(`group ${this.group}: cannot transfer leadership to ${to}: not a voter`);
     if (this.#leadTransferee === to) return;
+    this.#wakeLeader(true);
     this.#leadTransferee = to;
     // The transfer must finish within one election timeout, or it is abandoned (see #tickHeartbeat).
     this.#electionElapsed = 0;
@@ -437,6 +483,27 @@ export class RaftNode {
     if (!ok) pr.pendingSnapshot = 0;
     pr.becomeProbe();
     pr.probeSent = true;
+  }
+
+  /**
+   * The runtime's failure detector suspects `member` (or declared it dead, or it left). A quiet leader that loses
+   * sight of a member resumes heartbeating, so check-quorum can do its work. A quiet follower that loses sight of
+   * its leader lets go of the lease (it will grant votes), asks the leader to wake in case the suspicion is wrong,
+   * and campaigns after a random part of an election timeout unless the leader's heartbeat comes first. A member
+   * that is not quiet ignores this: its own timers are already counting.
+   */
+  memberUnreachable(member: MemberId): void {
+    if (!this.#quiesced || member === this.id) return;
+    if (this.#role === 'leader') {
+      if (this.#prs.has(member)) this.#wakeLeader(true);
+      return;
+    }
+    if (member !== this.#lead) return;
+    this.#quiesced = false;
+    // At the election timeout the lease is gone; the randomized timeout is in [T, 2T), so the campaign starts
+    // within T ticks, at a different moment on each member.
+    this.#electionElapsed = this.#electionTicks;
+    this.#send({ type: 'wake', to: member });
   }
 
   // --- Ready / advance -------------------------------------------------------------------------------------------
@@ -523,6 +590,8 @@ export class RaftNode {
     this.#lead = undefined;
     this.#electionElapsed = 0;
     this.#heartbeatElapsed = 0;
+    this.#quiesced = false;
+    this.#idleTicks = 0;
     this.#randomizedElectionTimeout = this.#electionTicks + this.#random.int(this.#electionTicks);
     this.#leadTransferee = undefined;
     this.#votes.clear();
@@ -643,6 +712,8 @@ export class RaftNode {
   // --- Ticks -----------------------------------------------------------------------------------------------------
 
   #tickElection(): void {
+    // Quiet: the leader said it has nothing to send; only memberUnreachable() or its next message wakes us.
+    if (this.#quiesced) return;
     this.#electionElapsed++;
     if (this.#electionElapsed >= this.#electionTicks) this.#bootGuard = false;
     if (this.#promotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
@@ -653,6 +724,7 @@ export class RaftNode {
   }
 
   #tickHeartbeat(): void {
+    if (this.#quiesced) return;
     this.#heartbeatElapsed++;
     this.#electionElapsed++;
     if (this.#electionElapsed >= this.#electionTicks) {
@@ -675,6 +747,49 @@ export class RaftNode {
       this.#heartbeatElapsed = 0;
       this.#bcastHeartbeat(undefined);
     }
+    if (this.#quiesce) this.#maybeQuiesce();
+  }
+
+  /** Leader: after an election timeout of ticks with nothing to do, one last heartbeat marked `quiesce`, then quiet. */
+  #maybeQuiesce(): void {
+    if (!this.#idle()) {
+      this.#idleTicks = 0;
+      return;
+    }
+    if (++this.#idleTicks < this.#electionTicks) return;
+    this.#quiesced = true;
+    for (const id of this.#prs.keys()) {
+      if (id !== this.id) this.#send({ type: 'heartbeat', to: id, commit: this.log.committed, index: this.#ticks, quiesce: true });
+    }
+  }
+
+  /**
+   * Nothing to do: every entry (one of this term among them) committed and held by every member, each of which
+   * answered one of the last two heartbeats; no membership change, transfer or read under way.
+   */
+  #idle(): boolean {
+    const last = this.log.lastIndex();
+    if (this.log.committed !== last || this.log.term(last) !== this.#term || this.#pendingConfIndex > last) return false;
+    if (this.#leadTransferee !== undefined || this.#readQueue.length > 0 || this.#readsBeforeCommit.length > 0) return false;
+    for (const [id, pr] of this.#prs) {
+      if (id === this.id) continue;
+      if (pr.match !== last || pr.leaseTick < this.#ticks - 2 * this.#heartbeatTicks) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Leader: back to heartbeating. The check-quorum period restarts with nobody counted as heard from, so a leader
+   * that woke up alone steps down an election timeout later.
+   */
+  #wakeLeader(heartbeat: boolean): void {
+    this.#idleTicks = 0;
+    if (!this.#quiesced) return;
+    this.#quiesced = false;
+    this.#heartbeatElapsed = 0;
+    this.#electionElapsed = 0;
+    for (const [id, pr] of this.#prs) if (id !== this.id) pr.recentActive = false;
+    if (heartbeat) this.#bcastHeartbeat(undefined);
   }
 
   /** Whether a quorum of voters was heard from since the last check; starts the next period. */
@@ -698,16 +813,25 @@ export class RaftNode {
       case 'append':
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        this.#quiesced = false;
         this.#handleAppend(m);
         return;
       case 'heartbeat':
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        if (m.quiesce === true && this.#quiesce) {
+          // The leader goes quiet: no answer (a late one would wake it again), and no election counting from now.
+          this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+          this.#quiesced = true;
+          return;
+        }
+        this.#quiesced = false;
         this.#handleHeartbeat(m);
         return;
       case 'snapshot':
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        this.#quiesced = false;
         this.#handleSnapshot(m);
         return;
       case 'timeoutNow':
@@ -759,6 +883,10 @@ export class RaftNode {
   #stepLeader(m: Message): void {
     if (m.type === 'readIndex') {
       this.#handleReadIndex(m.from, m.context ?? '');
+      return;
+    }
+    if (m.type === 'wake') {
+      if (this.#prs.has(m.from)) this.#wakeLeader(true);
       return;
     }
     const pr = this.#prs.get(m.from);
@@ -860,6 +988,8 @@ export class RaftNode {
 
   /** Appends entries at the end of the leader's log, stamping index and term. Returns the last index. */
   #appendEntries(entries: Entry[]): number {
+    // The appends that follow wake the followers.
+    this.#wakeLeader(false);
     let index = this.log.lastIndex();
     for (const e of entries) {
       e.index = ++index;
@@ -931,6 +1061,8 @@ export class RaftNode {
   }
 
   #handleReadIndex(from: MemberId, context: string): void {
+    // The read's own heartbeat round (or the lease) does what a wake-up heartbeat would.
+    this.#wakeLeader(false);
     const respond = (index: number): void => {
       if (from === this.id) this.#readStates.push({ index, context });
       else this.#send({ type: 'readIndexResp', to: from, term: 0, index, context });

@@ -75,7 +75,9 @@ export type MessageType =
   | 'snapshot'
   | 'timeoutNow'
   | 'readIndex'
-  | 'readIndexResp';
+  | 'readIndexResp'
+  /** A quiet follower that lost sight of its leader asks it to heartbeat again (see quiescence in raft.ts). */
+  | 'wake';
 
 /**
  * One flat message shape for every kind, as in etcd's raftpb.Message: fields a kind does not use keep their zero
@@ -102,6 +104,8 @@ export interface Message {
   snapshot?: Snapshot;
   /** heartbeat/readIndex: the read request this round confirms; vote: 'transfer' for a TimeoutNow campaign. */
   context?: string;
+  /** heartbeat: the leader's last before it goes quiet (not answered). */
+  quiesce?: boolean;
 }
 
 export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';

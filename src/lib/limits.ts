@@ -41,9 +41,9 @@ export const LIMITS = {
   /** Time a new connection has to complete the Hello exchange before it is closed. */
   transportHandshakeTimeoutMs: 10_000,
   /** Keep-alive interval on every encrypted stream, so a silent dead peer is noticed. */
-  transportKeepAliveMs: 1_000,
+  transportKeepAliveMs: 5_000,
   /** A stream with no traffic (keep-alives included) for this long is closed: the peer is gone. */
-  transportStreamTimeoutMs: 3_000,
+  transportStreamTimeoutMs: 15_000,
   /** First redial delay to a lost peer; doubles per failed attempt, with jitter. */
   transportRedialBaseMs: 250,
   /** Largest redial delay to a lost peer. */
@@ -51,7 +51,7 @@ export const LIMITS = {
   /** Delay of the one early discovery refresh after joining the topic (peers that joined together see each other). */
   transportFirstRefreshMs: 1_000,
   /** Interval of the periodic discovery refresh, which is what brings a node back after a long partition. */
-  transportDiscoveryRefreshMs: 10_000,
+  transportDiscoveryRefreshMs: 60_000,
   /** Interval at which an agent reads the announcements its own DHT node holds (local, no traffic). */
   transportLocalRecordsCheckMs: 500,
   /** Peer keys remembered for redialing (learned from links or given to connect()). */

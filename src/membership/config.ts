@@ -48,21 +48,21 @@ export interface MembershipConfig {
 }
 
 export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.freeze({
-  probeIntervalMs: 200,
-  probeTimeoutMs: 100,
+  probeIntervalMs: 400,
+  probeTimeoutMs: 200,
   indirectChecks: 3,
-  nackTimeoutMs: 80,
+  nackTimeoutMs: 160,
   gossipIntervalMs: 100,
   gossipFanout: 3,
   retransmitMult: 4,
-  suspicionMult: 4,
+  suspicionMult: 2,
   suspicionMaxTimeoutMult: 6,
   awarenessMaxMultiplier: 8,
-  pushPullIntervalMs: 10_000,
+  pushPullIntervalMs: 30_000,
   reconnectIntervalMs: 2_000,
   deadReapAfterMs: 3_600_000,
   leftReapAfterMs: 300_000,
-  stallThresholdMs: 100,
+  stallThresholdMs: 200,
   leaveFanout: 3,
   joinRetryIntervalMs: 1_000,
 });

@@ -47,10 +47,15 @@ import { SliceServer } from './slice-server.js';
  * The membership core is ticked at its next deadline (`nextWakeMs`), at least this often and never sooner than
  * MEMBERSHIP_MIN_SLEEP_MS after the previous tick: an idle agent wakes a few times a second instead of 100.
  */
-export const MEMBERSHIP_MAX_SLEEP_MS = 250;
+export const MEMBERSHIP_MAX_SLEEP_MS = 1_000;
 export const MEMBERSHIP_MIN_SLEEP_MS = 2;
-/** How often the agent checks whether to bootstrap and lets the leader's scheduling loop look for work. */
-export const HOUSEKEEPING_MS = 250;
+/**
+ * How often an idle agent checks bootstrap, the leader's scheduling loop, its gossiped roles and (leader) autopilot
+ * and the node table. Gossip events and Raft role changes run the same round HOUSEKEEPING_SOON_MS later (a burst of
+ * them costs one round), so this only bounds how late a missed one is.
+ */
+export const HOUSEKEEPING_MS = 1_000;
+const HOUSEKEEPING_SOON_MS = 50;
 /** How long a leaving agent keeps gossiping so its leave reaches everyone before the links close. */
 export const LEAVE_PROPAGATION_MS = 600;
 const INCARNATION_FILE = 'membership.incarnation';
@@ -60,14 +65,11 @@ const RAFT_DB_FILE = 'raft.db';
 const LEADER_MESSAGES = new Set(['append', 'heartbeat', 'snapshot']);
 /** A candidate's requests: they make an agent a server only while the cluster has no leader yet (it is forming). */
 const VOTE_MESSAGES = new Set(['preVote', 'vote']);
-/** How often the leader may tell one agent again that it is no longer a server. */
-const DEMOTE_RETRY_MS = 2_000;
+const DEMOTE_RETRY_MS = 2_000; // how often the leader may tell one agent again that it is no longer a server
 /** The Raft group that replicates the cluster state (jobs, nodes, allocations). */
 export const CLUSTER_GROUP = 'cluster';
 /** One Raft tick; the election timeout is 10 ticks, drawn in [10, 20) per member: 0.3 to 0.6 s. */
 export const RAFT_TICK_MS = 30;
-/** How often the leader reconciles the node table of the cluster state with what gossip says. */
-export const NODE_RECONCILE_MS = 500;
 const PROPOSE_TIMEOUT_MS = 5_000;
 
 export interface AgentOptions {
@@ -90,6 +92,9 @@ export class Agent {
   /** Set once the agent's timers are cleared while stopping: nothing may arm them again. */
   #halted = false;
   #housekeeping: NodeJS.Timeout | undefined;
+  #housekeepingSoon: NodeJS.Timeout | undefined;
+  /** Raft role/leader/term at the last housekeeping round: an apply that changes them runs one soon. */
+  #raftSeen = '';
   #control: ControlPlane | undefined;
   #unsubscribe: (() => void)[] = [];
   #stopping: Promise<void> | undefined;
@@ -102,7 +107,6 @@ export class Agent {
   #state = new ClusterState();
   #raftRandom: Random | undefined;
   #bootstrapWaiting = '';
-  #reconcile: NodeJS.Timeout | undefined;
   #reconciling = false;
   readonly #deadSince = new Map<string, number>();
   #peerRpc: PeerRpc | undefined;
@@ -305,11 +309,7 @@ export class Agent {
     if (!this.#raft) this.#sliceClient.start();
     this.#scheduleTick();
     if (!this.#raft) this.#maybeBootstrap();
-    this.#housekeeping = setInterval(() => {
-      if (!this.#raft && !this.#leaderHint()) this.#maybeBootstrap();
-      control.kick();
-    }, HOUSEKEEPING_MS);
-    this.#reconcile = setInterval(() => this.#reconcileNodes(), NODE_RECONCILE_MS);
+    this.#housekeeping = setInterval(() => this.#housekeep(), HOUSEKEEPING_MS);
     this.log.info({ node: transport.nodeId, peer: peerAddress, api: this.#apiAddress, incarnation }, 'agent ready');
   }
 
@@ -335,8 +335,8 @@ export class Agent {
     this.#tickAtMs = Infinity;
     if (this.#housekeeping) clearInterval(this.#housekeeping);
     this.#housekeeping = undefined;
-    if (this.#reconcile) clearInterval(this.#reconcile);
-    this.#reconcile = undefined;
+    if (this.#housekeepingSoon) clearTimeout(this.#housekeepingSoon);
+    this.#housekeepingSoon = undefined;
     this.#peerRpc?.stop();
     await sliceStopped;
     this.#sliceServer?.wakeAll();
@@ -392,6 +392,22 @@ export class Agent {
   #onApplied(): void {
     this.#control?.kick();
     this.#runner?.kick();
+    const st = this.#raft?.status();
+    if (st && `${st.role}/${st.leader ?? ''}/${st.term}` !== this.#raftSeen) this.#housekeepSoon();
+  }
+
+  #housekeep(): void {
+    if (this.#halted || !this.#membership) return;
+    const st = this.#raft?.status();
+    this.#raftSeen = st ? `${st.role}/${st.leader ?? ''}/${st.term}` : '';
+    if (!this.#raft && !this.#leaderHint()) this.#maybeBootstrap();
+    this.#control?.kick();
+    this.#reconcileNodes();
+  }
+
+  #housekeepSoon(): void {
+    if (this.#housekeepingSoon || this.#halted) return;
+    this.#housekeepingSoon = setTimeout(() => ((this.#housekeepingSoon = undefined), this.#housekeep()), HOUSEKEEPING_SOON_MS);
   }
 
   /** Persist, then send, then act on events: a refutation must never go out at an incarnation a restart could reuse. */
@@ -411,9 +427,13 @@ export class Agent {
       if (e.kind !== 'event') continue;
       const { kind, member } = e.event;
       if (member.id === transport.nodeId) continue;
+      // Someone joined, left, died or changed its roles: bootstrap, autopilot and the node table look again.
+      this.#housekeepSoon();
       this.log.info({ member: member.meta.name || member.id.slice(0, 16), id: member.id.slice(0, 16), status: member.status, incarnation: member.incarnation }, `member ${kind}`);
       if (kind === 'joined' || kind === 'alive') transport.connect(member.id);
       if (kind === 'left' || kind === 'reaped') transport.forget(member.id);
+      // A quiet Raft group has no heartbeats to miss: gossip's failure detector stands in for them.
+      if (kind === 'suspect' || kind === 'dead' || kind === 'left' || kind === 'reaped') this.#raft?.memberUnreachable(member.id);
     }
     this.#scheduleTick();
   }
@@ -528,7 +548,7 @@ export class Agent {
     void this.#sliceClient?.stop();
     const group = new RaftGroup({
       group: CLUSTER_GROUP, nodeId: this.#transport!.nodeId, storage: this.#storage!, transport: this.#transport!, random: this.#raftRandom!,
-      tickMs: RAFT_TICK_MS, electionTicks: 10, snapshotEveryEntries: 10_000, logger: this.log,
+      tickMs: RAFT_TICK_MS, electionTicks: 10, snapshotEveryEntries: 10_000, logger: this.log, quiesce: true,
       stateMachine: {
         apply: (entry) => {
           const result = { ...this.#state.apply(entry.index, JSON.parse(new TextDecoder().decode(entry.data)) as Command), index: entry.index };

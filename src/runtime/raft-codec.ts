@@ -8,7 +8,7 @@ import { LIMITS } from '../lib/limits.js';
 import { shoal } from '../gen/proto.js';
 import type { ConfChangeType, Entry, EntryType, Message, MessageType } from '../consensus/index.js';
 
-const MESSAGE_TYPES = new Set<MessageType>(['preVote', 'preVoteResp', 'vote', 'voteResp', 'append', 'appendResp', 'heartbeat', 'heartbeatResp', 'snapshot', 'timeoutNow', 'readIndex', 'readIndexResp']);
+const MESSAGE_TYPES = new Set<MessageType>(['preVote', 'preVoteResp', 'vote', 'voteResp', 'append', 'appendResp', 'heartbeat', 'heartbeatResp', 'snapshot', 'timeoutNow', 'readIndex', 'readIndexResp', 'wake']);
 const ENTRY_TYPES = new Set<EntryType>(['normal', 'noop', 'conf']);
 const CONF_TYPES = new Set<ConfChangeType>(['addVoter', 'addLearner', 'removeMember']);
 
@@ -25,6 +25,7 @@ export function encodeRaft(m: Message): Uint8Array {
     entries: m.entries.map((e) => ({ index: e.index, term: e.term, type: e.type, data: e.data, ...(e.request ? { request: { clientId: e.request.clientId, seq: e.request.seq } } : {}), ...(e.conf ? { conf: { type: e.conf.type, member: e.conf.member } } : {}) })),
     ...(m.snapshot ? { snapshot: { index: m.snapshot.metadata.index, term: m.snapshot.metadata.term, conf: m.snapshot.metadata.conf, data: m.snapshot.data } } : {}),
     ...(m.context !== undefined ? { hasContext: true, context: m.context } : {}),
+    ...(m.quiesce === true ? { quiesce: true } : {}),
   }).finish();
 }
 
@@ -62,5 +63,6 @@ export function decodeRaft(bytes: Uint8Array, group: string): Message {
     m.snapshot = { metadata: { index: num(r.snapshot.index, 'snapshot.index'), term: num(r.snapshot.term, 'snapshot.term'), conf: { voters: [...(r.snapshot.conf?.voters ?? [])], learners: [...(r.snapshot.conf?.learners ?? [])] } }, data: r.snapshot.data ?? new Uint8Array() };
   }
   if (r.hasContext) m.context = r.context;
+  if (r.quiesce) m.quiesce = true;
   return m;
 }

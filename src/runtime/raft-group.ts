@@ -21,6 +21,10 @@
  * from the leader pushes that wake-up back). With the agent's 30 ms tick an idle leader wakes ~11 times a second
  * instead of ~33 and sends a third of the heartbeats, an idle follower wakes only for the leader's messages, and
  * elections are still timed in whole ticks: one starts at most a heartbeat interval after its timeout, never before.
+ *
+ * With `quiesce`, an idle group goes quiet (see src/consensus/raft.ts): a quiet member arms no timer at all, and
+ * the runtime's failure detector stands in for the heartbeats through `memberUnreachable()`. Proposals, reads and
+ * messages wake it; the ticks it slept through are caught up in one step.
  */
 import type { Clock } from '../lib/clock.js';
 import { describeError, ShoalError } from '../lib/errors.js';
@@ -61,6 +65,8 @@ export interface RaftGroupOptions {
   clock?: Clock;
   /** Take a snapshot and compact the log every this many applied entries (0: never). */
   snapshotEveryEntries?: number;
+  /** Go quiet when idle; then the runtime must call memberUnreachable() when its failure detector suspects a member. */
+  quiesce?: boolean;
   logger?: Logger;
 }
 
@@ -122,7 +128,7 @@ export class RaftGroup {
       group: options.group, id: options.nodeId, storage: options.storage, random: options.random,
       ...(options.electionTicks === undefined ? {} : { electionTicks: options.electionTicks }),
       heartbeatTicks: this.#heartbeatTicks,
-      preVote: true, checkQuorum: true, applied: this.#applied,
+      preVote: true, checkQuorum: true, applied: this.#applied, quiesce: options.quiesce ?? false,
     });
   }
 
@@ -150,7 +156,32 @@ export class RaftGroup {
   #onTimer(): void {
     this.#catchUpTicks();
     this.#process();
-    this.#arm(this.#o.tickMs * this.#heartbeatTicks);
+    if (this.node.quiesced) this.#disarm();
+    else this.#arm(this.#o.tickMs * this.#heartbeatTicks);
+  }
+
+  /** After work that may have woken a quiet member: make sure its timer runs again. */
+  #wake(): void {
+    const heartbeatMs = this.#o.tickMs * this.#heartbeatTicks;
+    if (!this.node.quiesced && this.#wakeAtMs > this.#clock.nowMs() + heartbeatMs) this.#arm(heartbeatMs);
+  }
+
+  #disarm(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#wakeAtMs = Infinity;
+  }
+
+  /**
+   * The failure detector suspects `member` (or it is dead, or it left). Only a quiet group cares: its leader
+   * resumes heartbeats, or, if `member` is the leader, a follower prepares to campaign (see RaftNode).
+   */
+  memberUnreachable(member: string): void {
+    if (this.#stopped || !this.#started || !this.node.quiesced) return;
+    this.#catchUpTicks();
+    this.node.memberUnreachable(member);
+    this.#process();
+    this.#wake();
   }
 
   /**
@@ -159,7 +190,8 @@ export class RaftGroup {
    */
   #rearmAfterMessage(from: string): void {
     const heartbeatMs = this.#o.tickMs * this.#heartbeatTicks;
-    if (this.node.role === 'follower' && from === this.node.leader) this.#arm(this.#o.tickMs * this.#electionTicks);
+    if (this.node.quiesced) this.#disarm();
+    else if (this.node.role === 'follower' && from === this.node.leader) this.#arm(this.#o.tickMs * this.#electionTicks);
     else if (this.#wakeAtMs > this.#clock.nowMs() + heartbeatMs) this.#arm(heartbeatMs);
   }
 
@@ -187,9 +219,11 @@ export class RaftGroup {
     const due = Math.floor((this.#clock.nowMs() - this.#tickOriginMs) / tickMs) - this.#ticks;
     if (due <= 0) return;
     const planned = Math.floor((this.#wakeAtMs + tickMs * this.#heartbeatTicks - this.#tickOriginMs) / tickMs) - this.#ticks;
+    // A quiet member planned no wake-up (Infinity): every tick it slept through is caught up (RaftNode.tick
+    // passes them at once while quiet).
     const run = Math.max(1, Math.min(due, planned));
     this.#ticks += due;
-    for (let i = 0; i < run; i++) this.node.tick();
+    this.node.tick(run);
     this.#stalled = undefined;
   }
 
@@ -243,8 +277,10 @@ export class RaftGroup {
 
   /** Proposes one membership change (leader only; the core refuses a second while one is uncommitted). */
   changeMembership(cc: ConfChange): void {
+    this.#catchUpTicks();
     this.node.proposeConfChange(cc);
     this.#process();
+    this.#wake();
   }
 
   /** Delivers a message that arrived before this group was started (it is what made the agent start it). */
@@ -272,6 +308,7 @@ export class RaftGroup {
       }, timeoutMs);
       this.#reads.set(context, { resolve, reject, timer });
       try {
+        this.#catchUpTicks();
         this.node.readIndex(context);
       } catch (err) {
         clearTimeout(timer);
@@ -280,6 +317,7 @@ export class RaftGroup {
         return;
       }
       this.#process();
+      this.#wake();
     });
   }
 
@@ -293,6 +331,7 @@ export class RaftGroup {
       if (batch.length === 0 || this.#stopped) return;
       let placed: { index: number; term: number }[];
       try {
+        this.#catchUpTicks();
         placed = this.node.proposeBatch(batch.map((q) => ({ data: q.data, ...(q.request ? { request: q.request } : {}) })));
       } catch (err) {
         for (const q of batch) q.reject(err as Error);
@@ -307,6 +346,7 @@ export class RaftGroup {
         this.#waiters.set(p.index, { term: p.term, resolve: q.resolve, reject: q.reject, timer });
       });
       this.#process();
+      this.#wake();
     });
   }
 

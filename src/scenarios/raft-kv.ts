@@ -65,6 +65,13 @@ export interface RaftKvOptions extends ScenarioOptions {
   lossRate?: number;
   /** Virtual time the nemesis runs. */
   faultMs?: number;
+  /**
+   * Idle groups go quiet. Clients then think 100-700 ms between operations, so the group idles often, and a failure
+   * detector stands in for gossip: a member that cannot reach another (down, or the link cut either way) for
+   * FD_DELAY_MS suspects it, again every FD_REPEAT_MS while it lasts (gossip's suspect, then dead), and now and
+   * then a member suspects a healthy one by mistake.
+   */
+  quiesce?: boolean;
 }
 
 const TICK_MS = 10;
@@ -72,6 +79,12 @@ const ELECTION_TICKS = 10;
 const HEARTBEAT_TICKS = 2;
 const CLIENT_TIMEOUT_MS = 400;
 const LIVENESS_BOUND_MS = 3_000;
+/** The quiesce variant's failure detector: how often it looks, how long a fault lasts before it suspects, how often it says so again. */
+const FD_PERIOD_MS = 50;
+const FD_DELAY_MS = 150;
+const FD_REPEAT_MS = 300;
+/** Chance, per look, that one member suspects a random healthy one (a false suspicion, which Lifeguard makes rare but not impossible). */
+const FD_FALSE_SUSPICION_RATE = 0.01;
 const KEYS = ['k0', 'k1', 'k2'];
 const HS_KEY = 'raft/hs';
 
@@ -271,6 +284,7 @@ export function runRaftKv(seed: number, options: RaftKvOptions = {}): ScenarioRe
         unsafeSyncLate: options.unsafeSyncLate ?? false,
         unsafeLocalReads: options.unsafeLocalReads ?? false,
         unsafeNoDedup: options.unsafeNoDedup ?? false,
+        quiesce: options.quiesce ?? false,
         observer: referee,
       });
     },
@@ -300,6 +314,41 @@ export function runRaftKv(seed: number, options: RaftKvOptions = {}): ScenarioRe
       // A harsh run may take down a majority at once: safety must still hold, liveness only after the heal.
       maxDownNodes: options.harsh ? voterCount : voterCount === 5 ? 2 : 1,
     });
+  }
+
+  // --- Failure detector (quiesce variant) --------------------------------------------------------------------------
+  let quietLooks = 0;
+  if (options.quiesce) {
+    const fdRandom = root.split();
+    const since = new Map<string, { fromMs: number; toldMs: number }>();
+    const look = (): void => {
+      const now = sim.nowMs();
+      const up = sim.upNodeIds();
+      const l = leaderNode();
+      if (l?.node.raft.quiesced) quietLooks++;
+      for (const a of up) {
+        for (const b of ids) {
+          if (a === b) continue;
+          const key = `${a}>${b}`;
+          if (sim.isUp(b) && !sim.network.isCut(a, b) && !sim.network.isCut(b, a)) {
+            since.delete(key);
+            continue;
+          }
+          const s = since.get(key) ?? { fromMs: now, toldMs: -Infinity };
+          since.set(key, s);
+          if (now - s.fromMs >= FD_DELAY_MS && now - s.toldMs >= FD_REPEAT_MS) {
+            s.toldMs = now;
+            nodeOf(a)?.memberUnreachable(b);
+          }
+        }
+      }
+      if (up.length > 1 && fdRandom.float() < FD_FALSE_SUSPICION_RATE) {
+        const a = fdRandom.pick(up);
+        nodeOf(a)?.memberUnreachable(fdRandom.pick(ids.filter((id) => id !== a)));
+      }
+      sim.after(FD_PERIOD_MS, 'failure detector', look);
+    };
+    sim.at(FD_PERIOD_MS, 'failure detector', look);
   }
 
   // --- Membership churn: an operator adds a spare as learner, promotes it, removes a voter, and again -----------
@@ -347,7 +396,8 @@ export function runRaftKv(seed: number, options: RaftKvOptions = {}): ScenarioRe
     c.op.returnMs = sim.nowMs();
     answered++;
     const clientId = c.request.clientId;
-    if (sim.nowMs() < workloadEndMs) sim.after(5 + clientRandom.int(40), `client ${clientId} next`, () => startOp(clientId));
+    const thinkMs = options.quiesce ? 100 + clientRandom.int(600) : 5 + clientRandom.int(40);
+    if (sim.nowMs() < workloadEndMs) sim.after(thinkMs, `client ${clientId} next`, () => startOp(clientId));
   };
 
   const attempt = (c: ClientOp): void => {
@@ -467,6 +517,7 @@ export function runRaftKv(seed: number, options: RaftKvOptions = {}): ScenarioRe
       confChanges: referee.confChanges,
       reads: history.filter((h) => h.done && h.op.input.kind === 'get').length,
       recoveryMs,
+      quietLooks,
       linearizabilityUnknown: lin.ok === 'unknown' ? 1 : 0,
     },
   };
@@ -502,6 +553,12 @@ export const raftLeaseScenario: Scenario = {
   run: (seed, options) => runRaftKv(seed, { ...options, readOnly: 'lease', noPauses: true }),
 };
 
+export const raftQuiesceScenario: Scenario = {
+  name: 'raft-kv-quiesce',
+  description: 'raft-kv with quiet idle groups (no heartbeats while idle): clients pause between operations, a failure detector (with false suspicions) tells members who is unreachable',
+  run: (seed, options) => runRaftKv(seed, { ...options, quiesce: true }),
+};
+
 export const raftUnsafeScenario: Scenario = {
   name: 'raft-kv-unsafe',
   description: 'raft-kv with a deliberate bug (messages sent before the hard state and entries are synced); its seeds are expected to fail',
@@ -520,7 +577,7 @@ export const raftNoDedupScenario: Scenario = {
   run: (seed, options) => runRaftKv(seed, { ...options, unsafeNoDedup: true }),
 };
 
-export const RAFT_SCENARIOS: readonly Scenario[] = [raftKvScenario, raftChurnScenario, raftHarshScenario, raftPlainScenario, raftLeaseScenario, raftUnsafeScenario, raftStaleReadsScenario, raftNoDedupScenario];
+export const RAFT_SCENARIOS: readonly Scenario[] = [raftKvScenario, raftChurnScenario, raftHarshScenario, raftPlainScenario, raftLeaseScenario, raftQuiesceScenario, raftUnsafeScenario, raftStaleReadsScenario, raftNoDedupScenario];
 
 /** The raft scenarios every seed must pass (the test suite sweeps them; the unsafe one must fail). */
-export const RAFT_MUST_PASS: readonly string[] = [raftKvScenario.name];
+export const RAFT_MUST_PASS: readonly string[] = [raftKvScenario.name, raftQuiesceScenario.name];

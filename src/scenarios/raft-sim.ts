@@ -107,6 +107,8 @@ export interface RaftSimOptions {
   unsafeNoDedup?: boolean;
   /** Deliberately broken variant: reads answered from the local state, without ReadIndex (stale reads). */
   unsafeLocalReads?: boolean;
+  /** Idle groups go quiet; the scenario's failure detector then calls memberUnreachable(). */
+  quiesce?: boolean;
   observer: RaftObserver;
 }
 
@@ -147,6 +149,7 @@ export class RaftSimNode implements SimNode<Message> {
       preVote: opts.preVote,
       checkQuorum: opts.checkQuorum,
       readOnly: opts.readOnly ?? 'safe',
+      quiesce: opts.quiesce ?? false,
     });
     if (snap !== undefined) opts.observer.snapshotRestored(ctx.id, snap, this.machine, false);
     this.#process();
@@ -202,6 +205,12 @@ export class RaftSimNode implements SimNode<Message> {
     }
     this.#process();
     return true;
+  }
+
+  /** The failure detector suspects `member` (the runtime's gossip does this for real agents). */
+  memberUnreachable(member: string): void {
+    this.raft.memberUnreachable(member);
+    this.#process();
   }
 
   transfer(to: string): void {

@@ -11,7 +11,7 @@ const member = (id: string, status: MemberStatus = 'alive', bootstrap?: string):
 
 const status = (over: Partial<Status>): Status => ({
   group: 'cluster', id: 'a', role: 'leader', term: 2, vote: 'a', leader: 'a', commit: 100, applied: 100, lastIndex: 100,
-  voters: ['a', 'b', 'c'], learners: [], leadTransferee: undefined, progress: {}, ...over,
+  voters: ['a', 'b', 'c'], learners: [], leadTransferee: undefined, quiesced: false, progress: {}, ...over,
 });
 
 t.test('bootstrap: the chosen members must all be alive and agree', async (t) => {

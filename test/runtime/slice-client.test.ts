@@ -32,7 +32,7 @@ t.test('slice client: resumes on another server, gives up on one gossip drops, r
   const me = nodeId(1);
   const status = (): Status => ({
     group: 'cluster', id: 'x', role: 'follower', term: 2, vote: undefined, leader: 'A', commit: h.state.index, applied: h.state.index,
-    lastIndex: h.state.index, voters: ['A', 'B', 'C'], learners: [], leadTransferee: undefined, progress: {},
+    lastIndex: h.state.index, voters: ['A', 'B', 'C'], learners: [], leadTransferee: undefined, quiesced: false, progress: {},
   });
   // Three servers on one state (as at one index on a real cluster); each can be made to fail or to lie.
   const servers = new Map<string, { server: SliceServer; broken?: 'error' | 'hang' | 'forge'; calls: number }>();

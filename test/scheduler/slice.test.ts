@@ -164,7 +164,7 @@ t.test('property: any sequence of deltas, from any server, at any limit, converg
 
 const leaderStatus = (): Status => ({
   group: 'cluster', id: 's', role: 'follower', term: 3, vote: undefined, leader: 'L', commit: 0, applied: 0, lastIndex: 0,
-  voters: ['L', 's', 'v'], learners: ['r'], leadTransferee: undefined, progress: {},
+  voters: ['L', 's', 'v'], learners: ['r'], leadTransferee: undefined, quiesced: false, progress: {},
 });
 const ctxFor = (forwardedFrom: string | undefined, timeoutMs = 5_000): CallContext => ({
   signal: AbortSignal.timeout(timeoutMs), timeoutMs, remoteAddress: 'peer', ...(forwardedFrom ? { forwardedFrom } : {}),
