@@ -13,6 +13,9 @@
  * - A task we spawned is our child: its exit status comes from the kernel and is also written to
  *   `<task dir>/exit.json`. A re-attached task is not our child: we poll /proc until it is gone, and its status
  *   is then unknown unless exit.json says it (it exited while this agent was still watching it).
+ * - Periodic work is one timer per kind for the whole driver, not one per task, and only while there is work for
+ *   it: log rotation while a task runs, the /proc poll while a re-attached task runs. Exits of our own children
+ *   are kernel events and need no timer.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs, constants as fsConstants, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -62,7 +65,6 @@ interface Entry {
   exit?: ExitResult;
   exited: Promise<ExitResult>;
   resolveExit: (exit: ExitResult) => void;
-  timers: NodeJS.Timeout[];
   monitor?: HealthMonitor;
 }
 
@@ -124,6 +126,13 @@ export class ProcessDriver implements TaskDriver {
   readonly #entries = new Map<string, Entry>();
   #isolation: Promise<Isolation> | undefined;
   #closed = false;
+  /** Running tasks whose logs are checked for rotation, all by one timer. */
+  readonly #rotating = new Set<Entry>();
+  #rotateTimer: NodeJS.Timeout | undefined;
+  #rotateRound: Promise<void> | undefined;
+  /** Running re-attached tasks (not our children), looked for in /proc by one timer. */
+  readonly #foreign = new Set<Entry>();
+  #foreignTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ProcessDriverOptions) {
     this.#opts = options;
@@ -234,19 +243,60 @@ export class ProcessDriver implements TaskDriver {
   #newEntry(handle: TaskHandle, state: ProcState): Entry {
     let resolveExit!: (exit: ExitResult) => void;
     const exited = new Promise<ExitResult>((resolve) => (resolveExit = resolve));
-    const entry: Entry = { handle, state, exited, resolveExit, timers: [] };
+    const entry: Entry = { handle, state, exited, resolveExit };
     this.#entries.set(handle.taskId, entry);
     return entry;
   }
 
   /** Log rotation and health checks, for as long as the task runs and this driver watches it. */
   #watch(entry: Entry): void {
-    const logDir = path.join(entry.state.taskDir, 'logs');
-    const rotate = setInterval(() => void rotateIfNeeded(logDir).catch((err) => this.#log.warn({ task: entry.handle.taskId, err: describeError(err) }, 'log rotation failed')), LIMITS.driverLogRotateCheckMs);
-    rotate.unref();
-    entry.timers.push(rotate);
+    this.#rotating.add(entry);
+    if (!this.#rotateTimer) {
+      // Unreferenced: rotation alone must not keep a process alive.
+      this.#rotateTimer = setInterval(() => this.#rotateAll(), LIMITS.driverLogRotateCheckMs);
+      this.#rotateTimer.unref();
+    }
     const hc = entry.handle.spec.healthcheck;
     if (hc) entry.monitor = new HealthMonitor(hc, this.#probe(entry), this.#clock, this.#clock.nowMs());
+  }
+
+  /** One rotation round over every running task, one task after the other; a round still running is not doubled. */
+  #rotateAll(): void {
+    if (this.#rotateRound) return;
+    this.#rotateRound = (async () => {
+      for (const entry of [...this.#rotating]) {
+        await rotateIfNeeded(path.join(entry.state.taskDir, 'logs'))
+          .catch((err: unknown) => this.#log.warn({ task: entry.handle.taskId, err: describeError(err) }, 'log rotation failed'));
+      }
+    })().finally(() => {
+      this.#rotateRound = undefined;
+    });
+  }
+
+  /** Watches a re-attached process (not our child, so no exit event) by polling /proc, with one timer for all. */
+  #pollForeign(entry: Entry): void {
+    this.#foreign.add(entry);
+    this.#foreignTimer ??= setInterval(() => {
+      for (const e of [...this.#foreign]) {
+        if (sameLiveProcess(e.state)) continue;
+        this.#foreign.delete(e); // once: its exit is being read
+        void this.#onForeignExit(e);
+      }
+    }, LIMITS.driverProcessPollMs);
+  }
+
+  /** The task no longer runs: it leaves the shared rounds, and a timer with nothing left to do is cleared. */
+  #unwatch(entry: Entry): void {
+    this.#rotating.delete(entry);
+    this.#foreign.delete(entry);
+    if (this.#rotating.size === 0 && this.#rotateTimer) {
+      clearInterval(this.#rotateTimer);
+      this.#rotateTimer = undefined;
+    }
+    if (this.#foreign.size === 0 && this.#foreignTimer) {
+      clearInterval(this.#foreignTimer);
+      this.#foreignTimer = undefined;
+    }
   }
 
   #probe(entry: Entry): Probe {
@@ -292,8 +342,7 @@ export class ProcessDriver implements TaskDriver {
   #finish(entry: Entry, exit: ExitResult): void {
     if (entry.exit) return;
     entry.exit = exit;
-    for (const t of entry.timers) clearInterval(t);
-    entry.timers = [];
+    this.#unwatch(entry);
     entry.monitor?.stop();
     void rotateIfNeeded(path.join(entry.state.taskDir, 'logs')).catch(() => undefined);
     entry.resolveExit(exit);
@@ -315,10 +364,7 @@ export class ProcessDriver implements TaskDriver {
     const entry = this.#newEntry(handle, state);
     if (sameLiveProcess(state)) {
       this.#watch(entry);
-      const poll = setInterval(() => {
-        if (!sameLiveProcess(state)) void this.#onForeignExit(entry);
-      }, LIMITS.driverProcessPollMs);
-      entry.timers.push(poll);
+      this.#pollForeign(entry);
     } else {
       await this.#onForeignExit(entry);
     }
@@ -428,8 +474,7 @@ export class ProcessDriver implements TaskDriver {
   async close(): Promise<void> {
     this.#closed = true;
     for (const entry of this.#entries.values()) {
-      for (const t of entry.timers) clearInterval(t);
-      entry.timers = [];
+      this.#unwatch(entry);
       entry.monitor?.stop();
       // Forget our children: like an agent that exits, this instance no longer records their exit.
       entry.child?.removeAllListeners('exit');

@@ -3,8 +3,11 @@
  * the clock and the task drivers. Effects are performed in the core's order: a `persist` is written and fsynced
  * before the `start` that follows it, so after a crash the agent knows of every task it may have started.
  *
- *   every reconcileMs (default LIMITS.nodeReconcileMs), after every driver answer, on kick() (the state changed),
- *   and when a restart delay ends:
+ *   on kick() (the state changed), after every driver answer and task exit, when a restart delay ends, and as a
+ *   safety net on a timer whose period depends on what the node is doing (see #nextRoundMs):
+ *     something in progress (a task starting or stopping, a report to send or retry, a state not fresh): reconcileMs
+ *     every live task running, nothing in progress: max(reconcileMs, LIMITS.nodeSettledReconcileMs)
+ *     no live task: no timer at all (an idle agent must not wake for nothing; kick() brings new allocations)
  *     core.tick(now) ─► core.observe(state)   (only while the state is fresh: a leader is known and applied = commit)
  *       ─► effects: persist (sync, atomic file) ─► start / stop / destroy (async, at most N at once)
  *     core.reports(state) ─► one report in flight to the leader (AllocReports/Update); the state is the ack
@@ -37,9 +40,9 @@ export interface NodeRunnerOptions {
   /** Sends status updates to the leader; resolves once they are committed. */
   report: (updates: AllocUpdate[]) => Promise<void>;
   /**
-   * How often to compare what runs with the state without being asked. Default LIMITS.nodeReconcileMs, which is
-   * what notices new allocations when nobody calls kick(); an owner that kicks the runner whenever the state it
-   * reads changes can pass LIMITS.nodeIdleReconcileMs instead, and an idle node then wakes once a second for it.
+   * How often to compare what runs with the state without being asked while something is in progress (default
+   * LIMITS.nodeReconcileMs; the agent passes LIMITS.nodeIdleReconcileMs). The owner must call kick() whenever the
+   * state it reads changes or becomes fresh: a node with no live task sets no timer and acts on kicks only.
    */
   reconcileMs?: number;
 }
@@ -56,8 +59,14 @@ export class NodeRunner {
   readonly core: NodeCore;
   readonly #o: NodeRunnerOptions;
   readonly #dir: string;
-  #timer: NodeJS.Timeout | undefined;
+  /** The next safety-net round (see #nextRoundMs); an earlier one armed is kept. */
+  #roundTimer: NodeJS.Timeout | undefined;
+  #roundAtMs = Infinity;
   #reporting = false;
+  /** The last report was not committed: it is retried on a timer, as no state change may come to kick the runner. */
+  #reportFailed = false;
+  /** The last round found status changes to report (they are sent, or wait for the one in flight). */
+  #reportPending = false;
   #stopped = false;
   #running = 0;
   readonly #queue: (() => Promise<void>)[] = [];
@@ -67,6 +76,8 @@ export class NodeRunner {
   /** Wakes the runner when the earliest restart delay ends (the periodic round may be much further away). */
   #restartTimer: NodeJS.Timeout | undefined;
   #restartAtMs = Infinity;
+  /** Per task: whether its handle declares a health check (entries of tasks the core forgot are pruned). */
+  readonly #healthChecked = new Map<string, { handle: string; declared: boolean }>();
 
   constructor(options: NodeRunnerOptions) {
     this.#o = options;
@@ -126,13 +137,22 @@ export class NodeRunner {
       restored.push({ record, alive, ...(lostReason === undefined ? {} : { lostReason }), ...(found === undefined ? {} : { handle: found }) });
     }
     this.core.restore(restored);
-    this.#timer = setInterval(() => this.#step(), this.#o.reconcileMs ?? LIMITS.nodeReconcileMs);
+    // The first round comes at once; it arms the next one (or none, on a node with nothing to run).
+    this.#kick();
     this.#armHealthTimer();
   }
 
-  /** Health supervision runs only while a task runs: an idle node has nothing to ask its drivers about. */
+  /**
+   * Health supervision runs only while a task with a health check runs: nothing else has a health status to ask
+   * the drivers about, and a node whose tasks declare no check must not wake every second for them.
+   */
   #armHealthTimer(): void {
-    const running = !this.#stopped && this.core.tasks().some((t) => t.phase === 'running');
+    const tasks = this.core.tasks();
+    if (this.#healthChecked.size > tasks.length) {
+      const ids = new Set(tasks.map((t) => t.allocId));
+      for (const id of this.#healthChecked.keys()) if (!ids.has(id)) this.#healthChecked.delete(id);
+    }
+    const running = !this.#stopped && tasks.some((t) => t.phase === 'running' && t.handle !== '' && this.#hasHealthcheck(t));
     if (running && !this.#healthTimer) {
       this.#healthTimer = setInterval(() => {
         void this.#checkHealth().catch((err: unknown) => this.#o.logger.warn({ err: describeError(err) }, 'health supervision round failed'));
@@ -143,13 +163,29 @@ export class NodeRunner {
     }
   }
 
+  /** Whether a task's spec declares a health check; remembered per task and handle, as every round asks. */
+  #hasHealthcheck(t: Readonly<TaskRecord>): boolean {
+    const known = this.#healthChecked.get(t.allocId);
+    if (known?.handle === t.handle) return known.declared;
+    let declared: boolean;
+    try {
+      declared = this.#handle(t.handle).spec.healthcheck !== undefined;
+    } catch (_unreadable) {
+      // Supervise it as before: the health round then logs what is wrong with the handle.
+      declared = true;
+    }
+    this.#healthChecked.set(t.allocId, { handle: t.handle, declared });
+    return declared;
+  }
+
   /** Stops reconciling. Tasks keep running (a restarted agent re-attaches to them), like a Nomad client restart. */
   stop(): void {
     this.#stopped = true;
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#roundTimer) clearTimeout(this.#roundTimer);
     if (this.#healthTimer) clearInterval(this.#healthTimer);
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
-    this.#timer = undefined;
+    this.#roundTimer = undefined;
+    this.#roundAtMs = Infinity;
     this.#healthTimer = undefined;
     this.#restartTimer = undefined;
   }
@@ -216,8 +252,10 @@ export class NodeRunner {
     this.core.tick(now);
     this.#armRestartTimer(now);
     this.#armHealthTimer();
-    if (!this.#o.fresh()) {
+    const fresh = this.#o.fresh();
+    if (!fresh) {
       this.#perform(this.core.drainEffects());
+      this.#armRound(now, this.#nextRoundMs(false));
       return;
     }
     const state = this.#o.state();
@@ -225,16 +263,61 @@ export class NodeRunner {
     this.#perform(this.core.drainEffects());
     if (!this.#reporting) {
       const updates = this.core.reports(state);
+      this.#reportPending = updates.length > 0;
       if (updates.length > 0) {
         this.#reporting = true;
         this.#o.report(updates).then(
-          () => this.#kick(),
-          (err: unknown) => this.#o.logger.debug({ err: describeError(err), updates: updates.length }, 'allocation status report not committed; retrying'),
+          () => {
+            this.#reportFailed = false;
+            this.#kick();
+          },
+          (err: unknown) => {
+            this.#reportFailed = true;
+            this.#o.logger.debug({ err: describeError(err), updates: updates.length }, 'allocation status report not committed; retrying');
+            this.#armRound(systemClock.nowMs(), this.#period());
+          },
         ).finally(() => {
           this.#reporting = false;
         });
       }
     }
+    this.#armRound(now, this.#nextRoundMs(true));
+  }
+
+  #period(): number {
+    return this.#o.reconcileMs ?? LIMITS.nodeReconcileMs;
+  }
+
+  /**
+   * How long until the next safety-net round. Every change that matters wakes the runner by itself (kick() on a
+   * state change, a driver answer, a task exit, the restart timer), so the timer only covers what has no event:
+   * a report to retry, a state that may become fresh without changing, and an owner's missed kick while tasks run.
+   */
+  #nextRoundMs(fresh: boolean): number {
+    const busy = !fresh || this.#reporting || this.#reportPending || this.#reportFailed || this.#running > 0 || this.#queue.length > 0;
+    let live = false;
+    let settled = true;
+    for (const t of this.core.tasks()) {
+      if (t.phase === 'dead') continue;
+      live = true;
+      if (t.phase !== 'running') settled = false;
+    }
+    if (busy || (live && !settled)) return this.#period();
+    if (live) return Math.max(this.#period(), LIMITS.nodeSettledReconcileMs);
+    return Infinity;
+  }
+
+  /** Makes sure a round runs within `delayMs` of `now` (Infinity: none is needed); an earlier armed round is kept. */
+  #armRound(now: number, delayMs: number): void {
+    const at = now + delayMs;
+    if (this.#stopped || at === Infinity || at >= this.#roundAtMs) return;
+    if (this.#roundTimer) clearTimeout(this.#roundTimer);
+    this.#roundAtMs = at;
+    this.#roundTimer = setTimeout(() => {
+      this.#roundTimer = undefined;
+      this.#roundAtMs = Infinity;
+      this.#step();
+    }, Math.max(0, Math.ceil(delayMs)));
   }
 
   /** Arms a one-shot wake-up for the earliest restart delay still running, unless one is armed for that time. */

@@ -21,8 +21,6 @@ import { systemClock } from '../platform/system-clock.js';
 import { NodeSlice, type Allocation, type JobRecord } from '../state/index.js';
 import { SlicesWatch, type MethodDescriptor } from '../rpc/index.js';
 
-/** How often the client checks, during a watch, that its server is still alive and still a server in gossip. */
-const SERVER_CHECK_MS = 500;
 /** Answers in a row from a server that is not caught up with a leader before the client tries another server. */
 const BEHIND_ANSWERS_BEFORE_SWITCH = 3;
 /** How long a server that failed a watch (or kept answering without a leader) is ranked last. */
@@ -153,10 +151,12 @@ export class SliceClient {
   async #watchOnce(server: string): Promise<'ok' | 'behind'> {
     const abort = new AbortController();
     this.#abort = abort;
-    // Gossip may know before the link does that the server died or stopped being one: give up on it at once.
+    // Gossip may know before the link does that the server died or stopped being one: give up on it then. This is
+    // the one timer of an idle client, so it is slow (LIMITS.sliceServerCheckMs): gossip takes seconds to declare a
+    // server dead anyway, a server that closes its link fails the call at once, and one that is demoted answers.
     const check = setInterval(() => {
       if (!this.#o.servers().some((s) => s.id === server)) abort.abort();
-    }, SERVER_CHECK_MS);
+    }, LIMITS.sliceServerCheckMs);
     let res: shoal.v1.SliceWatchResponse;
     try {
       res = await this.#o.call(server, SlicesWatch, shoal.v1.SliceWatchRequest.fromObject({
@@ -178,11 +178,13 @@ export class SliceClient {
       throw new ShoalError('ERR_SLICE_INVALID', `server ${server.slice(0, 16)} sent a slice that does not decode: ${describeError(err)}`);
     }
     const before = this.slice.index;
+    const wasFresh = this.fresh;
     const merged = this.slice.merge({ index: Number(res.index), allocIds: res.allocIds, allocations, jobs, complete: res.complete });
     this.#lastAnswered = server;
     this.#leader = res.leaderId;
     this.#fresh = res.fresh;
-    if (merged && (res.changed || Number(res.index) !== before)) this.#o.onChange();
+    // Becoming fresh is a change too: the node runner acts only on a fresh slice, and waits for a kick to do so.
+    if ((merged && (res.changed || Number(res.index) !== before)) || (!wasFresh && this.fresh)) this.#o.onChange();
     if (!res.fresh) return 'behind';
     return 'ok';
   }

@@ -9,7 +9,9 @@
  * - hyperswarm alone gives up on a peer after a long cut, and peers that join together can miss each other until
  *   its next refresh 10 minutes later: we refresh discovery early and then periodically, and redial every peer
  *   we ever had a link with (or were told about with connect()) with capped, jittered exponential backoff;
- * - keep-alive + stream timeout make a dead peer's link close in about three seconds.
+ * - keep-alive + stream timeout make a silent dead peer's link close (LIMITS.transportStreamTimeoutMs);
+ * - an idle agent sets no timer that fires more often than the discovery refresh: announcements held by our own DHT
+ *   node are read when a request about the topic arrives, not by polling (see #watchTopicRequests).
  */
 import { isIP } from 'node:net';
 import DHT from 'hyperdht';
@@ -51,6 +53,8 @@ export interface HyperswarmTransportOptions {
   wireRange?: VersionRange;
   maxLinks?: number;
   random?: Random;
+  /** How long after start our DHT node's announcements are also polled (LIMITS.transportLocalRecordsPollWindowMs); tests pass 0. */
+  localRecordsPollWindowMs?: number;
 }
 
 interface RedialState {
@@ -95,6 +99,9 @@ export class HyperswarmTransport implements Transport {
   #firstRefresh: NodeJS.Timeout | undefined;
   #refreshInterval: NodeJS.Timeout | undefined;
   #recordsInterval: NodeJS.Timeout | undefined;
+  #recordsPollEnd: NodeJS.Timeout | undefined;
+  /** A read of our DHT node's records is queued (requests about our topic come in bursts; one read serves them). */
+  #recordsReadQueued: NodeJS.Immediate | undefined;
   /** Keys found in our own DHT node's records and dialed since the last refresh (each is dialed once per refresh). */
   readonly #recordDialed = new Set<string>();
   #starting: Promise<void> | undefined;
@@ -150,6 +157,7 @@ export class HyperswarmTransport implements Transport {
     }
     const dht = first ? DHT.bootstrapper(o.port, o.host, dhtOptions) : new DHT(dhtOptions);
     this.#dht = dht;
+    this.#watchTopicRequests(dht);
     await dht.ready();
     const swarm = new Hyperswarm({
       dht,
@@ -168,7 +176,18 @@ export class HyperswarmTransport implements Transport {
       this.#refresh();
     }, LIMITS.transportFirstRefreshMs);
     this.#refreshInterval = setInterval(() => this.#refresh(), LIMITS.transportDiscoveryRefreshMs);
-    this.#recordsInterval = setInterval(() => this.#dialLocalRecords(), LIMITS.transportLocalRecordsCheckMs);
+    // Announcements reach our node as DHT requests, which #watchTopicRequests sees; polling them as well for a few
+    // seconds after start is a cheap fallback for the moment a cluster forms, should that hook ever see nothing
+    // (hyperdht internals). After that an idle agent reads them at every refresh only, and never wakes for them.
+    const pollWindowMs = o.localRecordsPollWindowMs ?? LIMITS.transportLocalRecordsPollWindowMs;
+    if (pollWindowMs > 0) {
+      this.#recordsInterval = setInterval(() => this.#dialLocalRecords(), LIMITS.transportLocalRecordsCheckMs);
+      this.#recordsPollEnd = setTimeout(() => {
+        this.#recordsPollEnd = undefined;
+        if (this.#recordsInterval) clearInterval(this.#recordsInterval);
+        this.#recordsInterval = undefined;
+      }, pollWindowMs);
+    }
     this.#log.info({ address: this.address(), bootstrap: o.bootstrap, publicDht: usePublic }, 'transport started');
   }
 
@@ -189,9 +208,13 @@ export class HyperswarmTransport implements Transport {
     if (this.#firstRefresh) clearTimeout(this.#firstRefresh);
     if (this.#refreshInterval) clearInterval(this.#refreshInterval);
     if (this.#recordsInterval) clearInterval(this.#recordsInterval);
+    if (this.#recordsPollEnd) clearTimeout(this.#recordsPollEnd);
+    if (this.#recordsReadQueued) clearImmediate(this.#recordsReadQueued);
     this.#firstRefresh = undefined;
     this.#refreshInterval = undefined;
     this.#recordsInterval = undefined;
+    this.#recordsPollEnd = undefined;
+    this.#recordsReadQueued = undefined;
     for (const state of this.#known.values()) {
       if (state.timer) clearTimeout(state.timer);
       state.timer = undefined;
@@ -426,11 +449,43 @@ export class HyperswarmTransport implements Transport {
   }
 
   /**
+   * Reads our node's records (#dialLocalRecords) after every DHT request about the cluster's topic it serves: an
+   * announce stores a record there (a peer that just joined, or refreshed), a lookup means someone is looking for
+   * the cluster. So a record is read as soon as it arrives, and an idle agent sets no timer for it.
+   * This wraps hyperdht's `onrequest` (dht-rpc's documented extension point, hyperdht's override of it; pinned
+   * version). The wrapper only observes: the request is handled exactly as before, and if hyperdht stops calling
+   * it, records are still read at every discovery refresh and, for a while after start, on a timer.
+   */
+  #watchTopicRequests(dht: DHT): void {
+    const node = dht as unknown as { onrequest?: (req: { target?: Uint8Array | null }) => boolean };
+    const handle = node.onrequest;
+    if (typeof handle !== 'function') {
+      this.#log.warn('hyperdht has no onrequest method: announcements held by this node are read at discovery refreshes only');
+      return;
+    }
+    node.onrequest = (req) => {
+      const handled = handle.call(dht, req);
+      const target = req.target;
+      if (target && target.byteLength === this.#topic.length && this.#topic.equals(target)) this.#queueRecordsRead();
+      return handled;
+    };
+  }
+
+  #queueRecordsRead(): void {
+    if (this.#recordsReadQueued || !this.#running) return;
+    this.#recordsReadQueued = setImmediate(() => {
+      this.#recordsReadQueued = undefined;
+      this.#dialLocalRecords();
+    });
+  }
+
+  /**
    * A DHT lookup never asks the node doing it, so an announcement stored on our own DHT node is invisible to our
    * lookups. In a two-agent cluster that is every announcement: each holds the other's record and neither finds
    * the other. The first agent of a cluster is worse off still: it announced when no other node existed, so
-   * nobody finds it until its next refresh. So we also read, often, the records our node holds for the topic and
-   * dial those peers (each once per refresh interval, so a stranger announcing on our topic costs little).
+   * nobody finds it until its next refresh. So we also read the records our node holds for the topic and dial
+   * those peers (each once per refresh interval, so a stranger announcing on our topic costs little): when a
+   * request about the topic arrives (#watchTopicRequests), at every refresh, and often for a while after start.
    * This reads hyperdht internals (`_persistent.records`, pinned version); if they change it finds nothing and
    * discovery falls back to lookups only.
    */

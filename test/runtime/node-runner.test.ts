@@ -54,3 +54,88 @@ t.test('a restart delay ends on time even when the periodic reconcile round is f
   t.ok(delayMs >= 250 && delayMs < 2_000, `restarted ${delayMs} ms after the first start (delay 300 ms)`);
   t.equal(runner.core.task(h.state.allocationsOfJob('app')[0]!.id)?.phase, 'running');
 });
+
+/** A driver whose tasks run until stopped. */
+function runningDriver(): { driver: TaskDriver; starts: number } {
+  const out = { driver: undefined as unknown as TaskDriver, starts: 0 };
+  out.driver = {
+    ...failOnceDriver().driver,
+    start: async (spec: TaskSpec): Promise<TaskHandle> => {
+      out.starts++;
+      return { version: 1, driver: 'process', taskId: spec.id, spec, startedAtMs: Date.now(), state: {} };
+    },
+    wait: () => new Promise<ExitResult>(() => undefined),
+  } as unknown as TaskDriver;
+  return out;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+t.test('a node with no task does not poll, acts on a kick, and polls little once its tasks run', async (t) => {
+  const h = harness();
+  addNode(h, 1);
+  const d = runningDriver();
+  let rounds = 0;
+  const runner = new NodeRunner({
+    nodeId: N1, dataDir: t.testdir({}), drivers: new Map([['process', d.driver]]), logger: silentLogger(),
+    state: () => {
+      rounds++;
+      return h.state;
+    },
+    fresh: () => true,
+    report: async (updates: AllocUpdate[]) => {
+      h.apply({ type: 'alloc.update', nodeId: N1, updates });
+    },
+    // Short, so a runner that still polled would show it many times over in the windows below.
+    reconcileMs: 20,
+  });
+  await runner.start();
+  t.teardown(() => runner.stop());
+  await until('the first round', () => rounds >= 1);
+  const idle = rounds;
+  await sleep(300);
+  t.equal(rounds, idle, 'no round without a kick while the node has nothing to run');
+
+  h.apply({ type: 'job.register', job: job('services:\n  w:\n    x-shoal: { driver: process }\n    command: run\n    deploy:\n      replicas: 1\n') });
+  h.drain();
+  runner.kick();
+  const alloc = (): string => h.state.allocationsOfJob('app')[0]!.id;
+  await until('the task runs and the leader knows it', () => h.state.allocation(alloc())?.clientStatus === 'running');
+  await sleep(100);
+  const settled = rounds;
+  await sleep(300);
+  t.ok(rounds - settled <= 1, `at most one round in 300 ms while every task runs (${rounds - settled}; LIMITS.nodeSettledReconcileMs apart)`);
+  t.equal(d.starts, 1);
+});
+
+t.test('a report that was not committed is retried without a kick', async (t) => {
+  const h = harness();
+  addNode(h, 1);
+  h.apply({ type: 'job.register', job: job('services:\n  w:\n    x-shoal: { driver: process }\n    command: run\n    deploy:\n      replicas: 1\n') });
+  h.drain();
+  const d = runningDriver();
+  let reports = 0;
+  const runner = new NodeRunner({
+    nodeId: N1, dataDir: t.testdir({}), drivers: new Map([['process', d.driver]]), logger: silentLogger(),
+    state: () => h.state, fresh: () => true,
+    report: async (updates: AllocUpdate[]) => {
+      // The first reports fail, as while there is no leader; once the task runs nothing else kicks the runner.
+      if (++reports <= 3) throw new Error('no leader');
+      h.apply({ type: 'alloc.update', nodeId: N1, updates });
+    },
+    reconcileMs: 20,
+  });
+  await runner.start();
+  t.teardown(() => runner.stop());
+  const alloc = h.state.allocationsOfJob('app')[0]!.id;
+  await until('the running status reaches the leader after failed reports', () => h.state.allocation(alloc)?.clientStatus === 'running');
+  t.ok(reports >= 4, `${reports} reports, the first three failed`);
+});

@@ -4,6 +4,7 @@
  * refuses a forged answer, and a quick stop-start never runs two watch loops.
  */
 import t from 'tap';
+import { LIMITS } from '../../src/lib/limits.js';
 import { Random } from '../../src/lib/random.js';
 import { ShoalError } from '../../src/lib/errors.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -81,7 +82,7 @@ t.test('slice client: resumes on another server, gives up on one gossip drops, r
   servers.get(second)!.server.wakeAll();
   await wait('a hanging watch', () => servers.get(second)!.calls > hungCalls);
   alive = alive.filter((s) => s.id !== second);
-  await wait('moved off the dropped server', () => client.server !== undefined && client.server !== second, 3_000);
+  await wait('moved off the dropped server', () => client.server !== undefined && client.server !== second, LIMITS.sliceServerCheckMs + 3_000);
 
   // No server at all: the slice is kept but not fresh.
   for (const s of servers.values()) s.broken = 'error';

@@ -1,10 +1,12 @@
 /**
  * The hyperswarm transport in this process: lifecycle (idempotent start/stop, nothing left behind), argument
- * checks, and a link between two agents sharing 127.0.0.1 (several agents on one address must work too).
+ * checks, and a link between two agents sharing 127.0.0.1 (several agents on one address must work too); an idle
+ * first agent finds a late joiner through the announcement its DHT node receives, without polling for it.
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { HyperswarmTransport, parseBootstrapEntry } from '../../src/transport/hyperswarm-transport.js';
+import { LIMITS } from '../../src/lib/limits.js';
 import { MessageType } from '../../src/wire/frame.js';
 import type { InboundMessage } from '../../src/transport/types.js';
 
@@ -77,4 +79,23 @@ t.test('two agents on one address link up, talk, and stop without leaving a time
   // hyperswarm/hyperdht close their own timers asynchronously after destroy(); give them a moment.
   await until('timers released', () => timers() <= before, 10_000);
   t.ok(timers() <= before, 'no timer left');
+});
+
+t.test('a first agent idle for a while finds a joiner as its announcement arrives, without polling its records', async (t) => {
+  const key = randomBytes(32);
+  const p = port();
+  // No polling at all: only the request hook (and the discovery refresh, a minute away) can find the joiner.
+  const a = new HyperswarmTransport({ clusterKey: key, seed: randomBytes(32), host: '127.0.0.1', port: p, bootstrap: [], nodeName: 'a', localRecordsPollWindowMs: 0 });
+  const b = new HyperswarmTransport({ clusterKey: key, seed: randomBytes(32), host: '127.0.0.1', port: p + 1, bootstrap: [`127.0.0.1:${p}`], nodeName: 'b', localRecordsPollWindowMs: 0 });
+  t.teardown(async () => {
+    await b.stop();
+    await a.stop();
+  });
+  await a.start();
+  // Past a's early refresh: from now on a reads its records only when a request about the topic arrives.
+  await new Promise((r) => setTimeout(r, LIMITS.transportFirstRefreshMs + 500));
+  await b.start();
+  // Well before a's next discovery refresh, which would also find b (that is what the old polling waited for).
+  await until('link a-b', () => a.links().length === 1 && b.links().length === 1, Math.min(20_000, LIMITS.transportDiscoveryRefreshMs / 2));
+  t.equal(a.links()[0]!.nodeId, b.nodeId);
 });
