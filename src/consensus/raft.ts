@@ -24,7 +24,7 @@
  * (a proposal, a read, a transfer) wakes it; so does a follower's `wake`, or a campaign it hears of. Losing the
  * heartbeats, followers need another way to learn that the leader died: the runtime's failure detector calls
  * `memberUnreachable(leader)`, and a quiesced follower then lets go of the lease, asks the leader to wake (in case
- * the suspicion was wrong) and campaigns within a random part of an election timeout unless the leader answers.
+ * the suspicion was wrong) and campaigns within a third of an election timeout unless the leader answers.
  */
 import { invariant } from '../lib/assert.js';
 import { InvalidArgumentError } from '../lib/errors.js';
@@ -489,7 +489,7 @@ export class RaftNode {
    * The runtime's failure detector suspects `member` (or declared it dead, or it left). A quiet leader that loses
    * sight of a member resumes heartbeating, so check-quorum can do its work. A quiet follower that loses sight of
    * its leader lets go of the lease (it will grant votes), asks the leader to wake in case the suspicion is wrong,
-   * and campaigns after a random part of an election timeout unless the leader's heartbeat comes first. A member
+   * and campaigns within a third of an election timeout (a random tick) unless the leader's heartbeat comes first. A member
    * that is not quiet ignores this: its own timers are already counting.
    */
   memberUnreachable(member: MemberId): void {
@@ -500,9 +500,9 @@ export class RaftNode {
     }
     if (member !== this.#lead) return;
     this.#quiesced = false;
-    // At the election timeout the lease is gone; the randomized timeout is in [T, 2T), so the campaign starts
-    // within T ticks, at a different moment on each member.
-    this.#electionElapsed = this.#electionTicks;
+    // The lease is gone (at least an election timeout elapsed), and the campaign starts within a third of an
+    // election timeout, at a different tick on each member: the detector already took its time to suspect.
+    this.#electionElapsed = Math.max(this.#electionTicks, this.#randomizedElectionTimeout - 1 - this.#random.int(Math.max(1, Math.floor(this.#electionTicks / 3))));
     this.#send({ type: 'wake', to: member });
   }
 

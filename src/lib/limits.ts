@@ -34,6 +34,12 @@ export const LIMITS = {
   // --- Transport (src/transport; owner: peer network, issue 3) -------------------------------------------------
   /** Authenticated links an agent keeps open at once; opening one more closes the least recently used. */
   transportMaxLinks: 256,
+  /**
+   * Largest frame sent as one unreliable datagram (the membership's probes and rumours, which SWIM expects to lose
+   * now and then, as memberlist sends them over UDP); larger ones, and everything else, go on the reliable stream.
+   * Kept under a 1280-byte IPv6 MTU minus UDX, secretbox and IP/UDP headers.
+   */
+  transportMaxDatagramBytes: 1_024,
   /** Frames waiting in one link's send queue while the stream is backpressured; more are refused. */
   transportSendQueueMaxFrames: 4096,
   /** Bytes waiting in one link's send queue; must hold at least one largest frame. */
@@ -52,8 +58,14 @@ export const LIMITS = {
   transportFirstRefreshMs: 1_000,
   /** Interval of the periodic discovery refresh, which is what brings a node back after a long partition. */
   transportDiscoveryRefreshMs: 60_000,
-  /** Interval at which an agent reads the announcements its own DHT node holds (local, no traffic). */
+  /**
+   * Interval at which an agent reads the announcements its own DHT node holds (local, no traffic), during the first
+   * transportLocalRecordsPollWindowMs after start only; afterwards they are read when a DHT request about the
+   * cluster's topic arrives and at every discovery refresh (src/transport/hyperswarm-transport.ts).
+   */
   transportLocalRecordsCheckMs: 500,
+  /** How long after start the local announcements are also polled (a fallback should the request hook see nothing). */
+  transportLocalRecordsPollWindowMs: 10_000,
   /** Peer keys remembered for redialing (learned from links or given to connect()). */
   transportMaxKnownPeers: 4_096,
   /** Longest node name a Hello may carry. */
@@ -66,13 +78,13 @@ export const LIMITS = {
   driverDefaultStopGraceMs: 10_000,
   /** Longest stop grace a task may ask for, so a stop always ends. */
   driverMaxStopGraceMs: 300_000,
-  /** How often a re-attached process (not our child) is looked for in /proc, and how often `follow` logs poll. */
+  /** How often re-attached processes (not our children; one timer for all) are looked for in /proc, and `follow` logs poll. */
   driverProcessPollMs: 200,
   /** Size at which the process driver rotates a task's stdout/stderr file. */
   driverLogMaxFileBytes: 10 * MiB,
   /** Rotated files kept per stream (the live one included); older ones are deleted. */
   driverLogMaxFiles: 3,
-  /** How often the process driver checks log sizes for rotation. */
+  /** How often the process driver checks log sizes for rotation (one timer for all of its tasks). */
   driverLogRotateCheckMs: 1_000,
   /** Most lines `logs({ tail })` returns. */
   driverMaxLogTailLines: 100_000,
@@ -178,9 +190,14 @@ export const LIMITS = {
   nodeMaxUpdatesPerReport: 512,
   /** How often a node compares what it runs with what the replicated state says, and reports differences. */
   nodeReconcileMs: 100,
-  /** The same, for a node runner that is also kicked whenever the state it reads changes (a safety net only). */
+  /** The same, for a node runner that is also kicked whenever the state it reads changes, while something is in progress. */
   nodeIdleReconcileMs: 1_000,
-  /** How often a node asks its drivers whether tasks with a health check are healthy (unhealthy ones are restarted). */
+  /**
+   * The longest a node runner that is kicked on changes waits between rounds while its tasks all run and nothing is
+   * in progress (task exits, driver answers and restart delays wake it anyway). A node with no live task does not poll.
+   */
+  nodeSettledReconcileMs: 10_000,
+  /** How often a node asks its drivers whether tasks with a health check are healthy (only while such a task runs). */
   nodeHealthCheckMs: 1_000,
   /** Tasks a node starts or stops at once; the rest wait for a free slot. */
   nodeMaxConcurrentTaskOps: 16,
@@ -235,6 +252,8 @@ export const LIMITS = {
   sliceRetryBaseMs: 100,
   /** Largest delay between a client's watch retries while no server answers. */
   sliceRetryMaxMs: 2_000,
+  /** How often a client checks, during a watch, that gossip still lists its server as an alive server. */
+  sliceServerCheckMs: 2_000,
 
   // --- Logging --------------------------------------------------------------------------------------------------
   /** Longest string field a log line keeps; longer ones are cut. */

@@ -1,6 +1,7 @@
 /** The membership core's public surface, for the runtime, the simulator scenarios and tests. */
 export { Membership, type MembershipOptions } from './membership.js';
 export {
+  AGENT_MEMBERSHIP_CONFIG,
   DEFAULT_MEMBERSHIP_CONFIG,
   validateMembershipConfig,
   retransmitLimit,

@@ -20,7 +20,7 @@ import { systemClock, seededFromEntropy } from '../platform/system-clock.js';
 import { MessageType } from '../wire/frame.js';
 import { shoal } from '../gen/proto.js';
 import { HyperswarmTransport, loadClusterKey, loadOrCreateNodeSeed, type Transport } from '../transport/index.js';
-import { Membership, type MembershipEffect, type NodeMeta } from '../membership/index.js';
+import { AGENT_MEMBERSHIP_CONFIG, Membership, type MembershipEffect, type NodeMeta } from '../membership/index.js';
 import { RpcServer, AgentSelf, MembersList } from '../rpc/index.js';
 import { DockerDriver, ProcessDriver, type Fingerprint, type TaskDriver } from '../drivers/index.js';
 import { OperatorRaftState, OperatorRaftBarrier, SlicesDemote, SlicesWatch, type CallContext, type MethodDescriptor } from '../rpc/index.js';
@@ -172,7 +172,7 @@ export class Agent {
     const peerAddress = `${advertisedHost(c.bind.host)}:${transport.address().port}`;
 
     const incarnation = this.#readIncarnation() + 1;
-    const membership = new Membership({ id: transport.nodeId, meta: this.#meta(peerAddress), clock: systemClock, random: random.split(), incarnation });
+    const membership = new Membership({ id: transport.nodeId, meta: this.#meta(peerAddress), clock: systemClock, random: random.split(), incarnation, config: AGENT_MEMBERSHIP_CONFIG });
     this.#membership = membership;
     this.#persistIncarnation(incarnation);
 
@@ -369,15 +369,15 @@ export class Agent {
   }
 
   /**
-   * Arms the membership timer for the core's next deadline (bounded both ways), unless it is already armed at or
-   * before it. Called after every tick and every input, since a message or a metadata change can bring it forward.
+   * Arms the membership timer for the core's next deadline (bounded both ways), earlier or later than it was armed.
+   * Called after every tick and input: a message can bring the deadline forward, or end the probe it was armed for.
    */
   #scheduleTick(): void {
     const membership = this.#membership;
     if (!membership || this.#halted) return;
     const now = systemClock.nowMs();
     const at = Math.min(Math.max(membership.nextWakeMs(), now + MEMBERSHIP_MIN_SLEEP_MS), now + MEMBERSHIP_MAX_SLEEP_MS);
-    if (this.#tick && this.#tickAtMs <= at) return;
+    if (this.#tick && this.#tickAtMs <= at && this.#tickAtMs >= at - MEMBERSHIP_MIN_SLEEP_MS) return;
     if (this.#tick) clearTimeout(this.#tick);
     this.#tickAtMs = at;
     this.#tick = setTimeout(() => {
@@ -419,8 +419,8 @@ export class Agent {
     for (const e of effects) if (e.kind === 'persist') this.#persistIncarnation(e.incarnation);
     for (const e of effects) {
       if (e.kind !== 'send') continue;
-      const result = transport.send(e.to, { type: MessageType.MESSAGE_TYPE_GOSSIP, payload: encodeGossip(e.message) });
-      // No link yet: ask the transport to dial the member (its key is its id); this probe counts as missed.
+      // Probes and rumours as datagrams (SWIM expects loss); push-pull on the stream. No link: dial it, probe missed.
+      const result = transport.send(e.to, { type: MessageType.MESSAGE_TYPE_GOSSIP, payload: encodeGossip(e.message), unreliable: e.message.kind !== 'push-pull' });
       if (!result.ok) transport.connect(e.to);
     }
     for (const e of effects) {

@@ -10,7 +10,7 @@ import { invariant } from '../lib/assert.js';
 import { ShoalError } from '../lib/errors.js';
 import { Random } from '../lib/random.js';
 import { Membership } from '../membership/membership.js';
-import type { MembershipConfig } from '../membership/config.js';
+import { AGENT_MEMBERSHIP_CONFIG, type MembershipConfig } from '../membership/config.js';
 import type { GossipMessage, MemberEvent, MemberStatus, NodeMeta } from '../membership/types.js';
 import type { LinkConfig } from '../sim/network.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from '../sim/scenario.js';
@@ -288,12 +288,13 @@ export interface CrashOptions extends ScenarioOptions {
   tickIntervalMs?: number;
   /** Virtual time allowed for every live member to declare the crashed node DEAD. */
   detectWithinMs: number;
+  config?: Partial<MembershipConfig>;
 }
 
 /** A node crashes; every live member must declare it DEAD, and no other node may be declared DEAD meanwhile. */
 export function runCrashDetection(seed: number, options: CrashOptions): ScenarioResult {
   const name = `membership-crash-${options.nodes}`;
-  const h = new MembershipHarness({ seed, nodes: options.nodes, warmStart: options.warmStart, tickIntervalMs: options.tickIntervalMs, keepFullTrace: options.keepFullTrace, checkNoFalseDead: true });
+  const h = new MembershipHarness({ seed, nodes: options.nodes, warmStart: options.warmStart, tickIntervalMs: options.tickIntervalMs, keepFullTrace: options.keepFullTrace, checkNoFalseDead: true, ...(options.config ? { config: options.config } : {}) });
   const formMs = options.warmStart ? 0 : h.formOrFail(name, 10_000);
   // Let the cluster settle (queues drain, timers spread) before the crash.
   h.sim.runFor(1_000 + Random.fromSeed(seed).int(1_000));
@@ -315,6 +316,7 @@ export interface FalsePositiveOptions extends ScenarioOptions {
   lossRate?: number;
   /** Longest single pause of the slow member; kept below the shortest suspicion timeout. */
   maxPauseMs?: number;
+  config?: Partial<MembershipConfig>;
 }
 
 /**
@@ -325,7 +327,7 @@ export function runFalsePositive(seed: number, options: FalsePositiveOptions = {
   const name = 'membership-false-positive';
   const durationMs = options.durationMs ?? 60_000;
   const maxPauseMs = options.maxPauseMs ?? 500;
-  const h = new MembershipHarness({ seed, nodes: options.nodes ?? 5, keepFullTrace: options.keepFullTrace, checkNoFalseDead: true });
+  const h = new MembershipHarness({ seed, nodes: options.nodes ?? 5, keepFullTrace: options.keepFullTrace, checkNoFalseDead: true, ...(options.config ? { config: options.config } : {}) });
   const formMs = h.formOrFail(name, 10_000);
   h.sim.network.setDefaults({ lossRate: options.lossRate ?? 0.05 });
   const slow = h.ids[h.ids.length - 1] as string;
@@ -463,6 +465,9 @@ export const membershipScenarios: Scenario[] = [
   { name: 'membership-partition', description: 'SWIM: a partitioned half (declared DEAD) merges back after healing', run: (seed, o) => runPartitionHeal(seed, o) },
   { name: 'membership-restart', description: 'SWIM: a crashed member restarts with a higher incarnation and is ALIVE again everywhere', run: (seed, o) => runRestart(seed, o) },
   { name: 'membership-nemesis', description: 'SWIM under partitions, cuts, flapping links, crashes, restarts and pauses; views stay consistent and merge after healing', run: (seed, o) => runNemesis(seed, o) },
+  { name: 'membership-crash-5-agent', description: 'membership-crash-5 with the agent\'s timings (AGENT_MEMBERSHIP_CONFIG)', run: (seed, o) => runCrashDetection(seed, { ...o, nodes: 5, warmStart: false, detectWithinMs: 5_000, config: AGENT_MEMBERSHIP_CONFIG }) },
+  { name: 'membership-crash-50-agent', description: 'membership-crash-50 with the agent\'s timings (AGENT_MEMBERSHIP_CONFIG)', run: (seed, o) => runCrashDetection(seed, { ...o, nodes: 50, warmStart: true, detectWithinMs: 10_000, config: AGENT_MEMBERSHIP_CONFIG }) },
+  { name: 'membership-false-positive-agent', description: 'membership-false-positive with the agent\'s timings (AGENT_MEMBERSHIP_CONFIG)', run: (seed, o) => runFalsePositive(seed, { ...o, config: AGENT_MEMBERSHIP_CONFIG }) },
   { name: 'membership-leave', description: 'SWIM: a graceful leave is LEFT everywhere, never DEAD', run: (seed, o) => runLeave(seed, o) },
 ];
 

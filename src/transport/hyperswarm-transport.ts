@@ -238,7 +238,9 @@ export class HyperswarmTransport implements Transport {
       // A message we cannot encode is the caller's bug; return it rather than crash the agent's I/O loop.
       return { ok: false, error: err as InvalidArgumentError };
     }
-    const error = link.sendFrame(frame);
+    const datagram = message.unreliable === true && link.sendDatagram(frame);
+    if (datagram) this.#stats.datagramsSent++;
+    const error = datagram ? undefined : link.sendFrame(frame);
     if (error) {
       this.#stats.sendQueueFull++;
       return { ok: false, error };

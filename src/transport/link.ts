@@ -13,7 +13,7 @@
  */
 import type { Logger } from '../log/logger.js';
 import { DecodeError, ShoalError, describeError } from '../lib/errors.js';
-import { FrameDecoder, MessageType, encodeFrame, type Envelope, type FrameLimits } from '../wire/frame.js';
+import { FrameDecoder, MessageType, decodeDatagram, encodeFrame, type Envelope, type FrameLimits } from '../wire/frame.js';
 import { LIMITS } from '../lib/limits.js';
 import { AuthFailedError, SendQueueFullError, WireVersionError } from './errors.js';
 import {
@@ -28,6 +28,9 @@ export interface LinkStream {
   on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
   on(event: 'end' | 'close' | 'drain', listener: () => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
+  /** Unreliable datagrams, where the stream has them (hyperswarm's secret stream over UDX). */
+  on(event: 'message', listener: (datagram: Uint8Array) => void): unknown;
+  trySend?(datagram: Uint8Array): unknown;
 }
 
 export type LinkState = 'handshaking' | 'up' | 'closed';
@@ -107,6 +110,7 @@ export class Link {
     s.on('data', (chunk) => this.#onData(chunk));
     s.on('end', () => this.#onEnd());
     s.on('drain', () => this.#flush());
+    s.on('message', (datagram) => this.#onDatagram(datagram));
     s.on('error', (err) => this.#log.debug({ err: describeError(err) }, 'link stream error'));
     s.on('close', () => {
       this.#clearTimers();
@@ -153,6 +157,17 @@ export class Link {
     return undefined;
   }
 
+  /**
+   * Sends one encoded frame as an unreliable datagram. False (nothing sent) when the link is not up, the stream has
+   * no datagrams, or the frame is larger than LIMITS.transportMaxDatagramBytes: the caller then uses sendFrame.
+   */
+  sendDatagram(frame: Uint8Array): boolean {
+    const trySend = this.#o.stream.trySend;
+    if (this.#state !== 'up' || trySend === undefined || frame.length > LIMITS.transportMaxDatagramBytes) return false;
+    trySend.call(this.#o.stream, frame);
+    return true;
+  }
+
   /** Closes the link from our side (eviction, duplicate, stop). Idempotent. */
   close(detail = 'closed locally'): void {
     this.#close({ kind: 'local', detail }, true);
@@ -194,6 +209,23 @@ export class Link {
       if (this.state === 'closed') return; // a previous envelope may have closed the link
       this.#onEnvelope(envelope);
     }
+  }
+
+  /** A datagram carries one whole frame. A bad one is dropped (and logged); unlike a bad stream frame it closes nothing. */
+  #onDatagram(datagram: Uint8Array): void {
+    if (this.#state !== 'up') return;
+    let envelope: Envelope;
+    try {
+      envelope = decodeDatagram(datagram, `datagram from ${this.remoteId.slice(0, 16)} (${this.remoteAddress})`, this.#o.frameLimits);
+    } catch (err) {
+      this.#log.debug({ err: describeError(err) }, 'dropped an undecodable datagram');
+      return;
+    }
+    if (envelope.type === MessageType.MESSAGE_TYPE_HELLO || envelope.type === MessageType.MESSAGE_TYPE_REJECT) {
+      this.#log.debug({ type: envelope.type }, 'dropped a datagram of a stream-only message type');
+      return;
+    }
+    this.#o.handlers.onMessage(this, envelope);
   }
 
   #onEnd(): void {

@@ -10,6 +10,12 @@ export interface OutboundMessage {
   type: MessageType;
   group?: string;
   payload: Uint8Array;
+  /**
+   * Best effort: sent as one encrypted datagram when it fits (LIMITS.transportMaxDatagramBytes), so it may be lost,
+   * duplicated or overtaken, and costs no acknowledgement on the wire. For messages whose protocol expects loss
+   * (SWIM's probes and rumours). Otherwise, or when it does not fit, it goes on the reliable stream.
+   */
+  unreliable?: boolean;
 }
 
 export interface InboundMessage {
@@ -46,6 +52,8 @@ export interface TransportStats {
   messagesReceived: number;
   sendQueueFull: number;
   redials: number;
+  /** Messages sent as unreliable datagrams (OutboundMessage.unreliable that fitted); also counted in messagesSent. */
+  datagramsSent: number;
 }
 
 export type Unsubscribe = () => void;
@@ -74,7 +82,7 @@ export interface Transport {
 export function emptyStats(): TransportStats {
   return {
     linksOpened: 0, linksClosed: 0, authFailures: 0, versionMismatches: 0, framingErrors: 0, handshakeTimeouts: 0,
-    rejectsReceived: 0, evictions: 0, messagesSent: 0, messagesReceived: 0, sendQueueFull: 0, redials: 0,
+    rejectsReceived: 0, evictions: 0, messagesSent: 0, messagesReceived: 0, sendQueueFull: 0, redials: 0, datagramsSent: 0,
   };
 }
 

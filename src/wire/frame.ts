@@ -73,6 +73,18 @@ export function encodeFrame(envelope: Omit<Envelope, 'version'> & { version?: nu
   return frame;
 }
 
+/**
+ * Decodes a frame that arrived alone, as one datagram: its length prefix must match what came. Throws a DecodeError
+ * naming `where` otherwise (the caller drops the datagram; a stream's framing is not affected).
+ */
+export function decodeDatagram(bytes: Uint8Array, where: string, limits: FrameLimits = DEFAULT_LIMITS): Envelope {
+  if (bytes.length < HEADER_BYTES) throw new FrameTruncatedError(bytes.length, HEADER_BYTES, where);
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, false);
+  if (length > limits.maxFrameBytes) throw new FrameTooLargeError(length, limits.maxFrameBytes, where);
+  if (length !== bytes.length - HEADER_BYTES) throw new FrameInvalidError(`datagram holds ${bytes.length - HEADER_BYTES} bytes after its header, which says ${length}`, where);
+  return decodeEnvelope(bytes.subarray(HEADER_BYTES), where, limits);
+}
+
 /** Decodes one envelope body (without the length prefix), validating every field. */
 export function decodeEnvelope(body: Uint8Array, where: string, limits: FrameLimits = DEFAULT_LIMITS): Envelope {
   let decoded: shoal.v1.Envelope;

@@ -89,6 +89,55 @@ function pairOfLinks(keyA: Buffer, keyB = keyA, ranges: [{ min: number; max: num
 
 const app = (text: string) => ({ type: MessageType.MESSAGE_TYPE_APP, group: '', payload: Buffer.from(text) });
 
+/** Gives a stream pair datagrams, as hyperswarm's secret stream over UDX has: trySend on one end emits 'message' on the other. */
+function withDatagrams(a: Duplex, b: Duplex, drop: (d: Uint8Array) => boolean = () => false): void {
+  (a as unknown as LinkStream).trySend = (d: Uint8Array) => { if (!drop(d)) setImmediate(() => b.emit('message', d)); };
+  (b as unknown as LinkStream).trySend = (d: Uint8Array) => { if (!drop(d)) setImmediate(() => a.emit('message', d)); };
+}
+
+t.test('datagrams: a small frame goes as one datagram and arrives; a large one, or a stream without datagrams, is refused', async (t) => {
+  const { a, b, sa, sb } = pairOfLinks(randomBytes(32));
+  t.notOk(a.link.sendDatagram(encodeFrame(app('early'))), 'no stream datagrams yet');
+  withDatagrams(sa, sb);
+  t.notOk(a.link.sendDatagram(encodeFrame(app('early'))), 'not before the link is up');
+  await until('both up', () => a.up && b.up);
+  t.ok(a.link.sendDatagram(encodeFrame(app('dg'))), 'sent as a datagram');
+  await until('datagram delivered', () => b.messages.length === 1);
+  t.equal(Buffer.from(b.messages[0]!.payload).toString(), 'dg');
+  t.notOk(a.link.sendDatagram(encodeFrame(app('x'.repeat(LIMITS.transportMaxDatagramBytes)))), 'too large: the caller uses the stream');
+  t.equal(b.messages.length, 1);
+});
+
+t.test('datagrams: garbage, a wrong length, a Hello, or one before the handshake is dropped; the link stays up', async (t) => {
+  const { a, b, sa, sb } = pairOfLinks(randomBytes(32));
+  withDatagrams(sa, sb);
+  sb.emit('message', encodeFrame(app('before the handshake')));
+  await until('both up', () => a.up && b.up);
+  t.equal(b.messages.length, 0, 'the early datagram was dropped');
+  const good = encodeFrame(app('ok'));
+  sb.emit('message', randomBytes(40));
+  sb.emit('message', good.subarray(0, good.length - 1));
+  sb.emit('message', Buffer.concat([good, Buffer.from([0])]));
+  sb.emit('message', new Uint8Array([0, 0]));
+  sb.emit('message', encodeFrame({ type: MessageType.MESSAGE_TYPE_HELLO, group: '', payload: encodeHello({ range: { min: 1, max: 1 }, proof: randomBytes(32), nodeName: 'x', agentVersion: 'x' }) }));
+  await tick(20);
+  t.equal(b.messages.length, 0, 'nothing bad was delivered');
+  t.equal(b.link.state, 'up');
+  t.equal(a.link.sendFrame(encodeFrame(app('stream'))), undefined);
+  await until('stream message', () => b.messages.length === 1);
+  t.equal(Buffer.from(b.messages[0]!.payload).toString(), 'stream', 'the stream still works');
+});
+
+t.test('datagrams: a lost datagram is simply lost (no retransmission), the stream is unaffected', async (t) => {
+  const { a, b, sa, sb } = pairOfLinks(randomBytes(32));
+  withDatagrams(sa, sb, () => true);
+  await until('both up', () => a.up && b.up);
+  t.ok(a.link.sendDatagram(encodeFrame(app('lost'))));
+  await tick(30);
+  t.equal(b.messages.length, 0);
+  t.equal(a.link.state, 'up');
+});
+
 t.test('two links with the same cluster key authenticate and exchange messages both ways', async (t) => {
   const key = randomBytes(32);
   const { a, b } = pairOfLinks(key);

@@ -47,6 +47,22 @@ t.test('five agents form a full mesh and exchange messages both ways', async (t)
   t.pass('every agent received a message from every other');
 });
 
+t.test('messages marked unreliable travel as datagrams when they fit, and on the stream when they do not', async (t) => {
+  const [a, b] = await cluster(t, 2, 30);
+  await waitFullMesh([a!, b!], MESH_DEADLINE_MS);
+  const big = `big:${'x'.repeat(2_000)}`;
+  a!.command({ cmd: 'send', to: b!.nodeId, text: big, unreliable: true });
+  await b!.waitEvent('the large message', (e) => e.ev === 'msg' && e['text'] === big, MESH_DEADLINE_MS);
+  t.equal((await a!.stats()).stats['datagramsSent'], 0, 'the large one went on the stream');
+  // Datagrams may be lost (rarely, on loopback): send until one arrives.
+  let n = 0;
+  await b!.waitFor('a datagram', () => {
+    a!.command({ cmd: 'send', to: b!.nodeId, text: `dg${++n}`, unreliable: true });
+    return b!.events.some((e) => e.ev === 'msg' && String(e['text']).startsWith('dg')) ? true : undefined;
+  }, MESH_DEADLINE_MS);
+  t.ok((await a!.stats()).stats['datagramsSent']! >= 1, 'sent as datagrams');
+});
+
 t.test('an agent with another cluster key is never admitted; the members it dials log and count the refusal', async (t) => {
   const { ns } = createLoopbackHost(t);
   const members = await cluster(t, 3, 30, randomBytes(32).toString('hex'), ns);
