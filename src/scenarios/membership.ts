@@ -472,4 +472,4 @@ export const membershipScenarios: Scenario[] = [
 ];
 
 /** The membership scenarios that must pass every seed in CI (the 50- and 1,000-node ones run fewer seeds). */
-export const MEMBERSHIP_MUST_PASS: readonly string[] = ['membership-crash-5', 'membership-false-positive', 'membership-partition', 'membership-restart', 'membership-leave', 'membership-nemesis'];
+export const MEMBERSHIP_MUST_PASS: readonly string[] = ['membership-crash-5', 'membership-crash-5-agent', 'membership-false-positive', 'membership-false-positive-agent', 'membership-partition', 'membership-restart', 'membership-leave', 'membership-nemesis'];
