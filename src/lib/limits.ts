@@ -221,6 +221,8 @@ export const LIMITS = {
   maxRpcTimeoutMs: 300_000,
   /** Time a client has to send its request headers. */
   rpcHeadersTimeoutMs: 10_000,
+  /** Tries of one client call that fails on a stale pooled keep-alive connection (EPIPE, ECONNRESET), in a row. */
+  rpcStaleConnectionAttempts: 4,
   /** Connections the API serves at once; more are refused. */
   maxRpcConnections: 1_024,
 

@@ -141,14 +141,18 @@ export class ShoalClient {
     if (this.#token) headers.set('authorization', `Bearer ${this.#token}`);
     const url = `${this.baseUrl}${path}`;
     try {
-      try {
-        return await fetch(url, { ...init, headers, signal });
-      } catch (first) {
-        // A pooled keep-alive connection the agent closed just as it was reused fails before the request is read
-        // (undici reports it as a socket error, or as EPIPE/ECONNRESET when the body was being written); every
-        // Shoal call is safe to send again (writes are idempotent), so try once on a fresh connection.
-        if (!RETRIABLE_SOCKET_CODES.has((first as { cause?: { code?: string } }).cause?.code ?? '') || deadline.aborted) throw first;
-        return await fetch(url, { ...init, headers, signal });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fetch(url, { ...init, headers, signal });
+        } catch (err) {
+          // A pooled keep-alive connection the agent closed just as it was reused fails before the request is read
+          // (undici reports it as a socket error, or as EPIPE/ECONNRESET when the body was being written). Every
+          // Shoal call is safe to send again (writes are idempotent). After a long stall of this process (a busy
+          // loop, a suspended laptop) several pooled connections can be stale at once, and their close events not
+          // yet read: let the event loop read them, then try again, a bounded number of times.
+          if (!RETRIABLE_SOCKET_CODES.has((err as { cause?: { code?: string } }).cause?.code ?? '') || deadline.aborted || attempt >= LIMITS.rpcStaleConnectionAttempts) throw err;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
       }
     } catch (err) {
       if (deadline.aborted) throw new DeadlineExceededError(`${what} to ${this.baseUrl}`, timeoutMs);

@@ -3,7 +3,7 @@
 //
 //   npm run build && node scripts/bench/consensus/failover.mjs [--runs 5] [--duration 10] [--deadline-ms 300]
 //                                                                [--skip-failover] [--skip-throughput] [--verbose]
-//                                                                [--steady 600 [--steady-concurrency 8]]
+//                                                                [--steady 600 [--steady-concurrency 8]] [--idle-before-kill-ms 2000]
 //
 // Part 1, failover (--runs runs, alternating which system goes first): start three members on loopback, wait for a
 // leader and a first successful write, find the leader (etcd: /v3/maintenance/status on every member, header.member_id
@@ -52,6 +52,9 @@ const CONCURRENCY = opt('--concurrency', '1,64').split(',').map(Number);
 const SKIP_FAILOVER = args.includes('--skip-failover');
 const SKIP_THROUGHPUT = args.includes('--skip-throughput');
 const VERBOSE = args.includes('--verbose');
+// Idle time between the first write and the kill: with 2000, Shoal's group has gone quiet (no heartbeats; gossip's
+// failure detector reports the leader's death), which is how an idle cluster loses its leader. 0: killed at once.
+const IDLE_BEFORE_KILL_MS = Number(opt('--idle-before-kill-ms', '0'));
 const MEMBERS = 3;
 const FAILOVER_TIMEOUT_MS = 60_000;
 const THROUGHPUT_DEADLINE_MS = 10_000;
@@ -258,6 +261,7 @@ async function failoverRun(make) {
     let done = false;
     let leaderSeenMs = NaN;
     let lastObserved = 'no answer';
+    if (IDLE_BEFORE_KILL_MS > 0) await sleep(IDLE_BEFORE_KILL_MS);
     const t0 = performance.now();
     process.kill(leader.proc.child.pid, 'SIGKILL');
     // Beside the writes, the other survivor is asked every 20 ms whom it takes for leader: splits the failover time
