@@ -56,8 +56,18 @@ export const LIMITS = {
   transportRedialMaxMs: 5_000,
   /** Delay of the one early discovery refresh after joining the topic (peers that joined together see each other). */
   transportFirstRefreshMs: 1_000,
-  /** Interval of the periodic discovery refresh, which is what brings a node back after a long partition. */
+  /**
+   * Interval of the periodic discovery refresh once the agent has run for transportDiscoveryWarmupMs (gossip's
+   * reconnects bring a host back after a partition sooner; this is the last resort). Each refresh also re-dials the
+   * peers our DHT node holds announcements of.
+   */
   transportDiscoveryRefreshMs: 60_000,
+  /**
+   * How long after start discovery refreshes every transportDiscoveryWarmupRefreshMs instead: while a cluster forms,
+   * a missed peer must be found in seconds, or two groups that missed each other each bootstrap a Raft group.
+   */
+  transportDiscoveryWarmupMs: 120_000,
+  transportDiscoveryWarmupRefreshMs: 10_000,
   /**
    * Interval at which an agent reads the announcements its own DHT node holds (local, no traffic), during the first
    * transportLocalRecordsPollWindowMs after start only; afterwards they are read when a DHT request about the

@@ -43,16 +43,12 @@ import { decodeRaft } from './raft-codec.js';
 import { SliceClient, type ServerInfo } from './slice-client.js';
 import { SliceServer } from './slice-server.js';
 
-/**
- * The membership core is ticked at its next deadline (`nextWakeMs`), at least this often and never sooner than
- * MEMBERSHIP_MIN_SLEEP_MS after the previous tick: an idle agent wakes a few times a second instead of 100.
- */
+/** The membership core is ticked at its next deadline (`nextWakeMs`), at most this long and at least MIN apart. */
 export const MEMBERSHIP_MAX_SLEEP_MS = 1_000;
 export const MEMBERSHIP_MIN_SLEEP_MS = 2;
 /**
- * How often an idle agent checks bootstrap, the leader's scheduling loop, its gossiped roles and (leader) autopilot
- * and the node table. Gossip events and Raft role changes run the same round HOUSEKEEPING_SOON_MS later (a burst of
- * them costs one round), so this only bounds how late a missed one is.
+ * How often an idle agent checks bootstrap, the leader's scheduling loop, its roles and (leader) autopilot and the
+ * node table. Gossip events and Raft changes run a round HOUSEKEEPING_SOON_MS later: this bounds a missed one.
  */
 export const HOUSEKEEPING_MS = 1_000;
 const HOUSEKEEPING_SOON_MS = 50;
@@ -93,7 +89,7 @@ export class Agent {
   #halted = false;
   #housekeeping: NodeJS.Timeout | undefined;
   #housekeepingSoon: NodeJS.Timeout | undefined;
-  /** Raft role/leader/term at the last housekeeping round: an apply that changes them runs one soon. */
+  /** Raft role, leader, term and membership at the last housekeeping round: an apply that changes them runs one soon. */
   #raftSeen = '';
   #control: ControlPlane | undefined;
   #unsubscribe: (() => void)[] = [];
@@ -393,13 +389,13 @@ export class Agent {
     this.#control?.kick();
     this.#runner?.kick();
     const st = this.#raft?.status();
-    if (st && `${st.role}/${st.leader ?? ''}/${st.term}` !== this.#raftSeen) this.#housekeepSoon();
+    if (st && raftKey(st) !== this.#raftSeen) this.#housekeepSoon();
   }
 
   #housekeep(): void {
     if (this.#halted || !this.#membership) return;
     const st = this.#raft?.status();
-    this.#raftSeen = st ? `${st.role}/${st.leader ?? ''}/${st.term}` : '';
+    this.#raftSeen = st ? raftKey(st) : '';
     if (!this.#raft && !this.#leaderHint()) this.#maybeBootstrap();
     this.#control?.kick();
     this.#reconcileNodes();
@@ -798,3 +794,6 @@ export class Agent {
     return token;
   }
 }
+
+/** What housekeeping acts on from the Raft status: a change of it (an election, a committed membership change) runs a round soon. */
+const raftKey = (st: Status): string => `${st.role}/${st.leader ?? ''}/${st.term}/${st.voters.length}/${st.learners.length}`;

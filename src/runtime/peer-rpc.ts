@@ -84,7 +84,7 @@ export class PeerRpc {
     const bytes = await new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new ShoalError('ERR_DEADLINE_EXCEEDED', `${method.service}/${method.method} forwarded to ${nodeId.slice(0, 16)} got no answer within ${timeoutMs} ms`));
+        reject(new ShoalError('ERR_DEADLINE_EXCEEDED', `${method.service}/${method.method} forwarded to agent ${nodeId.slice(0, 16)} got no answer within ${timeoutMs} ms (deadline exceeded: that agent is down, paused or overloaded)`));
       }, timeoutMs);
       this.#pending.set(id, { nodeId, resolve, reject, timer });
       // The caller may give up (e.g. the peer is dead in gossip before the link notices): forget the call at once.

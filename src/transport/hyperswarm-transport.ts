@@ -175,7 +175,14 @@ export class HyperswarmTransport implements Transport {
       this.#firstRefresh = undefined;
       this.#refresh();
     }, LIMITS.transportFirstRefreshMs);
-    this.#refreshInterval = setInterval(() => this.#refresh(), LIMITS.transportDiscoveryRefreshMs);
+    // Often while the cluster forms (LIMITS.transportDiscoveryWarmupMs), rarely after.
+    const startedAt = Date.now();
+    this.#refreshInterval = setInterval(() => {
+      this.#refresh();
+      if (Date.now() - startedAt < LIMITS.transportDiscoveryWarmupMs || !this.#running) return;
+      if (this.#refreshInterval) clearInterval(this.#refreshInterval);
+      this.#refreshInterval = setInterval(() => this.#refresh(), LIMITS.transportDiscoveryRefreshMs);
+    }, LIMITS.transportDiscoveryWarmupRefreshMs);
     // Announcements reach our node as DHT requests, which #watchTopicRequests sees; polling them as well for a few
     // seconds after start is a cheap fallback for the moment a cluster forms, should that hook ever see nothing
     // (hyperdht internals). After that an idle agent reads them at every refresh only, and never wakes for them.
