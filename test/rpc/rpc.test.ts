@@ -3,6 +3,7 @@ import { spawnSync, spawn } from 'node:child_process';
 import net from 'node:net';
 import { RpcServer, ShoalClient, parseApiAddress, isLoopback, MembersList, AgentSelf, RemoteError, httpStatusFor } from '../../src/rpc/index.js';
 import { NotFoundError } from '../../src/lib/errors.js';
+import { LIMITS } from '../../src/lib/limits.js';
 import { shoal } from '../../src/gen/proto.js';
 
 const members = [
@@ -155,19 +156,23 @@ async function flakyFront(t: Test, target: string, drops: number, how: 'close' |
   return { url: `http://127.0.0.1:${(front.address() as net.AddressInfo).port}`, connections: () => connections };
 }
 
-t.test('a connection the agent drops as the request arrives is retried once on a fresh one', async (t) => {
+t.test('a connection the agent drops as the request arrives is retried on a fresh one, a bounded number of times', async (t) => {
   const { url } = await startServer(t);
   for (const how of ['close', 'reset'] as const) {
     const once = await flakyFront(t, url, 1, how);
     const res = await new ShoalClient({ address: once.url }).members.list();
     t.equal(res.members.length, 2, `${how}: the retried call is answered`);
     t.equal(once.connections(), 2, `${how}: on a second connection`);
-    // Never more than one retry: an agent that drops every connection is reported unreachable, with the cause.
+    // Never more than LIMITS.rpcStaleConnectionAttempts tries: an agent that drops every connection is reported
+    // unreachable, with the cause. Two stale connections in a row (after a stall) are still got past.
+    const twice = await flakyFront(t, url, 2, how);
+    t.equal((await new ShoalClient({ address: twice.url }).members.list()).members.length, 2, `${how}: answered after two drops`);
+    t.equal(twice.connections(), 3, `${how}: on a third connection`);
     const always = await flakyFront(t, url, Infinity, how);
     const err = await new ShoalClient({ address: always.url }).members.list().catch((e: unknown) => e) as Error & { code: string };
     t.equal(err.code, 'ERR_AGENT_UNREACHABLE', `${how}: unreachable`);
     t.match(err.message, /no agent answers at http:\/\/127\.0\.0\.1:\d+ \((UND_ERR_SOCKET|ECONNRESET|EPIPE)\)/);
-    t.equal(always.connections(), 2, `${how}: after exactly one retry`);
+    t.equal(always.connections(), LIMITS.rpcStaleConnectionAttempts, `${how}: after exactly ${LIMITS.rpcStaleConnectionAttempts} tries`);
   }
 });
 
