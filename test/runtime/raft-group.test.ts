@@ -29,7 +29,7 @@ const enc = (s: string) => new TextEncoder().encode(s);
 
 interface Member { id: string; db: SqliteLogDatabase; transport: MemoryTransport; group: RaftGroup; kv: Kv; saves: number; transactions: number }
 
-async function member(hub: MemoryHub, dir: string, id: string, seed: number, fresh: boolean): Promise<Member> {
+async function member(hub: MemoryHub, dir: string, id: string, seed: number, fresh: boolean, quiesce = false): Promise<Member> {
   const db = new SqliteLogDatabase(join(dir, `${id.slice(0, 4)}.db`));
   const storage = db.openGroup('cluster');
   if (fresh) storage.save({ entries: bootstrapEntries(ids), hardState: { term: 1, vote: undefined, commit: ids.length } });
@@ -45,7 +45,7 @@ async function member(hub: MemoryHub, dir: string, id: string, seed: number, fre
   await transport.start();
   for (const other of ids) if (other !== id) transport.connect(other);
   const kv = new Kv();
-  const group = new RaftGroup({ group: 'cluster', nodeId: id, storage, transport, stateMachine: kv, random: Random.fromSeed(seed), tickMs: 10, electionTicks: 10, snapshotEveryEntries: 50 });
+  const group = new RaftGroup({ group: 'cluster', nodeId: id, storage, transport, stateMachine: kv, random: Random.fromSeed(seed), tickMs: 10, electionTicks: 10, snapshotEveryEntries: 50, quiesce });
   group.start();
   const m: Member = { id, db, transport, group, kv, get saves() { return saves; }, get transactions() { return transactions; } } as Member;
   return m;
@@ -169,6 +169,46 @@ t.test('raft messages round-trip on the wire; bad ones are typed errors', async 
   t.throws(() => decodeRaft(new Uint8Array([0x0a, 0x03, 0x66, 0x6f, 0x6f]), 'g'), { code: 'ERR_RAFT_MESSAGE_INVALID', message: /unknown type "foo"/ });
   t.throws(() => decodeRaft(new Uint8Array([0x0a, 0xff]), 'g'), { code: 'ERR_RAFT_MESSAGE_INVALID', message: /not valid protobuf/ });
   t.throws(() => decodeRaft(encodeRaft({ ...plain, from: '' }), 'g'), { message: /names no sender/ });
+  const quiet = { ...plain, type: 'heartbeat' as const, entries: [], quiesce: true };
+  t.same(decodeRaft(encodeRaft(quiet), 'g'), quiet, 'a quiesce heartbeat keeps its mark');
+  const wake = { ...plain, type: 'wake' as const, entries: [] };
+  t.same(decodeRaft(encodeRaft(wake), 'g'), wake, 'a wake round-trips, with no quiesce mark');
+});
+
+t.test('a quiet group on real timers: sends nothing while idle, wakes for a write, and replaces a dead leader once told', async (t) => {
+  const dir = t.testdir({});
+  const hub = new MemoryHub();
+  const members = await Promise.all(ids.map((id, i) => member(hub, dir, id, 50 + i, true, true)));
+  t.teardown(() => { for (const m of members) { m.group.stop(); m.db.close(); } });
+  await waitFor('a leader', () => members.some((m) => m.group.isLeader()));
+  const leader = members.find((m) => m.group.isLeader())!;
+  await leader.group.propose(enc('a=1'), { timeoutMs: 10_000 });
+  await waitFor('every member quiet', () => members.every((m) => m.group.status().quiesced));
+  let sent = 0;
+  for (const m of members) {
+    const send = m.transport.send.bind(m.transport);
+    m.transport.send = (to, message) => {
+      sent++;
+      return send(to, message);
+    };
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(sent, 0, 'nothing sent in 500 ms (50 ticks) of quiet');
+  await leader.group.propose(enc('b=2'), { timeoutMs: 10_000 });
+  await waitFor('everyone applied the write that woke the group', () => members.every((m) => m.kv.data.get('b') === '2'));
+  t.ok(sent > 0);
+  await waitFor('quiet again', () => members.every((m) => m.group.status().quiesced));
+
+  // The leader dies while the group is quiet: nobody notices until the failure detector says so.
+  for (const other of ids) if (other !== leader.id) hub.cut(leader.id, other);
+  const rest = members.filter((m) => m !== leader);
+  await new Promise((r) => setTimeout(r, 500));
+  t.notOk(rest.some((m) => m.group.isLeader()), 'no election without a failure detector');
+  for (const m of rest) m.group.memberUnreachable(leader.id);
+  await waitFor('a new leader among the other two', () => rest.some((m) => m.group.isLeader()));
+  const next = rest.find((m) => m.group.isLeader())!;
+  await next.group.propose(enc('c=3'), { timeoutMs: 10_000 });
+  t.equal(next.kv.data.get('a'), '1', 'committed writes survived');
 });
 
 t.test('a full disk stops the group from sending or applying, and proposers hear why', async (t) => {
