@@ -101,6 +101,7 @@ export class RaftGroup {
   #tickOriginMs = 0;
   #ticks = 0;
   #unsubscribe: (() => void) | undefined;
+  readonly #unreachable = new Set<string>();
   #queue: Queued[] = [];
   #flushScheduled = false;
   readonly #waiters = new Map<number, Waiter>();
@@ -146,6 +147,7 @@ export class RaftGroup {
       }
       this.#process();
       this.#rearmAfterMessage(from);
+      this.#checkQuietLeader();
     });
     this.#tickOriginMs = this.#clock.nowMs();
     this.#ticks = 0;
@@ -177,11 +179,30 @@ export class RaftGroup {
    * resumes heartbeats, or, if `member` is the leader, a follower prepares to campaign (see RaftNode).
    */
   memberUnreachable(member: string): void {
-    if (this.#stopped || !this.#started || !this.node.quiesced) return;
+    if (this.#stopped || !this.#started) return;
+    // Remembered until it is reachable again: a leader reported gone (say, leaving) may still quiesce the group
+    // just before it goes, and its followers must not then sleep under it for good.
+    if (this.#unreachable.size < LIMITS.membershipMaxMembers) this.#unreachable.add(member);
+    if (!this.node.quiesced) return;
     this.#catchUpTicks();
     this.node.memberUnreachable(member);
     this.#process();
     this.#wake();
+  }
+
+  /** The failure detector sees `member` alive again (or it was reaped): forget that it was unreachable. */
+  memberReachable(member: string): void {
+    this.#unreachable.delete(member);
+  }
+
+  /** A follower that just went quiet under a leader already reported unreachable wakes up at once. */
+  #checkQuietLeader(): void {
+    const leader = this.node.leader;
+    if (this.node.quiesced && this.node.role !== 'leader' && leader !== undefined && this.#unreachable.has(leader)) {
+      this.node.memberUnreachable(leader);
+      this.#process();
+      this.#wake();
+    }
   }
 
   /**
@@ -296,6 +317,7 @@ export class RaftGroup {
     }
     this.#process();
     this.#rearmAfterMessage(from);
+    this.#checkQuietLeader();
   }
 
   /** Resolves once this member may serve a linearizable read (ReadIndex confirmed and applied). */

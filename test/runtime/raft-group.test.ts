@@ -199,12 +199,26 @@ t.test('a quiet group on real timers: sends nothing while idle, wakes for a writ
   t.ok(sent > 0);
   await waitFor('quiet again', () => members.every((m) => m.group.status().quiesced));
 
+  // Reported unreachable while the group is awake (a leader that announced its leave), then the group goes quiet:
+  // the followers must not sleep under it. While it lasts the group keeps talking; once reachable again it sleeps.
+  const followers = members.filter((m) => m !== leader);
+  await leader.group.propose(enc('d=4'), { timeoutMs: 10_000 });
+  for (const m of followers) m.group.memberUnreachable(leader.id);
+  // Past the idle election timeout (100 ms) after which the group would have gone quiet for good without the fix.
+  await new Promise((r) => setTimeout(r, 300));
+  const before = sent;
+  await new Promise((r) => setTimeout(r, 400));
+  t.ok(sent > before, 'a follower under a leader reported unreachable does not stay quiet');
+  for (const m of followers) m.group.memberReachable(leader.id);
+  await waitFor('quiet once the leader is reachable again', () => members.every((m) => m.group.status().quiesced && (m.group.status().leader === members.find((x) => x.group.isLeader())?.id)));
+
   // The leader dies while the group is quiet: nobody notices until the failure detector says so.
-  for (const other of ids) if (other !== leader.id) hub.cut(leader.id, other);
-  const rest = members.filter((m) => m !== leader);
+  const quietLeader = members.find((m) => m.group.isLeader())!;
+  for (const other of ids) if (other !== quietLeader.id) hub.cut(quietLeader.id, other);
+  const rest = members.filter((m) => m !== quietLeader);
   await new Promise((r) => setTimeout(r, 500));
   t.notOk(rest.some((m) => m.group.isLeader()), 'no election without a failure detector');
-  for (const m of rest) m.group.memberUnreachable(leader.id);
+  for (const m of rest) m.group.memberUnreachable(quietLeader.id);
   await waitFor('a new leader among the other two', () => rest.some((m) => m.group.isLeader()));
   const next = rest.find((m) => m.group.isLeader())!;
   await next.group.propose(enc('c=3'), { timeoutMs: 10_000 });
