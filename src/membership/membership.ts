@@ -120,6 +120,8 @@ export class Membership {
   #quiet = false;
   /** Set while handling a message that accused us at an incarnation we already out-bid. */
   #staleAccusation = false;
+  /** While handling a message: the nodes whose own timers run against us (the `from` of suspect and dead rumours). */
+  readonly #accusers = new Set<string>();
   /** Unknown senders we answered with a push-pull, and when: a node that joined while we missed its rumour. */
   readonly #introductions = new Map<string, number>();
   /** Counters for tests, benchmarks and metrics. */
@@ -216,8 +218,9 @@ export class Membership {
    * means this process did not run in between (see `tick`).
    */
   #dueMs(): number {
+    // While a probe is out, the next one waits for it to end: its own deadlines are the ones that matter.
     let t = this.#leaving ? Infinity : this.#nextProbeMs;
-    if (this.#probe) t = Math.min(t, this.#probe.indirectStarted ? this.#probe.endMs : this.#probe.ackDeadlineMs);
+    if (this.#probe) t = this.#probe.indirectStarted ? this.#probe.endMs : this.#probe.ackDeadlineMs;
     for (const s of this.#suspicions.values()) t = Math.min(t, s.deadlineMs);
     for (const r of this.#relays.values()) t = Math.min(t, r.nackSent ? r.expiresAtMs : r.nackAtMs);
     return t;
@@ -346,12 +349,24 @@ export class Membership {
     if (!Array.isArray(message.rumours)) return;
     const rumours = message.rumours.slice(0, LIMITS.membershipMaxRumoursPerMessage);
     this.#staleAccusation = false;
+    this.#accusers.clear();
     for (const r of rumours) this.#applyRumour(r);
     // The sender still accuses an older life of ours: it missed our refutation, so hand it over directly
     // (in the ack, or in a message of its own) rather than hope the gossip reaches it before its timer fires.
-    const tellSelf = this.#staleAccusation && !this.#leaving;
+    // The accusers themselves are the nodes whose suspicion timers will declare us DEAD: random gossip may miss
+    // one of them for longer than its timeout (seen with 5% loss and a pausing node), so they hear it from us too.
+    const tellSelf = (this.#staleAccusation || this.#accusers.has(from)) && !this.#leaving;
     this.#staleAccusation = false;
     if (tellSelf && !(message.kind === 'ping' && message.target === this.id)) this.#send(from, { kind: 'gossip', rumours: this.#piggyback(this.#selfAliveRumour()) });
+    if (this.#accusers.size > 0 && !this.#leaving) {
+      let told = 0;
+      for (const accuser of this.#accusers) {
+        if (accuser === from || !this.#liveIndex.has(accuser)) continue;
+        if (++told > this.config.gossipFanout) break;
+        this.#send(accuser, { kind: 'gossip', rumours: [this.#selfAliveRumour()] });
+      }
+      this.#accusers.clear();
+    }
     if (!this.#members.has(from)) this.#introduce(from);
     switch (message.kind) {
       case 'ping': {
@@ -360,6 +375,10 @@ export class Membership {
         return;
       }
       case 'ack': {
+        // An answer from a member we still suspect (a late one, after a pause): it runs, so it can refute what it
+        // may never have heard. Its rumours were applied above, so a refutation it carried already cleared this.
+        const accusation = this.#accusationAbout(from);
+        if (accusation?.kind === 'suspect' && !this.#leaving) this.#send(from, { kind: 'gossip', rumours: [accusation] });
         const probe = this.#probe;
         if (probe !== undefined && probe.seq === message.seq) {
           // Lifeguard: a timely answer is evidence this node is healthy.
@@ -507,6 +526,9 @@ export class Membership {
   #onStall(gapMs: number): void {
     this.counters.stalls++;
     this.#adjustAwareness(1);
+    // Every deadline moves by the gap, the next probe's too: one left behind would look like a new stall at each
+    // tick, and each would move the rest again.
+    this.#nextProbeMs += gapMs;
     if (this.#probe !== undefined) {
       this.#probe.ackDeadlineMs += gapMs;
       this.#probe.endMs += gapMs;
@@ -582,6 +604,7 @@ export class Membership {
 
   #onSuspect(id: string, incarnation: number, from: string): void {
     if (id === this.id) {
+      this.#accusers.add(from);
       if (!this.#leaving && incarnation >= this.#self().incarnation) this.#refute(incarnation);
       else this.#staleAccusation = true;
       return;
@@ -617,6 +640,7 @@ export class Membership {
 
   #onDead(id: string, incarnation: number, from: string): void {
     if (id === this.id) {
+      this.#accusers.add(from);
       if (!this.#leaving && incarnation >= this.#self().incarnation) this.#refute(incarnation);
       else this.#staleAccusation = true;
       return;

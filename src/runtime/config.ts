@@ -8,7 +8,6 @@ import { readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar } from 'yaml';
-import { z } from 'zod';
 import { InvalidArgumentError } from '../lib/errors.js';
 import { LIMITS } from '../lib/limits.js';
 import { DEFAULT_FAILURE_DOMAIN_LABEL } from '../autopilot/index.js';
@@ -69,22 +68,42 @@ export type ConfigOverrides = Partial<{
   failureDomainLabel: string;
 }>;
 
-const fileSchema = z.strictObject({
-  name: z.string().min(1).max(128).optional(),
-  data_dir: z.string().min(1).optional(),
-  bind: z.string().optional(),
-  join: z.union([z.array(z.string()), z.string()]).optional(),
-  cluster_key_file: z.string().optional(),
-  api: z.string().optional(),
-  api_token_file: z.string().optional(),
-  labels: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
-  log_level: z.string().optional(),
-  public_dht: z.boolean().optional(),
-  bootstrap_expect: z.number().int().optional(),
-  docker_socket: z.string().optional(),
-  read_replicas: z.number().int().optional(),
-  failure_domain_label: z.string().min(1).max(128).optional(),
-});
+/** The agent config file's keys and what each takes (checked by hand: zod would cost every agent 5 MB of memory). */
+type FileValueKind = 'string' | 'name' | 'strings-or-string' | 'labels' | 'boolean' | 'integer';
+const FILE_KEYS = {
+  name: 'name', data_dir: 'string', bind: 'string', join: 'strings-or-string', cluster_key_file: 'string', api: 'string',
+  api_token_file: 'string', labels: 'labels', log_level: 'string', public_dht: 'boolean', bootstrap_expect: 'integer',
+  docker_socket: 'string', read_replicas: 'integer', failure_domain_label: 'name',
+} as const satisfies Record<string, FileValueKind>;
+type FileConfig = { -readonly [K in keyof typeof FILE_KEYS]?: FileValue<(typeof FILE_KEYS)[K]> };
+type FileValue<T extends FileValueKind> = T extends 'boolean' ? boolean : T extends 'integer' ? number : T extends 'labels' ? Record<string, string | number | boolean> : T extends 'strings-or-string' ? string | string[] : string;
+
+const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a map' : `${typeof v} ${JSON.stringify(v)}`);
+
+/** What is wrong with `value` for a key of this kind, with the path inside the value when it is nested; or undefined. */
+function fileValueProblem(kind: FileValueKind, value: unknown): { path: (string | number)[]; message: string } | undefined {
+  const at = (message: string, path: (string | number)[] = []): { path: (string | number)[]; message: string } => ({ path, message });
+  switch (kind) {
+    case 'string':
+      return typeof value === 'string' ? (value === '' ? at('must not be empty') : undefined) : at(`expected a string, got ${typeName(value)}`);
+    case 'name':
+      if (typeof value !== 'string') return at(`expected a string, got ${typeName(value)}`);
+      return value.length < 1 || value.length > 128 ? at('must be 1 to 128 characters') : undefined;
+    case 'strings-or-string':
+      if (typeof value === 'string') return undefined;
+      if (!Array.isArray(value)) return at(`expected a string or a list of strings, got ${typeName(value)}`);
+      for (const [i, item] of value.entries()) if (typeof item !== 'string') return at(`expected a string, got ${typeName(item)}`, [i]);
+      return undefined;
+    case 'labels':
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) return at(`expected a map of label names to values, got ${typeName(value)}`);
+      for (const [k, v] of Object.entries(value)) if (!['string', 'number', 'boolean'].includes(typeof v)) return at(`expected a string, number or boolean, got ${typeName(v)}`, [k]);
+      return undefined;
+    case 'boolean':
+      return typeof value === 'boolean' ? undefined : at(`expected true or false, got ${typeName(value)}`);
+    case 'integer':
+      return Number.isSafeInteger(value) ? undefined : at(`expected an integer, got ${typeName(value)}`);
+  }
+}
 
 /** Parses host:port where host must be an IP address (hyperdht does no DNS; a name would leak a lookup). */
 export function parseHostPort(text: string, where: string, opts: { requireIp?: boolean; defaultHost?: string } = {}): { host: string; port: number } {
@@ -130,7 +149,7 @@ function locate(text: string, path: readonly PropertyKey[]): string {
   return '1';
 }
 
-function readConfigFile(file: string): z.infer<typeof fileSchema> {
+function readConfigFile(file: string): FileConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -140,15 +159,19 @@ function readConfigFile(file: string): z.infer<typeof fileSchema> {
   const doc = parseDocument(text, { lineCounter: new LineCounter() });
   if (doc.errors.length > 0) throw new InvalidArgumentError(`${file}: YAML syntax error: ${doc.errors[0]!.message.split('\n')[0]}`, { file });
   const raw: unknown = doc.toJS() ?? {};
-  const parsed = fileSchema.safeParse(raw);
-  if (!parsed.success) {
-    const messages = parsed.error.issues.flatMap((i) => {
-      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${file}:${locate(text, [...i.path, k])}: unknown key "${k}"`);
-      return [`${file}:${locate(text, i.path)}: ${i.path.join('.') || '(top level)'}: ${i.message}`];
-    });
-    throw new InvalidArgumentError(messages.join('\n'), { file });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError(`${file}:1: expected a map of settings, got ${typeName(raw)}`, { file });
+  const messages: string[] = [];
+  for (const [key, value] of Object.entries(raw)) {
+    const kind = (FILE_KEYS as Record<string, FileValueKind>)[key];
+    if (kind === undefined) {
+      messages.push(`${file}:${locate(text, [key])}: unknown key "${key}"`);
+      continue;
+    }
+    const problem = fileValueProblem(kind, value);
+    if (problem) messages.push(`${file}:${locate(text, [key, ...problem.path])}: ${[key, ...problem.path].join('.')}: ${problem.message}`);
   }
-  return parsed.data;
+  if (messages.length > 0) throw new InvalidArgumentError(messages.join('\n'), { file });
+  return raw as FileConfig;
 }
 
 /** Builds the configuration from defaults, the file, the environment and flags (in rising precedence). */

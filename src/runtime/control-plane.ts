@@ -15,7 +15,6 @@ import type { Random } from '../lib/random.js';
 import type { Logger } from '../log/logger.js';
 import { systemClock } from '../platform/system-clock.js';
 import { shoal } from '../gen/proto.js';
-import { validateJob } from '../jobspec/index.js';
 import type { Job } from '../jobspec/types.js';
 import { computePlan } from '../scheduler/index.js';
 import { ClusterState, isTerminal, type NodeSlice, type AllocUpdate, type Allocation, type ApplyResult, type Command, type Evaluation, type JobRecord, type NodeRecord } from '../state/index.js';
@@ -120,14 +119,14 @@ export class ControlPlane {
   register(rpc: RpcServer): void {
     const o = this.#o;
     rpc.register(JobsRegister, (req, ctx) => o.leaderOnly(JobsRegister, req, ctx, async (raft) => {
-      const job = parseJobJson(req.jobJson);
+      const job = await parseJobJson(req.jobJson);
       const result = await this.#write(raft, { type: 'job.register', job }, ctx);
       const rec = o.state().job(job.name);
       return shoal.v1.RegisterJobResponse.fromObject({
         name: job.name, version: rec?.version ?? 0, evalId: result.evalIds[0] ?? '', index: result.index ?? 0, changed: result.evalIds.length > 0,
       });
     }));
-    rpc.register(JobsPlan, (req, ctx) => o.leaderOnly(JobsPlan, req, ctx, async () => this.#plan(parseJobJson(req.jobJson))));
+    rpc.register(JobsPlan, (req, ctx) => o.leaderOnly(JobsPlan, req, ctx, async () => this.#plan(await parseJobJson(req.jobJson))));
     rpc.register(JobsStop, (req, ctx) => o.leaderOnly(JobsStop, req, ctx, async (raft) => {
       const name = nonEmpty(req.name, 'job name');
       const result = await this.#write(raft, { type: 'job.stop', name }, ctx);
@@ -342,7 +341,11 @@ function nonEmpty(value: string, what: string): string {
   return value;
 }
 
-function parseJobJson(text: string): Job {
+/**
+ * The job a client sent, validated. The job spec's validator (and zod under it) loads on the first job this agent
+ * checks: only a leader does, so the other agents never pay its memory.
+ */
+async function parseJobJson(text: string): Promise<Job> {
   if (!text) throw new InvalidArgumentError('job_json is empty: send the canonical job as JSON (`shoal job run --output FILE` prints it)');
   let value: unknown;
   try {
@@ -350,6 +353,7 @@ function parseJobJson(text: string): Job {
   } catch (err) {
     throw new InvalidArgumentError(`job_json is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
+  const { validateJob } = await import('../jobspec/canonical.js');
   return validateJob(value, 'job_json');
 }
 

@@ -71,6 +71,10 @@ export class MembershipSimNode implements SimNode<GossipMessage> {
   tick(): void {
     this.membership.tick();
     this.flush();
+    // The runtime sleeps until nextWakeMs(): a deadline left behind by a tick would have it wake again at once, for
+    // as long as the deadline stays behind (a real agent spun on a 2 ms timer that way).
+    const now = this.ctx.nowMs();
+    if (this.membership.nextWakeMs() <= now) this.harness.violation(`${this.ctx.id} has a deadline at ${this.membership.nextWakeMs()} ms still due after its tick at ${now} ms`);
   }
 
   deliver(from: string, msg: GossipMessage): void {

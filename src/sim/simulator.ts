@@ -353,7 +353,7 @@ export class Simulator<M> {
     for (const { name, check } of this.#invariants) {
       const problem = check(this);
       if (typeof problem === 'string') {
-        throw new SimulationFailure(this.seed, name, problem, this.nowMs(), this.#events, [...this.trace.tail()]);
+        throw new SimulationFailure(this.seed, name, problem, this.nowMs(), this.#events, [...(this.trace.full() ?? this.trace.tail())]);
       }
     }
   }

@@ -471,6 +471,94 @@ t.test('Lifeguard local health: a stalled node moves its own deadlines and slows
   t.ok(a.nextWakeMs() > b.clock.nowMs(), 'nextWakeMs is in the future after a tick');
 });
 
+t.test('a stall while a probe waits for its ack is one stall: the probe still ends, and the node does not spin', async (t) => {
+  // Found on 20 real agents: a stall during an unanswered probe moved the probe's end but not the next probe's
+  // time, so the next tick saw that time far behind it, took it for another stall and moved the probe's end again.
+  // The probe never ended, the node never probed anyone else, and its runtime woke every 2 ms.
+  const b = new Bench();
+  b.form(['a', 'b', 'c', 'd', 'e']);
+  const a = b.get('a');
+  // Let a's next probe go out, and lose everything from now on: nobody answers it.
+  const probesBefore = a.counters.probes;
+  for (let i = 0; i < 200 && a.counters.probes === probesBefore; i++) b.advance(10, ['a']);
+  t.equal(a.counters.probes, probesBefore + 1, 'a probe is out');
+  b.wire = [];
+  b.clock.advance(1_000); // a GC pause with the probe in flight
+  b.tick('a');
+  t.equal(a.counters.stalls, 1);
+  let ticks = 0;
+  const start = b.clock.nowMs();
+  // A runtime that sleeps until nextWakeMs() (at least 2 ms, as the agent does) for 5 s, losing every message.
+  while (b.clock.nowMs() < start + 5_000) {
+    b.clock.set(Math.max(a.nextWakeMs(), b.clock.nowMs() + 2));
+    b.tick('a');
+    b.wire = [];
+    ticks++;
+  }
+  t.equal(a.counters.stalls, 1, 'no stall after the real one');
+  t.ok(a.counters.probesFailed >= 1, 'the probe that was out failed');
+  t.ok(a.counters.probes >= probesBefore + 3, `a went on probing (${a.counters.probes - probesBefore} probes)`);
+  t.ok(ticks <= 200, `${ticks} ticks in 5 s (2,500 when spinning)`);
+});
+
+t.test('a refutation goes straight to the accusers, who may be out of reach of the gossip for too long', async (t) => {
+  const b = new Bench();
+  b.form(['a', 'b', 'c', 'd', 'e']);
+  const e = b.get('e');
+  b.wire = [];
+  // e hears from b that a suspects it: a's timer runs against e.
+  e.receive('b', { kind: 'gossip', rumours: [{ kind: 'suspect', node: 'e', incarnation: 0, from: 'a' }] });
+  b.collect('e');
+  t.equal(e.incarnation, 1, 'e refuted');
+  const direct = (to: string): Sent[] => b.wire.filter((s) => s.to === to && s.message.kind === 'gossip' && s.message.rumours.some((r) => r.kind === 'alive' && r.node === 'e' && r.incarnation === 1));
+  t.equal(direct('a').length, 1, 'a, the accuser, is told at once');
+  t.equal(direct('b').length, 0, 'b, who only passed the rumour on, waits for the gossip');
+  // d passes on c's suspicion of the life e just out-bid: both c (the accuser) and d (the sender) are told.
+  b.wire = [];
+  e.receive('d', { kind: 'gossip', rumours: [{ kind: 'suspect', node: 'e', incarnation: 0, from: 'c' }] });
+  b.collect('e');
+  t.equal(direct('c').length, 1, 'c, an accuser, is told at once');
+  t.equal(direct('d').length, 1, 'd still accused an old life');
+  // An accuser that sends its accusation itself gets one answer, not two.
+  b.wire = [];
+  e.receive('c', { kind: 'gossip', rumours: [{ kind: 'suspect', node: 'e', incarnation: 1, from: 'c' }] });
+  b.collect('e');
+  t.equal(e.incarnation, 2);
+  t.equal(b.wire.filter((s) => s.to === 'c').length, 1);
+  // Accusers that are not live members, or this node itself, get nothing.
+  b.wire = [];
+  e.receive('b', { kind: 'gossip', rumours: [{ kind: 'suspect', node: 'e', incarnation: 2, from: 'zz' }, { kind: 'dead', node: 'e', incarnation: 2, from: 'e' }] });
+  b.collect('e');
+  t.equal(e.incarnation, 3);
+  t.same(b.wire.filter((s) => s.to === 'zz' || s.to === 'e'), []);
+});
+
+t.test('a late ack from a suspect gets the suspicion back, and its refutation comes straight back', async (t) => {
+  const b = new Bench();
+  b.form(['a', 'b', 'c', 'd', 'e']);
+  const a = b.get('a');
+  a.receive('b', { kind: 'gossip', rumours: [{ kind: 'suspect', node: 'e', incarnation: 0, from: 'b' }] });
+  b.collect('a');
+  b.wire = [];
+  // e was paused: its ack to a probe that ended long ago arrives, carrying nothing about itself.
+  a.receive('e', { kind: 'ack', seq: 9_999, rumours: [] });
+  b.collect('a');
+  const back = b.wire.filter((s) => s.to === 'e');
+  t.equal(back.length, 1);
+  t.same(back[0]!.message, { kind: 'gossip', rumours: [{ kind: 'suspect', node: 'e', incarnation: 0, from: 'a' }] });
+  b.flush();
+  t.equal(a.member('e')?.status, 'alive', 'e refuted to a directly');
+  t.equal(a.member('e')?.incarnation, 1);
+  // An ack that carries the refutation clears the suspicion first: nothing is sent back.
+  a.receive('c', { kind: 'gossip', rumours: [{ kind: 'suspect', node: 'e', incarnation: 1, from: 'c' }] });
+  b.collect('a');
+  b.wire = [];
+  a.receive('e', { kind: 'ack', seq: 9_998, rumours: [{ kind: 'alive', node: 'e', incarnation: 2, meta: meta('e') }] });
+  b.collect('a');
+  t.same(b.wire.filter((s) => s.to === 'e' && s.message.kind === 'gossip'), []);
+  t.equal(a.member('e')?.status, 'alive');
+});
+
 t.test('a runtime may sleep until nextWakeMs(): a few ticks a second, no false stalls, a crash still detected fast', async (t) => {
   const b = new Bench();
   const ids = ['a', 'b', 'c', 'd', 'e'];

@@ -19,7 +19,7 @@ import type { Command } from 'commander';
 import { shoal } from '../../gen/proto.js';
 import { InvalidArgumentError, ShoalError } from '../../lib/errors.js';
 import { LIMITS } from '../../lib/limits.js';
-import { parseJobFile, type Job } from '../../jobspec/index.js';
+import type { Job } from '../../jobspec/index.js';
 import type { ShoalClient } from '../../rpc/index.js';
 import {
   ProgressLines, u64, clientFrom, formatFailedPlacement, formatReasons, parseOutput, printFields, printMessageJson, printTable, shortId,
@@ -62,7 +62,7 @@ export function registerJob(program: Command): void {
     .option('--wait-timeout <seconds>', 'give up waiting after this long (the job keeps converging)', '300')
     .action(async (file: string, flags: RunFlags, command: Command) => {
       const waitMs = parseSeconds(flags.waitTimeout, '--wait-timeout');
-      const parsed = loadJob(file, flags.name);
+      const parsed = await loadJob(file, flags.name);
       if (flags.output) {
         process.stdout.write(`${JSON.stringify(parsed, null, 2)}\n`);
         return;
@@ -87,7 +87,7 @@ export function registerJob(program: Command): void {
     .action(async (file: string, flags: OutputFlags & { name?: string }, command: Command) => {
       try {
         const output = parseOutput(flags.output);
-        const parsed = loadJob(file, flags.name);
+        const parsed = await loadJob(file, flags.name);
         const plan = await clientFrom(command.optsWithGlobals<GlobalFlags>()).jobs.plan({ jobJson: JSON.stringify(parsed) });
         if (output === 'json') printMessageJson(shoal.v1.PlanJobResponse, plan);
         else printPlan(parsed.name, plan);
@@ -159,14 +159,19 @@ export function registerJob(program: Command): void {
     });
 }
 
-/** Reads and validates a job file; a bad file throws JobSpecError naming every problem with file:line:col. */
-function loadJob(file: string, name: string | undefined): Job {
+/**
+ * Reads and validates a job file; a bad file throws JobSpecError naming every problem with file:line:col. The job
+ * spec's parser (yaml and zod) loads here, not when the CLI starts: `shoal agent` runs this same program and must
+ * not carry it.
+ */
+async function loadJob(file: string, name: string | undefined): Promise<Job> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new InvalidArgumentError(`cannot read job file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
   }
+  const { parseJobFile } = await import('../../jobspec/parse.js');
   const { job, warnings } = parseJobFile(text, { file, env: process.env, baseDir: dirname(resolve(file)), ...(name === undefined ? {} : { name }) });
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   return job;
