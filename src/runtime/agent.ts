@@ -735,7 +735,7 @@ export class Agent {
     return shoal.v1.RaftStateResponse.fromObject({
       member: true, term: st.term, leaderId: st.leader ?? '', leaderName: name(st.leader), role: st.role,
       commitIndex: st.commit, appliedIndex: st.applied, lastIndex: st.lastIndex, peers,
-      agentRole: 'server', answeredBy: membership.member(membership.id)?.meta.name ?? '', clients,
+      agentRole: 'server', answeredBy: membership.member(membership.id)?.meta.name ?? '', clients, quiesced: st.quiesced,
     });
   }
 

@@ -92,6 +92,12 @@ t.test('--bootstrap-expect 1 makes a single-agent development cluster', async (t
   const json = spawnSync(process.execPath, [SHOAL_BIN, '--address', solo.api, 'operator', 'raft', '-o', 'json'], { encoding: 'utf8' });
   const state = JSON.parse(json.stdout) as { member: boolean; leaderName: string; peers: { voter: boolean }[] };
   t.same([state.member, state.leaderName, state.peers.length], [true, 'solo', 1]);
+  // Idle, the group goes quiet, and both outputs say so.
+  await waitFor('the idle group goes quiet', async () => (await raft(solo)).quiesced === true);
+  const text = spawnSync(process.execPath, [SHOAL_BIN, '--address', solo.api, 'operator', 'raft'], { encoding: 'utf8' });
+  t.match(text.stdout, /; 0 clients; quiet \(idle: no heartbeats, gossip watches the leader\)\n/);
+  const quiet = JSON.parse(spawnSync(process.execPath, [SHOAL_BIN, '--address', solo.api, 'operator', 'raft', '-o', 'json'], { encoding: 'utf8' }).stdout) as { quiesced: boolean };
+  t.equal(quiet.quiesced, true);
 });
 
 t.test('autopilot: five agents grow to five voters; after two voters are killed the set is repaired to three healthy ones', async (t) => {

@@ -23,7 +23,7 @@ export function registerOperator(program: Command): void {
       const who = res.agentRole === 'client'
         ? `this agent is a client (no copy of the log); as server ${res.answeredBy} sees it (${res.role})`
         : `this agent is a server (${res.role})`;
-      process.stdout.write(`term ${res.term}, leader ${res.leaderName || res.leaderId.slice(0, 8) || '(none)'}; ${who}; commit ${res.commitIndex}, applied ${res.appliedIndex}, last ${res.lastIndex}; ${res.clients} client${res.clients === 1 ? '' : 's'}\n`);
+      process.stdout.write(`term ${res.term}, leader ${res.leaderName || res.leaderId.slice(0, 8) || '(none)'}; ${who}; commit ${res.commitIndex}, applied ${res.appliedIndex}, last ${res.lastIndex}; ${res.clients} client${res.clients === 1 ? '' : 's'}${res.quiesced ? '; quiet (idle: no heartbeats, gossip watches the leader)' : ''}\n`);
       printTable(['NAME', 'ID', 'ROLE', 'MATCH'], res.peers.map((p) => [
         p.name || '?', (p.id ?? '').slice(0, 8), `${p.voter ? 'voter' : 'read replica'}${p.id === res.leaderId ? ' (leader)' : ''}`, res.role === 'leader' ? String(p.matchIndex) : '-',
       ]));
