@@ -70,7 +70,7 @@ export type ConfigOverrides = Partial<{
 
 /** The agent config file's keys and what each takes (checked by hand: zod would cost every agent 5 MB of memory). */
 type FileValueKind = 'string' | 'name' | 'strings-or-string' | 'labels' | 'boolean' | 'integer';
-const FILE_KEYS = {
+export const FILE_KEYS = {
   name: 'name', data_dir: 'string', bind: 'string', join: 'strings-or-string', cluster_key_file: 'string', api: 'string',
   api_token_file: 'string', labels: 'labels', log_level: 'string', public_dht: 'boolean', bootstrap_expect: 'integer',
   docker_socket: 'string', read_replicas: 'integer', failure_domain_label: 'name',

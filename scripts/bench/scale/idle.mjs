@@ -18,7 +18,8 @@
 //    the same call `serf members` makes) and, for Shoal, a Raft leader exists (a member has the "leader" role and
 //    that agent's Operator/RaftState says role "leader").
 // 2. Idle window. After --settle-seconds of quiet, for --idle-seconds: CPU from /proc/PID/stat (utime+stime ticks
-//    over the window, % of one core) and VmRSS from /proc/PID/status at the end, per agent. Printed as median and
+//    over the window, % of one core) and VmRSS from /proc/PID/status at the end, per agent (and RssAnon, the part
+//    that is not the pages of mapped files such as the node binary, shared by all agents on a host). Printed as median and
 //    max over the agents; for Shoal over the non-leader agents, with the Raft leader apart, and also by kind of agent
 //    (its member roles after the window: leader, voter, replica, client). Nothing polls the agents
 //    in the window except one Operator/RaftState on the leader every 5 s (to count leader changes); the Raft term
@@ -99,6 +100,15 @@ function rssMb(pid) {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/**
+ * RssAnon in MB: the resident memory that is the process's own (heaps, buffers), without the pages of files it
+ * maps (the node or serf binary, shared libraries), which every agent on one host shares.
+ */
+function rssAnonMb(pid) {
+  const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
 /** Whole-machine busy and total jiffies (all cores), for the background load during a window. */
 function machineTicks() {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
@@ -122,12 +132,13 @@ async function idleWindow(pids, seconds, during) {
   const elapsedS = (performance.now() - t0) / 1000;
   const m1 = machineTicks();
   const rss = pids.map(rssMb);
+  const rssAnon = pids.map(rssAnonMb);
   const cpuPct = pids.map((_p, i) => ((c1[i] - c0[i]) / CLK_TCK / elapsedS) * 100);
   const cores = Number(readFileSync('/proc/cpuinfo', 'utf8').match(/^processor\s*:/gm)?.length ?? 1);
   const machineBusyPct = ((m1.busy - m0.busy) / (m1.total - m0.total)) * 100 * cores; // % of one core
   const stealPct = ((m1.steal - m0.steal) / (m1.total - m0.total)) * 100 * cores;
   const agentsPct = cpuPct.reduce((a, b) => a + b, 0);
-  return { cpuPct, rss, elapsedS, machineBusyPct, stealPct, othersPct: Math.max(0, machineBusyPct - stealPct - agentsPct), cores };
+  return { cpuPct, rss, rssAnon, elapsedS, machineBusyPct, stealPct, othersPct: Math.max(0, machineBusyPct - stealPct - agentsPct), cores };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -614,6 +625,8 @@ function summarise(r, w, kinds) {
   r.idleSeconds = w.elapsedS;
   r.cpuPct = { median: median(others), max: Math.max(...others), leader: li >= 0 ? w.cpuPct[li] : undefined, all: w.cpuPct.map((x) => Number(x.toFixed(3))) };
   r.rssMb = { median: median(othersRss), max: Math.max(...othersRss), leader: li >= 0 ? w.rss[li] : undefined, maxAll: Math.max(...w.rss), all: w.rss.map((x) => Number(x.toFixed(1))) };
+  const othersAnon = w.rssAnon.filter((_c, i) => kinds[i] !== 'leader');
+  r.rssAnonMb = { median: median(othersAnon), max: Math.max(...othersAnon), leader: li >= 0 ? w.rssAnon[li] : undefined };
   r.kinds = kinds;
   r.byKind = {};
   for (const kind of new Set(kinds)) {
@@ -682,6 +695,7 @@ function printSize(n, sh, sf) {
     ['RSS, median agent*', mb(sh?.rssMb.median), mb(sf?.rssMb.median), rx(ratio(sh?.rssMb.median, sf?.rssMb.median))],
     ['RSS, max agent*', mb(sh?.rssMb.max), mb(sf?.rssMb.max), rx(ratio(sh?.rssMb.max, sf?.rssMb.max))],
     ['RSS, Raft leader', mb(sh?.rssMb.leader), 'n/a', ''],
+    ['  of it the process\'s own (RssAnon), median*', mb(sh?.rssAnonMb?.median), mb(sf?.rssAnonMb?.median), rx(ratio(sh?.rssAnonMb?.median, sf?.rssAnonMb?.median))],
     ['Raft term: formed/idle start/end (leader changes)', sh ? `${sh.termAtFormation ?? '?'}/${sh.termAtIdleStart ?? '?'}/${sh.termAfterIdle ?? '?'} (${sh.leaderChanges})` : '', 'n/a', ''],
     ['detection: first survivor reports dead', s1(sh?.detectFirstMs), s1(sf?.detectFirstMs), rx(ratio(sh?.detectFirstMs, sf?.detectFirstMs))],
     ['detection: every survivor reports dead', s1(sh?.detectAllMs), s1(sf?.detectAllMs), rx(ratio(sh?.detectAllMs, sf?.detectAllMs))],
