@@ -50,6 +50,9 @@ import {
   type SoftState,
 } from './types.js';
 
+/** Context of a campaign started because the failure detector reported the (quiet) leader unreachable: + its id. */
+export const UNREACHABLE_CONTEXT_PREFIX = 'leader-unreachable:';
+
 export interface RaftLimits {
   maxEntriesPerAppend: number;
   maxAppendBytes: number;
@@ -166,6 +169,11 @@ export class RaftNode {
   readonly #votes = new Map<MemberId, boolean>();
   #msgs: Message[] = [];
   #electionElapsed = 0;
+  /**
+   * The leader the failure detector reported unreachable while this follower was quiet (memberUnreachable), until a
+   * leader is heard from again: the campaign that follows says so (context UNREACHABLE_CONTEXT_PREFIX + id).
+   */
+  #unreachableLeader: MemberId | undefined;
   /** Ticks since this member started: the clock that lease reads are measured on. */
   #ticks = 0;
   /** Lease reads: acknowledgements of heartbeats sent at or before this tick do not count (a TimeoutNow went out). */
@@ -325,7 +333,10 @@ export class RaftNode {
         // campaign by the leader itself means it restarted and leads no more: the lease is gone at once.
         if (this.#role !== 'leader' && this.#quiesced) {
           this.#quiesced = false;
-          if (m.from === this.#lead) this.#electionElapsed = this.#electionTicks;
+          // Quiet, the lease rests on the failure detector alone. A campaigner whose detector reports our leader
+          // unreachable (ours will too, once gossip reaches us) ends it now: waiting for our own verdict would
+          // reject this campaign, and the next would come an election timeout later.
+          if (m.from === this.#lead || (this.#lead !== undefined && m.context === `${UNREACHABLE_CONTEXT_PREFIX}${this.#lead}`)) this.#electionElapsed = this.#electionTicks;
         }
         const inLease = this.#checkQuorum && (this.#lead !== undefined || this.#bootGuard) && this.#electionElapsed < this.#electionTicks;
         // A member that hears from a live leader ignores campaigns: a returning or partitioned node cannot disrupt.
@@ -500,6 +511,7 @@ export class RaftNode {
     }
     if (member !== this.#lead) return;
     this.#quiesced = false;
+    this.#unreachableLeader = member;
     // The lease is gone (at least an election timeout elapsed), and the campaign starts within a third of an
     // election timeout, at a different tick on each member: the detector already took its time to suspect.
     this.#electionElapsed = Math.max(this.#electionTicks, this.#randomizedElectionTimeout - 1 - this.#random.int(Math.max(1, Math.floor(this.#electionTicks / 3))));
@@ -615,6 +627,7 @@ export class RaftNode {
   #becomeFollower(term: number, lead: MemberId | undefined): void {
     this.#reset(term);
     this.#lead = lead;
+    if (lead !== undefined) this.#unreachableLeader = undefined;
     this.#role = 'follower';
     this.#step = (m) => this.#stepFollower(m);
     this.#tick = () => this.#tickElection();
@@ -642,6 +655,7 @@ export class RaftNode {
   #becomeLeader(): void {
     invariant(this.#role === 'candidate', `only a candidate can become leader (was ${this.#role})`);
     this.#reset(this.#term);
+    this.#unreachableLeader = undefined;
     this.#lead = this.id;
     this.#role = 'leader';
     this.#step = (m) => this.#stepLeader(m);
@@ -686,6 +700,7 @@ export class RaftNode {
       if (id === this.id) continue;
       const m: MessageFields = { type: kind === 'pre' ? 'preVote' : 'vote', to: id, term, index: this.log.lastIndex(), logTerm: this.log.lastTerm() };
       if (transfer) m.context = 'transfer';
+      else if (this.#unreachableLeader !== undefined) m.context = `${UNREACHABLE_CONTEXT_PREFIX}${this.#unreachableLeader}`;
       this.#send(m);
     }
   }
@@ -813,12 +828,14 @@ export class RaftNode {
       case 'append':
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        this.#unreachableLeader = undefined;
         this.#quiesced = false;
         this.#handleAppend(m);
         return;
       case 'heartbeat':
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        this.#unreachableLeader = undefined;
         if (m.quiesce === true && this.#quiesce) {
           // The leader goes quiet: no answer (a late one would wake it again), and no election counting from now.
           this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
@@ -831,6 +848,7 @@ export class RaftNode {
       case 'snapshot':
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        this.#unreachableLeader = undefined;
         this.#quiesced = false;
         this.#handleSnapshot(m);
         return;

@@ -137,3 +137,54 @@ t.test('ticks slept through pass at once: tick(n) on a quiet member costs no wor
   t.equal(c.sent.length, before);
   t.ok(c.raft('a').quiesced && c.raft('b').quiesced);
 });
+
+t.test('a campaign that says the quiet leader is unreachable ends a quiet follower\'s lease at once', async (t) => {
+  // Only b's detector has reported a: c would still refuse b, and b would try again an election timeout later.
+  const c = quietGroup();
+  c.isolate('a');
+  c.raft('b').memberUnreachable('a');
+  let ticks = 0;
+  while (c.leaders().filter((id) => id !== 'a').length === 0 && ticks < 100) {
+    c.tickAll(1);
+    ticks++;
+  }
+  t.same(c.leaders().filter((id) => id !== 'a'), ['b'], 'b leads');
+  t.ok(ticks <= 4, `elected ${ticks} ticks after the report (a third of an election timeout is 3), without c's own report`);
+  const preVote = c.sent.find((m) => m.type === 'preVote' && m.from === 'b' && m.to === 'c');
+  t.equal(preVote?.context, 'leader-unreachable:a', 'the campaign says why');
+  t.equal(c.sent.find((m) => m.type === 'vote' && m.from === 'b' && m.to === 'c')?.context, 'leader-unreachable:a');
+});
+
+t.test('a quiet follower keeps its lease against a campaign that does not name its leader as unreachable', async (t) => {
+  for (const context of [undefined, 'leader-unreachable:z']) {
+    const c = quietGroup();
+    c.isolate('a');
+    // b campaigns on its own (its election timer, or a claim about someone else): c, quiet, still trusts a.
+    c.dropIf = (m) => {
+      if ((m.type === 'preVote' || m.type === 'vote') && m.from === 'b' && m.to === 'c') {
+        if (context === undefined) delete m.context;
+        else m.context = context;
+      }
+      return false;
+    };
+    c.raft('b').memberUnreachable('a');
+    c.tickAll(4);
+    t.same(c.leaders().filter((id) => id !== 'a'), [], `no new leader within 4 ticks (context ${String(context)})`);
+    const answer = c.sent.find((m) => m.type === 'preVoteResp' && m.from === 'c' && m.to === 'b');
+    t.equal(answer, undefined, 'c ignored the pre-vote');
+  }
+});
+
+t.test('hearing from the leader again forgets the report: a later campaign does not claim it', async (t) => {
+  const c = quietGroup();
+  c.raft('b').memberUnreachable('a');
+  c.settle();
+  // a is fine: it answers b's wake with heartbeats, and the group goes quiet again.
+  c.tickAll(20);
+  t.same(c.leaders(), ['a']);
+  c.raft('b').campaign();
+  c.settle();
+  const preVote = c.sent.filter((m) => m.type === 'preVote' && m.from === 'b').at(-1);
+  t.ok(preVote, 'b campaigned');
+  t.equal(preVote?.context, undefined, 'without the claim');
+});
