@@ -823,19 +823,22 @@ export class RaftNode {
 
   // --- Step functions --------------------------------------------------------------------------------------------
 
+  /** A leader of our term spoke: the election clock restarts, and an earlier report of it as unreachable is void. */
+  #heardFromLeader(id: MemberId): void {
+    this.#electionElapsed = 0;
+    this.#lead = id;
+    this.#unreachableLeader = undefined;
+  }
+
   #stepFollower(m: Message): void {
     switch (m.type) {
       case 'append':
-        this.#electionElapsed = 0;
-        this.#lead = m.from;
-        this.#unreachableLeader = undefined;
+        this.#heardFromLeader(m.from);
         this.#quiesced = false;
         this.#handleAppend(m);
         return;
       case 'heartbeat':
-        this.#electionElapsed = 0;
-        this.#lead = m.from;
-        this.#unreachableLeader = undefined;
+        this.#heardFromLeader(m.from);
         if (m.quiesce === true && this.#quiesce) {
           // The leader goes quiet: no answer (a late one would wake it again), and no election counting from now.
           this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
@@ -846,9 +849,7 @@ export class RaftNode {
         this.#handleHeartbeat(m);
         return;
       case 'snapshot':
-        this.#electionElapsed = 0;
-        this.#lead = m.from;
-        this.#unreachableLeader = undefined;
+        this.#heardFromLeader(m.from);
         this.#quiesced = false;
         this.#handleSnapshot(m);
         return;

@@ -71,7 +71,7 @@ t.test('host:port and labels', async (t) => {
 
 t.test('the config file: each key takes its own type, and every error names the line and the key', async (t) => {
   const dir = t.testdir({
-    'types.yaml': 'name: ""\njoin: [10.0.0.1:7647, 5]\nlabels: { zone: [a] }\npublic_dht: "yes"\nread_replicas: 1.5\n',
+    'types.yaml': 'name: ""\njoin: [10.0.0.1:7647, 5]\nlabels: { zone: [a] }\npublic_dht: "yes"\nread_replicas: 1.5\ndocker_socket: ""\nlog_level: 3\n',
     'list.yaml': '- name: x\n',
     'empty.yaml': '',
   });
@@ -81,6 +81,8 @@ t.test('the config file: each key takes its own type, and every error names the 
   t.match(err.message, /types\.yaml:3:\d+: labels\.zone: expected a string, number or boolean, got a list/);
   t.match(err.message, /types\.yaml:4:\d+: public_dht: expected true or false, got string "yes"/);
   t.match(err.message, /types\.yaml:5:\d+: read_replicas: expected an integer, got number 1.5/);
+  t.match(err.message, /types\.yaml:6:\d+: docker_socket: must not be empty/);
+  t.match(err.message, /types\.yaml:7:\d+: log_level: expected a string, got number 3/);
   t.throws(() => loadAgentConfig({ config: join(dir, 'list.yaml') }, {}), { message: /list\.yaml:1: expected a map of settings, got a list/ });
   t.equal(loadAgentConfig({ config: join(dir, 'empty.yaml') }, {}).bootstrapExpect, 3, 'an empty file takes the defaults');
 });
