@@ -25,6 +25,9 @@ const MAX_AGENTS = 10;
 const DEFAULT_BASE_PORT = 7646;
 /** Peer (DHT) sockets are this far above the API ports: API 7646-7648, peers 7746-7748 by default. */
 const PEER_PORT_OFFSET = 100;
+const TASK_PORTS_BASE = 21_000;
+const TASK_PORTS_PER_AGENT = 500;
+const COUNTER_PORT = Number(process.env.COUNTER_PORT ?? 8080);
 const READY_TIMEOUT_MS = 60_000;
 const LEADER_TIMEOUT_MS = 90_000;
 const STOP_GRACE_MS = 10_000;
@@ -40,7 +43,9 @@ class UsageError extends Error {}
 function usage() {
   return `usage: node scripts/cluster.mjs [--agents N] [--base-port N] [--data-dir DIR]
 
-Starts Shoal agents (three by default) on 127.0.0.1 and runs examples/hello.yaml on them; Ctrl-C stops them.
+Starts Shoal agents (three by default) on 127.0.0.1, 127.0.0.2, ... and runs examples/hello.yaml on them, then
+examples/counter/counter.yaml (nginx, an app and redis-server) when nginx and redis-server are installed; Ctrl-C
+stops them. COUNTER_PORT (default 8080) is the port the counter stack publishes on every agent.
   --agents N      how many agents, ${DEFAULT_AGENTS} to ${MAX_AGENTS} (default ${DEFAULT_AGENTS}). Up to five are all voters; from eight on,
                   the cluster has 5 voters, 2 read replicas and clients (agents that hold no copy of the log)
   --base-port N   API ports N, N+1, ... and peer ports N+${PEER_PORT_OFFSET}, N+${PEER_PORT_OFFSET + 1}, ... (default ${DEFAULT_BASE_PORT})
@@ -91,14 +96,14 @@ function tcpFree(port) {
   });
 }
 
-function udpFree(port) {
+function udpFree(port, host) {
   return new Promise((resolve) => {
     const socket = dgram.createSocket('udp4');
     socket.once('error', (err) => {
       socket.close();
       resolve(err.code === 'EADDRINUSE' ? false : err);
     });
-    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+    socket.bind(port, host, () => socket.close(() => resolve(true)));
   });
 }
 
@@ -106,7 +111,7 @@ async function checkPorts(agents, basePort) {
   const problems = [];
   const taken = [];
   for (const a of agents) {
-    for (const [what, port, free] of [['API (TCP)', a.apiPort, await tcpFree(a.apiPort)], ['peer (UDP)', a.peerPort, await udpFree(a.peerPort)]]) {
+    for (const [what, port, free] of [['API (TCP)', a.apiPort, await tcpFree(a.apiPort)], ['peer (UDP)', a.peerPort, await udpFree(a.peerPort, a.host)]]) {
       if (free === true) continue;
       taken.push(port);
       problems.push(free === false ? `port ${port}, the ${what} port of ${a.name}, is in use by another program` : `cannot check port ${port} (${what} of ${a.name}): ${free.message}`);
@@ -188,6 +193,9 @@ const agents = Array.from({ length: opts.agents }, (_, i) => {
   return {
     name, dir, dataDir: path.join(dir, 'data'), log: path.join(dir, 'agent.log'), pidFile: path.join(dir, 'agent.pid'),
     apiPort: opts.basePort + i, peerPort: opts.basePort + PEER_PORT_OFFSET + i, child: undefined, exited: undefined,
+    // Each agent on its own loopback address, so that each publishes the routing mesh's ports (the counter
+    // example's 8080) on its own address, as separate hosts would; and its own range of task ports.
+    host: `127.0.0.${i + 1}`, taskPorts: `${TASK_PORTS_BASE + i * TASK_PORTS_PER_AGENT}-${TASK_PORTS_BASE + (i + 1) * TASK_PORTS_PER_AGENT - 1}`,
   };
 });
 const apiAddress = `http://127.0.0.1:${agents[0].apiPort}`;
@@ -198,9 +206,9 @@ function startAgent(a) {
   mkdirSync(a.dir, { recursive: true });
   const offset = readFrom(a.log, 0).size;
   const fd = openSync(a.log, 'a');
-  const join = a === agents[0] ? [] : ['--join', `127.0.0.1:${agents[0].peerPort}`];
-  const args = [SHOAL_BIN, 'agent', '--name', a.name, '--data-dir', a.dataDir, '--bind', `127.0.0.1:${a.peerPort}`, '--api', `127.0.0.1:${a.apiPort}`,
-    '--cluster-key-file', keyFile, '--bootstrap-expect', String(DEFAULT_AGENTS), ...join];
+  const join = a === agents[0] ? [] : ['--join', `${agents[0].host}:${agents[0].peerPort}`];
+  const args = [SHOAL_BIN, 'agent', '--name', a.name, '--data-dir', a.dataDir, '--bind', `${a.host}:${a.peerPort}`, '--api', `127.0.0.1:${a.apiPort}`,
+    '--cluster-key-file', keyFile, '--bootstrap-expect', String(DEFAULT_AGENTS), '--task-ports', a.taskPorts, ...join];
   // detached: its own process group, so the terminal's Ctrl-C reaches this script only and the agents are stopped
   // one signal each (a second signal makes an agent exit at once instead of leaving gracefully).
   a.child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', fd, fd], detached: true, env: { ...process.env, SHOAL_LOG_LEVEL: process.env.SHOAL_LOG_LEVEL ?? 'info' } });
@@ -285,6 +293,41 @@ async function helloEndpoints() {
     reported = status;
     await sleep(1_000);
   }
+}
+
+/**
+ * The multi-tier example (nginx -> app -> redis-server, each found by name through the service mesh), when Debian's
+ * servers are installed. Returns the ingress URLs that answered, one per agent.
+ */
+async function runCounter() {
+  const missing = ['nginx', 'redis-server'].filter((bin) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0);
+  if (missing.length > 0) {
+    say(`\n6. Skipping examples/counter (nginx in front of an app and redis-server, found by name through the service mesh): ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not installed (apt-get install nginx-light redis-server)`);
+    return [];
+  }
+  say(`\n6. Running a three-tier stack: shoal job run examples/counter/counter.yaml (nginx -> app -> redis, each found by name)`);
+  const env = { SHOAL_ADDR: apiAddress, SHOAL_EXAMPLES: path.join(REPO, 'examples'), COUNTER_PORT: String(COUNTER_PORT) };
+  const run = shoalCli(['job', 'run', 'examples/counter/counter.yaml', '--wait-timeout', '90'], { env, stdio: 'inherit', timeoutMs: 120_000 });
+  if (stopping) return [];
+  if (run.status !== 0) {
+    say(`!! job counter did not start (shoal job run exited ${run.status ?? run.signal ?? run.error?.message}); see \`shoal job status counter\``);
+    return [];
+  }
+  // Port COUNTER_PORT is published in ingress mode: every agent answers on it, whichever node runs nginx.
+  const answered = [];
+  const deadline = Date.now() + 60_000;
+  for (const a of agents) {
+    const url = `http://${a.host}:${COUNTER_PORT}/`;
+    let body;
+    while (!stopping && Date.now() < deadline && !(body = await httpGet(url))?.startsWith('hits')) await sleep(500);
+    if (body?.startsWith('hits')) answered.push({ url, body: body.trim(), agent: a.name });
+  }
+  if (answered.length > 0) {
+    say(`\ncounter answers on every agent's address (the routing mesh):`);
+    for (const x of answered) say(`   curl ${x.url}   ->  ${x.body}   (${x.agent})`);
+  }
+  if (answered.length < agents.length) say(`!! only ${answered.length} of ${agents.length} agents answered on port ${COUNTER_PORT}; see \`shoal service status counter web\``);
+  return answered;
 }
 
 /** Task processes the agents' data dirs record (process driver handles in <data-dir>/allocs/*.json) that still run. */
@@ -412,7 +455,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 async function main() {
-  say(`Shoal local cluster: ${opts.agents} agents on 127.0.0.1, state and logs in ${rel(opts.dataDir)}/`);
+  say(`Shoal local cluster: ${opts.agents} agents on 127.0.0.1-${opts.agents}, state and logs in ${rel(opts.dataDir)}/`);
   if (!existsSync(path.join(REPO, 'dist', 'cli', 'main.js'))) throw new Error('the CLI is not built: run `npm run build` first (npm run cluster does)');
 
   // An agent of an earlier run still running (e.g. this script was killed with SIGKILL) holds the ports and the data.
@@ -462,6 +505,7 @@ async function main() {
     say('\nhello answers at:');
     for (const e of endpoints) say(`   ${e.url}   (alloc ${e.alloc} on ${e.node})`);
   }
+  const counter = jobOk ? await runCounter() : [];
   const curl = endpoints[0] ? endpoints[0].url : 'http://127.0.0.1:PORT   (PORT: from `shoal alloc logs <alloc id>`)';
   const shoal = path.relative(process.cwd(), SHOAL_BIN).startsWith('..') ? SHOAL_BIN : `./${path.relative(process.cwd(), SHOAL_BIN)}`;
   say(`
@@ -473,7 +517,10 @@ Try these (in another terminal, in ${process.cwd()}):
    ${shoal} alloc ls                   # where the replicas run
    ${shoal} alloc logs <alloc id>      # a replica's output (it says where it listens)
    curl ${curl}
-   ${shoal} job run examples/batch.yaml   # a batch job: runs once, then shows as complete
+   ${shoal} job run examples/batch.yaml   # a batch job: runs once, then shows as complete${counter.length > 0 ? `
+   curl ${counter[counter.length - 1].url}          # the counter stack, through any agent's address
+   ${shoal} service ls                 # the service catalog: endpoints, networks, published ports
+   ${shoal} service status counter app # an app's endpoints, and where this agent listens for it` : ''}
    ${shoal} job stop hello${opts.agents < 8 ? `
    npm run cluster -- --agents 8       # (after Ctrl-C) 5 voters, 2 read replicas and a client that holds no log` : ''}
 Agent logs: ${agents.map((a) => rel(a.log)).join(', ')}

@@ -12,6 +12,7 @@ import { registerOperator } from './commands/operator.js';
 import { registerJob } from './commands/job.js';
 import { registerAlloc } from './commands/alloc.js';
 import { registerNode } from './commands/node.js';
+import { registerService } from './commands/service.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerJob(program);
   registerAlloc(program);
   registerNode(program);
+  registerService(program);
   return program;
 }
 

@@ -10,7 +10,7 @@ import { LineCounter, isMap, isScalar, parseDocument, type Document } from 'yaml
 import { z } from 'zod';
 import { JobSpecError, type JobIssue } from './errors.js';
 import { JOBSPEC_LIMITS } from './limits.js';
-import { CONSTRAINT_ATTRIBUTE_RE, NAME_MAX_CHARS, NAME_RE, SIGNALS, SPREAD_RE, checkJob } from './checks.js';
+import { CONSTRAINT_ATTRIBUTE_RE, NAME_MAX_CHARS, NAME_RE, SIGNALS, SPREAD_RE, checkJob, compareExposed, compareNames } from './checks.js';
 import { reportZodIssues, type IssuePath } from './zod-issues.js';
 import type { Job } from './types.js';
 
@@ -39,10 +39,44 @@ const argv = z.array(z.string()).nullable();
 
 const absolutePath = (what: string) => z.string().startsWith('/', { error: `${what} must be an absolute path` });
 
+/**
+ * A list the Compose conversion sorts, so that two files meaning the same give the same job: it must come sorted.
+ * Equal neighbours pass here; checks.ts reports them as repeated.
+ */
+function sortedList<T extends z.ZodType>(item: T, compare: (a: z.output<T>, b: z.output<T>) => number, order: string) {
+  return z.array(item).superRefine((list, ctx) => {
+    for (let i = 1; i < list.length; i++) {
+      if (compare(list[i - 1]!, list[i]!) > 0) {
+        ctx.addIssue({ code: 'custom', path: [i], message: `must be sorted ${order}: this entry comes before the one above it` });
+        return;
+      }
+    }
+  });
+}
+
+const protocol = z.enum(['tcp', 'udp'], { error: 'protocol must be "tcp" or "udp"' });
+
 const portSchema = z.strictObject({
   target: wholeNumber('target port', 1, 65535),
   published: wholeNumber('published port', 1, 65535),
-  protocol: z.enum(['tcp', 'udp'], { error: 'protocol must be "tcp" or "udp"' }),
+  protocol,
+  mode: z.enum(['ingress', 'host'], { error: 'mode must be "ingress" or "host"' }),
+});
+
+const exposedSchema = z.strictObject({
+  port: wholeNumber('exposed port', 1, 65535),
+  protocol,
+});
+
+const serviceNetworkSchema = z.strictObject({
+  name: name('a network name'),
+  aliases: sortedList(name('an alias'), compareNames, 'by name'),
+});
+
+const networkSchema = z.strictObject({
+  name: name('a network name'),
+  external: name('an external network name').nullable(),
+  internal: z.boolean(),
 });
 
 const mountSchema = z.strictObject({
@@ -90,6 +124,8 @@ const serviceSchema = z.strictObject({
   workingDir: z.string().nullable(),
   environment: stringMap('environment'),
   ports: z.array(portSchema),
+  expose: sortedList(exposedSchema, compareExposed, 'by port, then protocol'),
+  networks: sortedList(serviceNetworkSchema, (a, b) => compareNames(a.name, b.name), 'by name'),
   networkMode: z.enum(['host', 'none'], { error: 'networkMode must be "host" or "none"' }),
   volumes: z.array(mountSchema),
   labels: stringMap('label'),
@@ -99,6 +135,7 @@ const serviceSchema = z.strictObject({
   deploy: z.strictObject({
     mode: z.enum(['replicated', 'global'], { error: 'mode must be "replicated" or "global"' }),
     replicas: wholeNumber('replicas', 0, L.maxReplicas),
+    endpointMode: z.enum(['vip', 'dnsrr'], { error: 'endpointMode must be "vip" or "dnsrr"' }),
     placement: z.strictObject({
       constraints: z.array(constraintSchema),
       maxReplicasPerNode: wholeNumber('maxReplicasPerNode (0 for no limit)', 0, L.maxReplicas),
@@ -114,6 +151,7 @@ export const jobSchema = z.strictObject({
   name: name('a job name'),
   type: z.enum(['service', 'batch'], { error: 'type must be "service" or "batch"' }),
   services: z.array(serviceSchema),
+  networks: sortedList(networkSchema, (a, b) => compareNames(a.name, b.name), 'by name'),
 }).superRefine((job, ctx) => {
   checkJob(job, (path, message) => ctx.addIssue({ code: 'custom', path, message }));
 }) satisfies z.ZodType<Job>;

@@ -1,11 +1,12 @@
 /**
  * Rules of a canonical job that no single field can check on its own: which driver takes an image, what a global
- * service may say about replicas, which host ports collide, which constraints contradict each other. They run on the
+ * service may say about replicas, which published ports collide, which constraints contradict each other, which
+ * networks a service may name and which names answer on each network. They run on the
  * canonical `Job`, so a Compose file (parse.ts) and a canonical JSON job (canonical.ts) obey the very same rules; each
  * caller maps the canonical field path to where the field came from.
  */
 import { JOBSPEC_LIMITS } from './limits.js';
-import type { Job, ServiceSpec } from './types.js';
+import type { ExposedPort, Job, ServiceSpec } from './types.js';
 
 /** Job and service names: they end up in allocation ids, container names and DNS labels. */
 export const NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
@@ -25,20 +26,38 @@ export type CanonicalPath = (string | number)[];
 
 export type ReportIssue = (path: CanonicalPath, message: string) => void;
 
+/**
+ * How a message names another field (the first of two that clash): the canonical path by default; parse.ts names
+ * the Compose key or entry it came from instead (`services.api.ports.0`).
+ */
+export type DescribePath = (path: CanonicalPath) => string;
+
+const canonicalPath: DescribePath = (path) => path.join('.');
+
+/** The network every service without `networks` is on; every job has it. */
+export const DEFAULT_NETWORK = 'default';
+
+/** Code-point order, the same on every machine (localeCompare is not). */
+export function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The order of a service's exposed ports: by port, then protocol. */
+export function compareExposed(a: ExposedPort, b: ExposedPort): number {
+  return a.port - b.port || compareNames(a.protocol, b.protocol);
+}
+
 export function isValidName(name: string): boolean {
   return NAME_RE.test(name) && name.length <= NAME_MAX_CHARS;
 }
 
-/** Job-wide rules. Service paths start with `['services', index]`. */
-export function checkJob(job: Job, report: ReportIssue): void {
+/**
+ * Job-wide rules. Service paths start with `['services', index]`. `describe` names the first of two clashing fields
+ * in messages.
+ */
+export function checkJob(job: Job, report: ReportIssue, describe: DescribePath = canonicalPath): void {
   checkServiceCount(job.services.length, report);
-  const seen = new Map<string, number>();
-  job.services.forEach((service, i) => {
-    const first = seen.get(service.name);
-    if (first !== undefined) report(['services', i, 'name'], `service name "${service.name}" is used twice (also by services.${first})`);
-    else seen.set(service.name, i);
-    checkService(service, (path, message) => report(['services', i, ...path], message));
-  });
+  checkJobRules(job, report, describe);
 }
 
 export function checkServiceCount(count: number, report: ReportIssue): void {
@@ -46,8 +65,99 @@ export function checkServiceCount(count: number, report: ReportIssue): void {
   if (count > JOBSPEC_LIMITS.maxServicesPerJob) report(['services'], `a job may have at most ${JOBSPEC_LIMITS.maxServicesPerJob} services`);
 }
 
+/**
+ * checkJob without the service count. A Compose file counts its service entries, empty ones included (those are
+ * reported on their own and missing from the converted job), so parse.ts counts them itself and runs the rest here.
+ */
+export function checkJobRules(job: Job, report: ReportIssue, describe: DescribePath = canonicalPath): void {
+  const seen = new Map<string, number>();
+  job.services.forEach((service, i) => {
+    const first = seen.get(service.name);
+    if (first !== undefined) report(['services', i, 'name'], `service name "${service.name}" is used twice (also by ${describe(['services', first])})`);
+    else seen.set(service.name, i);
+    checkService(service, (path, message) => report(['services', i, ...path], message));
+  });
+  checkNetworks(job, report);
+  checkPublishedPorts(job, report, describe);
+  checkAliases(job, report, describe);
+}
+
+/** The job's networks, and that its services name only those. */
+function checkNetworks(job: Job, report: ReportIssue): void {
+  const names = new Set<string>();
+  job.networks.forEach((network, k) => {
+    if (names.has(network.name)) report(['networks', k, 'name'], `network "${network.name}" is listed twice`);
+    names.add(network.name);
+  });
+  if (!names.has(DEFAULT_NETWORK)) report(['networks'], `the job's networks must include "${DEFAULT_NETWORK}"`);
+  if (job.networks.length > JOBSPEC_LIMITS.maxNetworks) report(['networks'], `a job may have at most ${JOBSPEC_LIMITS.maxNetworks} networks ("${DEFAULT_NETWORK}" included), got ${job.networks.length}`);
+  const known = [...names].sort(compareNames).join(', ');
+  job.services.forEach((service, i) => {
+    service.networks.forEach((n, k) => {
+      if (!names.has(n.name)) report(['services', i, 'networks', k], `network "${n.name}" is not one of the job's networks (${known}): declare it under the top-level "networks"`);
+    });
+  });
+}
+
+/**
+ * Published ports that would collide. An ingress port answers on every node, so it belongs to one entry of the whole
+ * job: no other entry, of any mode, may publish it. A host-mode port is taken only on the nodes that run the service,
+ * so two services may both publish it (the scheduler places them on different nodes, as Swarm does); one service
+ * may not publish it twice.
+ */
+function checkPublishedPorts(job: Job, report: ReportIssue, describe: DescribePath): void {
+  const first = new Map<string, { at: CanonicalPath; service: number; ingress: boolean }>();
+  job.services.forEach((service, i) => {
+    service.ports.forEach((p, j) => {
+      const key = `${p.published}/${p.protocol}`;
+      const at = ['services', i, 'ports', j];
+      const before = first.get(key);
+      const ingress = p.mode === 'ingress';
+      if (before && (before.ingress || ingress || before.service === i)) {
+        report(at, `published port ${key} is published twice in the job: also by ${describe(before.at)}`);
+      } else if (!before || ingress) first.set(key, { at, service: i, ingress });
+    });
+  });
+}
+
+/**
+ * On one network, each name resolves to one service: no alias may be another service's name there, and no two
+ * services may share an alias there. (A service may repeat its own name as an alias: it answers to it anyway.)
+ */
+function checkAliases(job: Job, report: ReportIssue, describe: DescribePath): void {
+  const members = new Map<string, number[]>();
+  job.services.forEach((service, i) => {
+    for (const n of service.networks) {
+      const list = members.get(n.name);
+      if (list === undefined) members.set(n.name, [i]);
+      else if (list[list.length - 1] !== i) list.push(i);
+    }
+  });
+  for (const [network, services] of members) {
+    const owners = new Map<string, CanonicalPath>();
+    for (const i of services) owners.set(job.services[i]!.name, ['services', i]);
+    const aliases = new Map<string, { service: number; at: CanonicalPath }>();
+    for (const i of services) {
+      const service = job.services[i]!;
+      const k = service.networks.findIndex((n) => n.name === network);
+      service.networks[k]!.aliases.forEach((alias, m) => {
+        if (alias === service.name) return;
+        const at = ['services', i, 'networks', k, 'aliases', m];
+        const owner = owners.get(alias);
+        const before = aliases.get(alias);
+        if (owner) report(at, `alias "${alias}" on network "${network}" is the name of another service on it (${describe(owner)})`);
+        else if (before && before.service !== i) report(at, `alias "${alias}" on network "${network}" is also an alias of ${describe(before.at)}: on one network a name may lead to one service only`);
+        else if (!before) aliases.set(alias, { service: i, at });
+      });
+    }
+  }
+}
+
 /** Rules within one service. Paths are relative to the service. */
 export function checkService(s: ServiceSpec, report: ReportIssue): void {
+  s.ports.forEach((p, j) => {
+    if (p.mode === 'ingress' && p.protocol === 'udp') report(['ports', j, 'mode'], `port ${p.published}/udp: the routing mesh carries TCP only; publish a UDP port with mode: host (long syntax)`);
+  });
   if (s.driver === 'docker' && s.image === null) report(['image'], 'needs an "image" (or x-shoal.driver: process with a "command")');
   if (s.driver === 'process') {
     if (s.image !== null) report(['image'], 'a process service runs a command on the node and takes no image; remove "image" or use the docker driver');
@@ -56,9 +166,16 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
     if (s.networkMode === 'none') report(['networkMode'], 'the process driver runs tasks in the node\'s network; network_mode: none needs the docker driver');
   }
   if (s.networkMode === 'none' && s.ports.length > 0) report(['ports'], 'a service with network_mode: none cannot publish ports');
-  s.ports.forEach((p, j) => {
-    if (s.ports.findIndex((o) => o.published === p.published && o.protocol === p.protocol) < j) report(['ports', j], `host port ${p.published}/${p.protocol} is published twice`);
+  if (s.networkMode === 'none' && s.expose.length > 0) report(['expose'], 'a service with network_mode: none cannot expose ports');
+  if (s.ports.length > JOBSPEC_LIMITS.maxListEntries) report(['ports'], `has ${s.ports.length} entries; at most ${JOBSPEC_LIMITS.maxListEntries} are allowed`);
+  if (s.expose.length > JOBSPEC_LIMITS.maxListEntries) report(['expose'], `has ${s.expose.length} entries; at most ${JOBSPEC_LIMITS.maxListEntries} are allowed`);
+  const exposed = new Set<string>();
+  s.expose.forEach((p, j) => {
+    const key = `${p.port}/${p.protocol}`;
+    if (exposed.has(key)) report(['expose', j], `port ${key} is exposed twice`);
+    exposed.add(key);
   });
+  checkServiceNetworks(s, report);
   if (s.deploy.mode === 'global' && s.deploy.replicas !== 0) report(['deploy', 'replicas'], 'a global service runs one task on every eligible node; it takes no replica count');
   // Constraints that no node can ever satisfy are an error now rather than a job that never places.
   const constraints = s.deploy.placement.constraints;
@@ -75,4 +192,19 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
   const { reservations, limits } = s.deploy.resources;
   if (limits.cpuMillicores > 0 && reservations.cpuMillicores > limits.cpuMillicores) report(['deploy', 'resources', 'reservations', 'cpuMillicores'], 'reserves more CPU than its limit allows');
   if (limits.memoryBytes > 0 && reservations.memoryBytes > limits.memoryBytes) report(['deploy', 'resources', 'reservations', 'memoryBytes'], 'reserves more memory than its limit allows');
+}
+
+function checkServiceNetworks(s: ServiceSpec, report: ReportIssue): void {
+  // A Compose file cannot say both (it is an error there); a canonical job must not either.
+  if (s.networkMode === 'none' && s.networks.length > 0) report(['networks'], 'a service with network_mode: none is on no network');
+  if (s.networks.length > JOBSPEC_LIMITS.maxNetworksPerService) report(['networks'], `a service may be on at most ${JOBSPEC_LIMITS.maxNetworksPerService} networks, got ${s.networks.length}`);
+  const names = new Set<string>();
+  s.networks.forEach((n, k) => {
+    if (names.has(n.name)) report(['networks', k], `network "${n.name}" is listed twice`);
+    names.add(n.name);
+    if (n.aliases.length > JOBSPEC_LIMITS.maxAliasesPerNetwork) report(['networks', k, 'aliases'], `a service may have at most ${JOBSPEC_LIMITS.maxAliasesPerNetwork} aliases on one network, got ${n.aliases.length}`);
+    n.aliases.forEach((alias, m) => {
+      if (n.aliases.indexOf(alias) < m) report(['networks', k, 'aliases', m], `alias "${alias}" is repeated on network "${n.name}"`);
+    });
+  });
 }

@@ -16,4 +16,7 @@ export const JOBSPEC_LIMITS = {
   minHealthIntervalMs: LIMITS.jobMinHealthIntervalMs,
   maxHealthIntervalMs: LIMITS.jobMaxHealthIntervalMs,
   maxHealthRetries: LIMITS.jobMaxHealthRetries,
+  maxNetworks: LIMITS.jobMaxNetworks,
+  maxNetworksPerService: LIMITS.jobMaxNetworksPerService,
+  maxAliasesPerNetwork: LIMITS.jobMaxAliasesPerNetwork,
 } as const;

@@ -13,11 +13,11 @@
 import { LineCounter, parseDocument, isMap, isScalar, type Document } from 'yaml';
 import { JobSpecError, formatIssue, type JobIssue } from './errors.js';
 import { interpolate, type Env } from './interpolate.js';
-import { HARMLESS_KEYS, fileSchema, type ComposeFile, type ComposeService } from './schema.js';
+import { HARMLESS_KEYS, fileSchema, type ComposeFile, type ComposeNetwork, type ComposeService } from './schema.js';
 import { parseBytes, parseCpuMillicores, parseDurationMs, splitCommand } from './units.js';
-import type { BindMount, Constraint, HealthCheck, Job, PortMapping, Resources, RestartPolicy, ServiceSpec } from './types.js';
+import type { BindMount, Constraint, ExposedPort, HealthCheck, Job, NetworkSpec, PortMapping, Resources, RestartPolicy, ServiceNetwork, ServiceSpec } from './types.js';
 import { JOBSPEC_LIMITS } from './limits.js';
-import { SIGNALS, SPREAD_RE, checkService, checkServiceCount, isValidName, type CanonicalPath } from './checks.js';
+import { DEFAULT_NETWORK, SIGNALS, SPREAD_RE, checkJobRules, checkServiceCount, compareExposed, compareNames, isValidName, type CanonicalPath } from './checks.js';
 import { reportZodIssues } from './zod-issues.js';
 import { looksCanonical, parseCanonicalJob } from './canonical.js';
 
@@ -147,6 +147,7 @@ function dropHarmless(tree: Record<string, unknown>, c: Collector): void {
       delete tree[key]; // Compose extension fields: anchors and tooling data, ignored by definition
     }
   }
+  dropExtensions(tree['networks']);
   const services = tree['services'];
   if (typeof services !== 'object' || services === null || Array.isArray(services)) return;
   for (const [name, svc] of Object.entries(services as Record<string, unknown>)) {
@@ -161,6 +162,8 @@ function dropHarmless(tree: Record<string, unknown>, c: Collector): void {
         delete service[key];
       }
     }
+    const networks = service['networks'];
+    if (typeof networks === 'object' && networks !== null && !Array.isArray(networks)) dropExtensions(networks);
     const deploy = service['deploy'];
     if (typeof deploy === 'object' && deploy !== null && !Array.isArray(deploy)) {
       for (const key of Object.keys(deploy)) {
@@ -170,6 +173,15 @@ function dropHarmless(tree: Record<string, unknown>, c: Collector): void {
         }
       }
     }
+  }
+}
+
+/** Drops `x-*` fields from each entry of a mapping of network definitions, as Compose ignores them there too. */
+function dropExtensions(map: unknown): void {
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) return;
+  for (const entry of Object.values(map)) {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) continue;
+    for (const key of Object.keys(entry)) if (key.startsWith('x-')) delete (entry as Record<string, unknown>)[key];
   }
 }
 
@@ -192,8 +204,6 @@ function substitute(value: unknown, path: Path, env: Env, c: Collector): unknown
 const UNSUPPORTED_HINTS: Record<string, string> = {
   secrets: 'secrets are not supported yet',
   configs: 'configs are not supported yet',
-  networks: 'per-service networks are not supported: use network_mode: host or none',
-  expose: '"expose" has no effect without service networks; use ports (host mode)',
   privileged: '"privileged" is not allowed',
   devices: 'devices are not supported',
   cap_add: 'capabilities are not supported yet',
@@ -275,6 +285,8 @@ function convertPorts(ports: ComposeService['ports'], path: Path, c: Collector):
     let target: number | undefined;
     let published: number | undefined;
     let protocol: string;
+    // The short syntax publishes through the routing mesh, as in Swarm; so does the long one unless it says host.
+    let mode: PortMapping['mode'] = 'ingress';
     if (typeof p === 'number' || typeof p === 'string') {
       const m = /^(?:(?:(\d+\.\d+\.\d+\.\d+):)?(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(String(p).trim());
       if (!m) {
@@ -286,10 +298,11 @@ function convertPorts(ports: ComposeService['ports'], path: Path, c: Collector):
       published = m[2] === undefined ? target : Number(m[2]);
       protocol = m[4] ?? 'tcp';
     } else {
-      if (p.mode !== undefined && p.mode !== 'host') {
-        c.error([...at, 'mode'], `port mode "${p.mode}" is not supported: Shoal publishes ports in host mode only (there is no routing mesh)`);
+      if (p.mode !== undefined && p.mode !== 'ingress' && p.mode !== 'host') {
+        c.error([...at, 'mode'], `port mode must be ingress or host, got "${p.mode}"`);
         return;
       }
+      if (p.mode === 'host') mode = 'host';
       target = asInt(p.target, [...at, 'target'], c, 1, 65535, 'target port');
       published = p.published === undefined ? target : asInt(p.published, [...at, 'published'], c, 1, 65535, 'published port');
       protocol = p.protocol ?? 'tcp';
@@ -303,10 +316,140 @@ function convertPorts(ports: ComposeService['ports'], path: Path, c: Collector):
       c.error(at, `protocol must be tcp or udp, got "${protocol}"`);
       return;
     }
-    out.push({ target, published, protocol });
+    if (protocol === 'udp' && mode === 'ingress') {
+      if (typeof p === 'object' && p.mode === 'ingress') {
+        c.error([...at, 'mode'], `port ${published}/udp: the routing mesh carries TCP only; publish a UDP port with mode: host`);
+        return;
+      }
+      // Compose's default for UDP would be the mesh, which carries TCP only: keep the file working, on the nodes
+      // that run the task, and say so.
+      c.warn(at, `port ${published}/udp is published in host mode (on the nodes that run the task): the routing mesh carries TCP only`);
+      mode = 'host';
+    }
+    out.push({ target, published, protocol, mode });
     from.push(i);
   });
   return { ports: out, from };
+}
+
+/** Exposed ports, sorted by port then protocol, and for each the index of the entry it came from. */
+function convertExpose(expose: ComposeService['expose'], path: Path, c: Collector): { expose: ExposedPort[]; from: number[] } {
+  const entries: { port: ExposedPort; from: number }[] = [];
+  (expose ?? []).forEach((e, i) => {
+    const text = String(e).trim();
+    if (/^\d+-\d+(\/\w+)?$/.test(text)) {
+      c.error([...path, i], `"${text}": port ranges are not supported; list each port`);
+      return;
+    }
+    const m = /^(\d+)(?:\/(\w+))?$/.exec(text);
+    if (!m) {
+      c.error([...path, i], `"${text}" is not a port (expected 3000, "3000/tcp" or "53/udp")`);
+      return;
+    }
+    const port = Number(m[1]);
+    const protocol = m[2] ?? 'tcp';
+    if (port < 1 || port > 65535) {
+      c.error([...path, i], `ports must be between 1 and 65535, got ${port}`);
+      return;
+    }
+    if (protocol !== 'tcp' && protocol !== 'udp') {
+      c.error([...path, i], `protocol must be tcp or udp, got "${protocol}"`);
+      return;
+    }
+    entries.push({ port: { port, protocol }, from: i });
+  });
+  entries.sort((a, b) => compareExposed(a.port, b.port)); // stable: of two equal entries, the later stays second
+  return { expose: entries.map((e) => e.port), from: entries.map((e) => e.from) };
+}
+
+/** `"true"`/`"false"` as well as booleans: what a `${VAR}` leaves is a string. */
+function asBool(value: boolean | string | undefined, path: Path, c: Collector): boolean {
+  if (value === undefined || typeof value === 'boolean') return value ?? false;
+  if (value === 'true' || value === 'false') return value === 'true';
+  c.error(path, `must be true or false, got "${value}"`);
+  return false;
+}
+
+const IGNORED_NETWORK_KEYS = ['attachable', 'labels', 'driver_opts', 'enable_ipv4', 'enable_ipv6'] as const;
+
+/** The top-level `networks`, sorted by name, `default` added when the file does not configure it. */
+function convertJobNetworks(networks: ComposeFile['networks'], c: Collector): NetworkSpec[] {
+  const out: NetworkSpec[] = [];
+  for (const [name, def] of Object.entries(networks ?? {})) {
+    if (!isValidName(name)) c.error(['networks'], `network name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`, name);
+    out.push(convertNetwork(name, def ?? {}, ['networks', name], c));
+  }
+  if (!out.some((n) => n.name === DEFAULT_NETWORK)) out.push({ name: DEFAULT_NETWORK, external: null, internal: false });
+  return out.sort((a, b) => compareNames(a.name, b.name));
+}
+
+function convertNetwork(name: string, def: ComposeNetwork, path: Path, c: Collector): NetworkSpec {
+  // `external: { name: X }` is Compose's deprecated spelling of `external: true` with `name: X`.
+  const externalName = typeof def.external === 'object' ? def.external.name : undefined;
+  const external = typeof def.external === 'object' || asBool(def.external, [...path, 'external'], c);
+  if (external) {
+    // As Compose: a network made outside the file is used as it is, so nothing about it may be configured here.
+    for (const key of Object.keys(def)) {
+      if (key !== 'external' && key !== 'name') c.error(path, `an external network takes no other key than "name": remove "${key}" (it is configured where the network is created)`, key);
+    }
+    if (externalName !== undefined && def.name !== undefined && def.name !== externalName) {
+      c.error(path, `external.name "${externalName}" and name "${def.name}" disagree; use name alone (external.name is deprecated)`, 'name');
+    }
+    const cluster = def.name ?? externalName ?? name;
+    if (!isValidName(cluster)) c.error(def.name !== undefined ? [...path, 'name'] : path, `external network name "${cluster}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`);
+    return { name, external: cluster, internal: false };
+  }
+  if (def.driver !== undefined && def.driver !== 'overlay' && def.driver !== 'bridge') {
+    c.warn([...path, 'driver'], `network driver "${def.driver}" is ignored: Shoal connects the job's networks itself`);
+  }
+  for (const key of IGNORED_NETWORK_KEYS) if (def[key] !== undefined) c.warn(path, `"${key}" is ignored: Shoal connects the job's networks itself`, key);
+  if (def.name !== undefined) {
+    c.warn(path, `"name" is ignored: a network of this job is named <job>_${name} in the cluster; to share a network between jobs, create it with \`shoal network create\` and mark it external: true`, 'name');
+  }
+  if (def.ipam !== undefined) c.error(path, '"ipam" is not supported: Shoal assigns the addresses on its networks itself', 'ipam');
+  return { name, external: null, internal: asBool(def.internal, [...path, 'internal'], c) };
+}
+
+const IGNORED_SERVICE_NETWORK_KEYS = ['priority', 'gw_priority', 'link_local_ips', 'mac_address', 'driver_opts', 'interface_name'] as const;
+
+/** Where a service's canonical networks came from in the file. */
+interface NetworkOrigins {
+  /** Per canonical network, the list index or the mapping key it came from. */
+  networks: (string | number)[];
+  /** Per canonical network, per canonical alias, the index in the file's `aliases`. */
+  aliases: number[][];
+}
+
+/** A service's `networks` (list or mapping), sorted by name; `default` when it names none. */
+function convertServiceNetworks(s: ComposeService, path: Path, c: Collector): { networks: ServiceNetwork[]; origins: NetworkOrigins } {
+  if (s.network_mode !== undefined && s.networks !== undefined) {
+    c.error(path, 'network_mode and networks cannot both be given (as in Compose): a service on networks is reached through them; remove one', 'network_mode');
+  }
+  // As in Compose, network_mode: none puts the service on no network at all.
+  if (s.network_mode === 'none') return { networks: [], origins: { networks: [], aliases: [] } };
+  const entries: { network: ServiceNetwork; from: string | number; aliasesFrom: number[] }[] = [];
+  if (Array.isArray(s.networks)) {
+    s.networks.forEach((name, i) => entries.push({ network: { name, aliases: [] }, from: i, aliasesFrom: [] }));
+  } else if (s.networks !== undefined) {
+    for (const [name, def] of Object.entries(s.networks)) {
+      const at = [...path, 'networks', name];
+      const aliases: { alias: string; from: number }[] = [];
+      (def?.aliases ?? []).forEach((alias, m) => {
+        if (isValidName(alias)) aliases.push({ alias, from: m });
+        else c.error([...at, 'aliases', m], `alias "${alias}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`);
+      });
+      for (const key of ['ipv4_address', 'ipv6_address'] as const) {
+        if (def?.[key] !== undefined) c.error(at, `"${key}" is not supported: Shoal assigns the addresses on its networks itself`, key);
+      }
+      for (const key of IGNORED_SERVICE_NETWORK_KEYS) if (def?.[key] !== undefined) c.warn(at, `"${key}" is ignored: Shoal connects the job's networks itself`, key);
+      aliases.sort((a, b) => compareNames(a.alias, b.alias)); // stable: of a repeated alias, the later entry stays second
+      entries.push({ network: { name, aliases: aliases.map((a) => a.alias) }, from: name, aliasesFrom: aliases.map((a) => a.from) });
+    }
+  }
+  // Compose puts a service that names no network on the default one (an empty list included).
+  if (entries.length === 0) return { networks: [{ name: DEFAULT_NETWORK, aliases: [] }], origins: { networks: [], aliases: [[]] } };
+  entries.sort((a, b) => compareNames(a.network.name, b.network.name));
+  return { networks: entries.map((e) => e.network), origins: { networks: entries.map((e) => e.from), aliases: entries.map((e) => e.aliasesFrom) } };
 }
 
 function convertVolumes(volumes: ComposeService['volumes'], path: Path, c: Collector, baseDir: string): BindMount[] {
@@ -433,7 +576,39 @@ function convertRestart(r: NonNullable<ComposeService['deploy']>['restart_policy
   return { condition: condition as RestartPolicy['condition'], delayMs, maxAttempts, windowMs };
 }
 
-function convertService(name: string, s: ComposeService, path: Path, c: Collector, env: Env, baseDir: string, batch: boolean): ServiceSpec | undefined {
+/** Where the entries of a converted service's lists came from in the file, for mapping canonical paths back. */
+interface ServiceOrigins extends NetworkOrigins {
+  ports: number[];
+  expose: number[];
+  constraints: number[];
+}
+
+/** A converted service, with what is needed to name its fields as the file does. */
+interface Converted {
+  spec: ServiceSpec;
+  compose: ComposeService;
+  path: Path;
+  origins: ServiceOrigins;
+}
+
+const PORT_WARNING = 'PORT is set by Shoal for a service with ports or expose: the job\'s value is overridden';
+
+/** A process task is handed its port in PORT; a value the file sets would be replaced, so say so where it is set. */
+function warnPortVariable(spec: ServiceSpec, environment: ComposeService['environment'], path: Path, c: Collector, env: Env): void {
+  if (spec.driver !== 'process' || (spec.ports.length === 0 && spec.expose.length === 0) || spec.environment['PORT'] === undefined) return;
+  if (!Array.isArray(environment)) {
+    c.warn(path, PORT_WARNING, 'PORT');
+    return;
+  }
+  // The entry whose value the service got: the last one that sets PORT.
+  let last = -1;
+  environment.forEach((entry, i) => {
+    if (entry.startsWith('PORT=') || (entry === 'PORT' && env['PORT'] !== undefined)) last = i;
+  });
+  c.warn(last < 0 ? path : [...path, last], PORT_WARNING);
+}
+
+function convertService(name: string, s: ComposeService, path: Path, c: Collector, env: Env, baseDir: string, batch: boolean): Converted {
   if (!isValidName(name)) c.error(['services'], `service name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`, name);
   const driverName = s['x-shoal']?.driver ?? 'docker';
   if (driverName !== 'docker' && driverName !== 'process') c.error([...path, 'x-shoal', 'driver'], `driver must be "docker" or "process", got "${driverName}"`);
@@ -442,12 +617,16 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
   const entrypoint = toArgv(s.entrypoint, [...path, 'entrypoint'], c);
   const networkMode = s.network_mode ?? 'host';
   if (networkMode !== 'host' && networkMode !== 'none') {
-    c.error([...path, 'network_mode'], `network_mode "${networkMode}" is not supported: bridge and overlay networks are refused until Shoal has its own; use host or none`);
+    c.error([...path, 'network_mode'], `network_mode "${networkMode}" is not supported: put the service on the job's networks with "networks", or use network_mode host or none`);
   }
   const ports = convertPorts(s.ports, [...path, 'ports'], c);
+  const expose = convertExpose(s.expose, [...path, 'expose'], c);
+  const networks = convertServiceNetworks(s, path, c);
   const d = s.deploy ?? {};
   const mode = d.mode ?? 'replicated';
   if (mode !== 'replicated' && mode !== 'global') c.error([...path, 'deploy', 'mode'], `must be replicated or global, got "${mode}"`);
+  const endpointMode = d.endpoint_mode ?? 'vip';
+  if (endpointMode !== 'vip' && endpointMode !== 'dnsrr') c.error([...path, 'deploy', 'endpoint_mode'], `must be vip or dnsrr, got "${endpointMode}"`);
   let replicas = 1;
   if (mode === 'global') {
     // A replica count on a global service is refused by checkService; keep it so that it can be.
@@ -479,6 +658,8 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     workingDir: s.working_dir ?? null,
     environment: toStringMap(s.environment, [...path, 'environment'], c, env, 'environment'),
     ports: ports.ports,
+    expose: expose.expose,
+    networks: networks.networks,
     networkMode: networkMode === 'none' ? 'none' : 'host',
     volumes: convertVolumes(s.volumes, [...path, 'volumes'], c, baseDir),
     labels,
@@ -488,27 +669,40 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     deploy: {
       mode: mode === 'global' ? 'global' : 'replicated',
       replicas,
+      endpointMode: endpointMode === 'dnsrr' ? 'dnsrr' : 'vip',
       placement: { constraints: constraints.constraints, maxReplicasPerNode: maxPerNode, spread },
       resources: { reservations, limits },
       restartPolicy: convertRestart(d.restart_policy, [...path, 'deploy', 'restart_policy'], c, batch),
     },
   };
-  checkService(spec, (at, message) => c.error(composePath(at, s, path, ports.from, constraints.from), message));
-  return spec;
+  warnPortVariable(spec, s.environment, [...path, 'environment'], c, env);
+  return { spec, compose: s, path, origins: { ports: ports.from, expose: expose.from, constraints: constraints.from, ...networks.origins } };
 }
 
-const COMPOSE_KEYS: Record<string, string> = { networkMode: 'network_mode', cpuMillicores: 'cpus', memoryBytes: 'memory', spread: 'preferences' };
+const COMPOSE_KEYS: Record<string, string> = { networkMode: 'network_mode', cpuMillicores: 'cpus', memoryBytes: 'memory', spread: 'preferences', endpointMode: 'endpoint_mode' };
 
 /**
  * Where a field of the canonical service came from in the Compose service `s`: keys renamed, list indices mapped
- * back to the entries they were converted from, and a field the file does not have reported at its parent.
+ * back to the entries (or mapping keys) they were converted from, and a field the file does not have reported at its
+ * parent.
  */
-function composePath(at: CanonicalPath, s: ComposeService, base: Path, portsFrom: number[], constraintsFrom: number[]): Path {
+function composePath(at: CanonicalPath, s: ComposeService, base: Path, origins: ServiceOrigins): Path {
   const out: Path = [];
   let node: unknown = s;
   for (const [i, part] of at.entries()) {
     let key: string | number = typeof part === 'string' ? COMPOSE_KEYS[part] ?? part : part;
-    if (typeof part === 'number') key = at[i - 1] === 'ports' ? portsFrom[part] ?? part : at[i - 1] === 'constraints' ? constraintsFrom[part] ?? part : part;
+    if (typeof part === 'number') {
+      const list = at[i - 1];
+      const network = at[i - 2];
+      key = (list === 'ports' ? origins.ports[part]
+        : list === 'expose' ? origins.expose[part]
+          : list === 'constraints' ? origins.constraints[part]
+            : list === 'networks' ? origins.networks[part]
+              : list === 'aliases' && typeof network === 'number' ? origins.aliases[network]?.[part]
+                : part) ?? part;
+    } else if (part === 'name' && at[i - 2] === 'networks') {
+      break; // a service network's name is its list entry or mapping key, already in the path
+    }
     const next = typeof node === 'object' && node !== null ? (node as Record<string | number, unknown>)[key] : undefined;
     if (next === undefined) break;
     out.push(key);
@@ -524,20 +718,44 @@ function convert(file: ComposeFile, options: ParseOptions, c: Collector): Job | 
   if (!isValidName(name)) {
     c.error(file.name !== undefined ? ['name'] : [], `job name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit${file.name === undefined && options.name === undefined ? ' (it came from the file name; set a top-level "name" or pass --name)' : ''}`);
   }
-  if (file.networks !== undefined) c.error([], 'top-level networks are not supported: bridge and overlay networks are refused until Shoal has its own; use network_mode: host or none', 'networks');
   if (file.volumes !== undefined) c.error([], 'named volumes are not supported: use bind mounts', 'volumes');
   const type = file['x-shoal']?.type ?? 'service';
   if (type !== 'service' && type !== 'batch') c.error(['x-shoal', 'type'], `job type must be service or batch, got "${type}"`);
+  const networks = convertJobNetworks(file.networks, c);
   const entries = Object.entries(file.services);
+  // Counted here rather than by checkJob: an empty entry is a service the file has, though it converts to nothing.
   checkServiceCount(entries.length, (at, message) => c.error(at, message));
-  const services: ServiceSpec[] = [];
+  const converted: Converted[] = [];
   for (const [svcName, svc] of entries) {
     if (svc === null) {
       c.error(['services', svcName], 'is empty: a service needs at least an image or a command');
       continue;
     }
-    const spec = convertService(svcName, svc, ['services', svcName], c, options.env ?? {}, options.baseDir ?? '/', type === 'batch');
-    if (spec) services.push(spec);
+    converted.push(convertService(svcName, svc, ['services', svcName], c, options.env ?? {}, options.baseDir ?? '/', type === 'batch'));
   }
-  return c.issues.length === 0 ? { name, type: type === 'batch' ? 'batch' : 'service', services } : undefined;
+  const job: Job = { name, type: type === 'batch' ? 'batch' : 'service', services: converted.map((s) => s.spec), networks };
+  // The shared rules speak of canonical paths (`services.0.ports.1`); report them, and name the fields they cite, as
+  // the file has them (`services.api.ports.1`).
+  const toCompose = (at: CanonicalPath): Path => {
+    const [root, index, ...rest] = at;
+    if (root === 'services' && typeof index === 'number' && converted[index] !== undefined) {
+      const svc = converted[index];
+      return composePath(rest, svc.compose, svc.path, svc.origins);
+    }
+    if (root === 'networks') {
+      const network = typeof index === 'number' ? networks[index]?.name : undefined;
+      if (file.networks === undefined) return [];
+      return network !== undefined && network in file.networks ? ['networks', network] : ['networks'];
+    }
+    return at.slice(0, 1);
+  };
+  checkJobRules(job, (at, message) => {
+    const path = toCompose(at);
+    const last = path[path.length - 1];
+    // An entry of a networks mapping is often empty (`backend:`), and a top-level key's value starts a line below it:
+    // point at the key.
+    if (typeof last === 'string' && (path.length === 1 || path[path.length - 2] === 'networks')) c.error(path.slice(0, -1), message, last);
+    else c.error(path, message);
+  }, (at) => toCompose(at).join('.'));
+  return c.issues.length === 0 ? job : undefined;
 }

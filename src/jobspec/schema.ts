@@ -21,6 +21,39 @@ const portLong = z.strictObject({
   mode: z.string().optional(),
 });
 
+/** Booleans, also as the strings "true" and "false" that a ${VAR} substitution leaves (as Compose reads them). */
+const boolLike = z.union([z.boolean(), z.string()]);
+
+/**
+ * A top-level network. Keys that only matter to a Docker network driver are accepted here and warned about (or
+ * refused) by the conversion, so that the message can say why.
+ */
+const networkLong = z.strictObject({
+  driver: z.string().optional(),
+  internal: boolLike.optional(),
+  external: z.union([boolLike, z.strictObject({ name: z.string() })]).optional(),
+  name: z.string().optional(),
+  attachable: z.unknown().optional(),
+  labels: z.unknown().optional(),
+  driver_opts: z.unknown().optional(),
+  enable_ipv4: z.unknown().optional(),
+  enable_ipv6: z.unknown().optional(),
+  ipam: z.unknown().optional(),
+});
+
+/** A service's entry under `networks:` in the mapping form. */
+const serviceNetworkLong = z.strictObject({
+  aliases: z.array(z.string()).optional(),
+  ipv4_address: z.unknown().optional(),
+  ipv6_address: z.unknown().optional(),
+  priority: z.unknown().optional(),
+  gw_priority: z.unknown().optional(),
+  link_local_ips: z.unknown().optional(),
+  mac_address: z.unknown().optional(),
+  driver_opts: z.unknown().optional(),
+  interface_name: z.unknown().optional(),
+});
+
 const volumeLong = z.strictObject({
   type: z.string(),
   source: z.string().optional(),
@@ -47,6 +80,7 @@ const resources = z.strictObject({
 const deploy = z.strictObject({
   mode: z.string().optional(),
   replicas: intLike.optional(),
+  endpoint_mode: z.string().optional(),
   labels: stringMap.optional(),
   placement: z.strictObject({
     constraints: z.array(z.string()).optional(),
@@ -69,7 +103,9 @@ export const serviceSchema = z.strictObject({
   working_dir: z.string().optional(),
   environment: stringMap.optional(),
   ports: z.array(z.union([z.string(), z.number(), portLong])).optional(),
+  expose: z.array(z.union([z.string(), z.number()])).optional(),
   network_mode: z.string().optional(),
+  networks: z.union([z.array(z.string()), z.record(z.string(), z.union([serviceNetworkLong, z.null()]))]).optional(),
   volumes: z.array(z.union([z.string(), volumeLong])).optional(),
   labels: stringMap.optional(),
   healthcheck: healthcheck.optional(),
@@ -83,12 +119,14 @@ export const fileSchema = z.strictObject({
   name: z.string().optional(),
   services: z.record(z.string(), z.union([serviceSchema, z.null()])),
   'x-shoal': z.strictObject({ type: z.string().optional() }).optional(),
-  networks: z.unknown().optional(),
+  networks: z.record(z.string(), z.union([networkLong, z.null()])).optional(),
   volumes: z.unknown().optional(),
 });
 
 export type ComposeFile = z.infer<typeof fileSchema>;
 export type ComposeService = z.infer<typeof serviceSchema>;
+export type ComposeNetwork = z.infer<typeof networkLong>;
+export type ComposeServiceNetwork = z.infer<typeof serviceNetworkLong>;
 
 /**
  * Keys Shoal ignores with a warning, by where they appear. Either they are obsolete (`version`), or they only make
@@ -117,6 +155,5 @@ export const HARMLESS_KEYS: { file: Record<string, string>; service: Record<stri
   deploy: {
     update_config: 'deploy.update_config is not supported yet and is ignored: updates replace allocations at once',
     rollback_config: 'deploy.rollback_config is not supported yet and is ignored',
-    endpoint_mode: 'deploy.endpoint_mode is ignored: Shoal has no service virtual IPs yet',
   },
 };

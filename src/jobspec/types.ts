@@ -12,6 +12,36 @@ export interface Job {
   type: JobType;
   /** Services by name, in the file's order. */
   services: ServiceSpec[];
+  /**
+   * The job's networks, sorted by name. `default` is always there (every service without `networks` is on it). A
+   * service resolves and connects only to services that share a network with it.
+   */
+  networks: NetworkSpec[];
+}
+
+export interface NetworkSpec {
+  /** The name the job's services use (the key under top-level `networks`). */
+  name: string;
+  /**
+   * For a network shared between jobs (`external: true`), its cluster-wide name (created with
+   * `shoal network create`): the key, or `name:` when given. Null for a network of this job alone, whose
+   * cluster-wide name is `<job>_<name>`.
+   */
+  external: string | null;
+  /** No route out of the cluster for the tasks on it (containers' bridges get no outbound NAT). */
+  internal: boolean;
+}
+
+export interface ServiceNetwork {
+  /** A key of the job's `networks`. */
+  name: string;
+  /** Extra names the service answers to on this network, besides its own. */
+  aliases: string[];
+}
+
+export interface ExposedPort {
+  port: number;
+  protocol: 'tcp' | 'udp';
 }
 
 export interface PortMapping {
@@ -20,6 +50,11 @@ export interface PortMapping {
   /** Port on the host (host mode: the same node port the task listens on). */
   published: number;
   protocol: 'tcp' | 'udp';
+  /**
+   * `ingress` (Compose's default): the port answers on every node, through the routing mesh, and goes to a healthy
+   * task anywhere. `host`: only the nodes that run a task publish it, straight to the task.
+   */
+  mode: 'ingress' | 'host';
 }
 
 export interface BindMount {
@@ -70,6 +105,10 @@ export interface ServiceSpec {
   workingDir: string | null;
   environment: Record<string, string>;
   ports: PortMapping[];
+  /** Ports reachable from the service's networks without being published, sorted by port. */
+  expose: ExposedPort[];
+  /** The networks the service is on, sorted by name; `[{ name: 'default', aliases: [] }]` when the file says none. */
+  networks: ServiceNetwork[];
   networkMode: 'host' | 'none';
   volumes: BindMount[];
   labels: Record<string, string>;
@@ -80,6 +119,8 @@ export interface ServiceSpec {
     mode: 'replicated' | 'global';
     /** Replicas for replicated mode; 0 for global (one per eligible node). */
     replicas: number;
+    /** `vip`: one stable virtual address per service and network; `dnsrr`: names resolve to the tasks themselves. */
+    endpointMode: 'vip' | 'dnsrr';
     placement: {
       constraints: Constraint[];
       /** 0 means no limit. */

@@ -44,6 +44,11 @@ export const LIMITS = {
   transportSendQueueMaxFrames: 4096,
   /** Bytes waiting in one link's send queue; must hold at least one largest frame. */
   transportSendQueueMaxBytes: 16 * MiB,
+  /**
+   * Bytes of bulk frames (forwarded connections' data, OutboundMessage.bulk) queued per link behind everything else.
+   * The mesh's per-stream windows keep it far below this; a full bulk queue resets the stream that overflowed it.
+   */
+  transportBulkQueueMaxBytes: 64 * MiB,
   /** Time a new connection has to complete the Hello exchange before it is closed. */
   transportHandshakeTimeoutMs: 10_000,
   /** Keep-alive interval on every encrypted stream, so a silent dead peer is noticed. */
@@ -188,6 +193,12 @@ export const LIMITS = {
   jobMaxHealthIntervalMs: 3_600_000,
   /** Most consecutive health-check failures a service may tolerate. */
   jobMaxHealthRetries: 100,
+  /** Networks of one job, `default` included. */
+  jobMaxNetworks: 16,
+  /** Networks one service is on. */
+  jobMaxNetworksPerService: 16,
+  /** Aliases one service has on one network. */
+  jobMaxAliasesPerNetwork: 16,
 
   // --- Control plane (src/node, src/scheduler, src/runtime/control-plane.ts) ------------------------------------
   /** Times a failed allocation is replaced by a new one (on any node) before the leader gives up on that replica. */
@@ -267,6 +278,34 @@ export const LIMITS = {
   /** How often a client checks, during a watch, that gossip still lists its server as an alive server. */
   sliceServerCheckMs: 2_000,
 
+  // --- Service mesh (src/mesh): forwarded connections, service listeners, ingress --------------------------------
+  /** Largest chunk of a forwarded connection's bytes sent in one frame. */
+  meshChunkBytes: 64 * KiB,
+  /**
+   * Bytes a stream's sender may have unacknowledged on the peer link (per direction): the receiver grants more as it
+   * writes them to its socket, so a slow reader slows its own stream only.
+   */
+  meshStreamWindowBytes: 512 * KiB,
+  /** Forwarded connections open at once between this agent and one peer, in both directions together. */
+  meshMaxStreamsPerPeer: 128,
+  /** Connections a service listener or an ingress port holds open at once; more are refused at accept. */
+  meshMaxConnectionsPerListener: 4_096,
+  /** Connections the agent forwards at once, all listeners and streams together. */
+  meshMaxConnections: 16_384,
+  /** How long opening a connection to a task (local, or through a peer) may take before the next endpoint is tried. */
+  meshConnectTimeoutMs: 3_000,
+  /** Endpoints tried for one incoming connection before it is closed (HAProxy's `retries` with `redispatch`). */
+  meshMaxConnectAttempts: 3,
+  /** How long an endpoint that refused a connection is tried last by this agent. */
+  meshFailedEndpointHoldMs: 5_000,
+  /** Free ports tried when a process task or a service listener needs one, before giving up. */
+  meshMaxPortProbes: 64,
+  /** Service listeners and ingress ports one agent holds. */
+  meshMaxListeners: 1_024,
+  /** Ports the agent hands to process tasks: the default range of `--task-ports`. */
+  meshTaskPortsLow: 20_000,
+  meshTaskPortsHigh: 29_999,
+
   // --- Logging --------------------------------------------------------------------------------------------------
   /** Longest string field a log line keeps; longer ones are cut. */
   maxLogFieldChars: 4 * KiB,
@@ -297,8 +336,12 @@ export function checkLimits(limits: Record<keyof Limits, number> = LIMITS): void
   invariant(limits.nodeReconcileMs <= limits.nodeIdleReconcileMs, 'a node runner that is kicked on changes polls no more often than one that is not');
   invariant(limits.driverDefaultStopGraceMs <= limits.driverMaxStopGraceMs, 'the default stop grace must be one a task may ask for');
   invariant(limits.driverHealthMinIntervalMs <= limits.driverHealthMaxIntervalMs, 'the health-check interval range must not be empty');
+  invariant(limits.jobMaxNetworksPerService <= limits.jobMaxNetworks, 'a service cannot be on more networks than its job may have');
   invariant(limits.driverHealthMaxOutputBytes < limits.driverLogMaxFileBytes, 'a health probe keeps less output than a log file holds');
   invariant(limits.transportSendQueueMaxBytes >= limits.maxFrameBytes + limits.frameHeaderBytes, 'a link send queue must hold at least one largest frame');
+  invariant(limits.meshMaxStreamsPerPeer * limits.meshStreamWindowBytes <= limits.transportBulkQueueMaxBytes, 'every stream to a peer filling its window must fit in the link\'s bulk queue');
+  invariant(limits.meshChunkBytes + 64 <= limits.maxEnvelopePayloadBytes && limits.meshChunkBytes <= limits.meshStreamWindowBytes, 'a mesh chunk must fit in one envelope and in one window');
+  invariant(limits.meshTaskPortsLow < limits.meshTaskPortsHigh && limits.meshTaskPortsHigh <= 65_535, 'the default task port range must be a range of ports');
   invariant(limits.transportStreamTimeoutMs > 2 * limits.transportKeepAliveMs, 'the stream timeout must allow at least two missed keep-alives');
   invariant(limits.transportRedialBaseMs <= limits.transportRedialMaxMs, 'the first redial delay must not exceed the largest one');
   invariant(limits.transportFirstRefreshMs < limits.transportDiscoveryRefreshMs, 'the early discovery refresh must come before the periodic one');

@@ -19,7 +19,7 @@
 import type { Job, RestartPolicy, ServiceSpec } from '../jobspec/types.js';
 import { LIMITS } from '../lib/limits.js';
 import type { AllocUpdate } from '../state/commands.js';
-import type { Allocation, ClientStatus } from '../state/types.js';
+import type { Allocation, ClientStatus, HealthStatus } from '../state/types.js';
 
 export type TaskPhase = 'starting' | 'running' | 'restarting' | 'stopping' | 'dead';
 
@@ -45,6 +45,10 @@ export interface TaskRecord {
   unwanted: boolean;
   /** How the task last ended (kept after a restart so users see why it restarted). */
   lastExit?: string;
+  /** The ports the running task was given, by target port (the service mesh connects there). */
+  ports?: Record<string, number>;
+  /** Its health check's status while it runs; absent when the service declares none. */
+  health?: HealthStatus;
 }
 
 export interface TaskExit {
@@ -186,11 +190,26 @@ export class NodeCore {
     this.#collect();
   }
 
-  /** The driver started the task. */
-  started(allocId: string, handle: string): void {
+  /**
+   * The driver started the task, listening on `ports` (by target port), with a health check whose first status is
+   * `starting` when `checked`.
+   */
+  started(allocId: string, handle: string, ports: Record<string, number> = {}, checked = false): void {
     const r = this.#tasks.get(allocId);
     if (!r || r.phase !== 'starting') return;
+    if (Object.keys(ports).length > 0) r.ports = { ...ports };
+    else delete r.ports;
+    if (checked) r.health = 'starting';
+    else delete r.health;
     this.#adopt(r, handle);
+  }
+
+  /** What the task's health check says now (the runner asks the driver while the task runs). */
+  health(allocId: string, status: HealthStatus): void {
+    const r = this.#tasks.get(allocId);
+    if (!r || r.phase !== 'running' || r.health === undefined || r.health === status) return;
+    r.health = status;
+    this.#persist(r);
   }
 
   /** A start of `r` succeeded with `handle`: it runs, and is stopped at once if it stopped being wanted meanwhile. */
@@ -246,8 +265,14 @@ export class NodeCore {
       if (!a || a.nodeId !== this.nodeId) continue;
       // Nothing to say about a task that is only being started, or that the leader has written off and that never ran.
       if (r.phase === 'starting' && r.restarts === 0) continue;
-      if (a.clientStatus === r.clientStatus && a.clientMessage === r.clientMessage && a.restarts === r.restarts && a.driverHandle === r.handle) continue;
-      out.push({ allocId: r.allocId, clientStatus: r.clientStatus, clientMessage: r.clientMessage, restarts: r.restarts, driverHandle: r.handle });
+      const ports = r.phase === 'running' ? r.ports : undefined;
+      const health = r.phase === 'running' ? r.health : undefined;
+      if (a.clientStatus === r.clientStatus && a.clientMessage === r.clientMessage && a.restarts === r.restarts && a.driverHandle === r.handle
+        && a.health === health && samePorts(a.taskPorts, ports)) continue;
+      out.push({
+        allocId: r.allocId, clientStatus: r.clientStatus, clientMessage: r.clientMessage, restarts: r.restarts, driverHandle: r.handle,
+        ...(ports ? { taskPorts: { ...ports } } : {}), ...(health ? { health } : {}),
+      });
     }
     return out;
   }
@@ -355,4 +380,10 @@ export class NodeCore {
   #emit(e: NodeEffect): void {
     this.#effects.push(e);
   }
+}
+
+function samePorts(a: Record<string, number> | undefined, b: Record<string, number> | undefined): boolean {
+  const ka = Object.keys(a ?? {});
+  const kb = Object.keys(b ?? {});
+  return ka.length === kb.length && ka.every((k) => a![k] === b?.[k]);
 }

@@ -9,7 +9,7 @@ import { LIMITS } from '../lib/limits.js';
 import type { shoal } from '../gen/proto.js';
 import { AgentUnreachableError, DeadlineExceededError, RemoteError } from './errors.js';
 import {
-  AgentSelf, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop, MembersList,
+  ServicesGet, ServicesList, AgentSelf, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop, MembersList,
   NodesDrain, NodesEligibility, NodesList, OperatorRaftBarrier, OperatorRaftState, RpcErrorType, type MethodDescriptor,
 } from './methods.js';
 
@@ -88,6 +88,11 @@ export class ShoalClient {
     list: (request: shoal.v1.IListNodesRequest = {}, options?: CallOptions): Promise<shoal.v1.ListNodesResponse> => this.call(NodesList, request, options),
     drain: (request: shoal.v1.IDrainNodeRequest, options?: CallOptions): Promise<shoal.v1.DrainNodeResponse> => this.call(NodesDrain, request, options),
     eligibility: (request: shoal.v1.INodeEligibilityRequest, options?: CallOptions): Promise<shoal.v1.NodeEligibilityResponse> => this.call(NodesEligibility, request, options),
+  };
+
+  readonly services = {
+    list: (request: shoal.v1.IListServicesRequest = {}, options?: CallOptions): Promise<shoal.v1.ListServicesResponse> => this.call(ServicesList, request, options),
+    get: (request: shoal.v1.IGetServiceRequest, options?: CallOptions): Promise<shoal.v1.GetServiceResponse> => this.call(ServicesGet, request, options),
   };
 
   /** GET /v1/health: resolves with the agent's answer, or throws AgentUnreachableError. */

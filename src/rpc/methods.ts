@@ -55,4 +55,6 @@ export const NodesDrain = d<shoal.v1.DrainNodeRequest, shoal.v1.DrainNodeRespons
 export const NodesEligibility = d<shoal.v1.NodeEligibilityRequest, shoal.v1.NodeEligibilityResponse>('shoal.v1.Nodes', 'Eligibility', v1.NodeEligibilityRequest, v1.NodeEligibilityResponse);
 export const AllocReportsUpdate = d<shoal.v1.AllocReportRequest, shoal.v1.AllocReportResponse>('shoal.v1.AllocReports', 'Update', v1.AllocReportRequest, v1.AllocReportResponse);
 export const SlicesWatch = d<shoal.v1.SliceWatchRequest, shoal.v1.SliceWatchResponse>('shoal.v1.Slices', 'Watch', v1.SliceWatchRequest, v1.SliceWatchResponse);
+export const ServicesList = d<shoal.v1.ListServicesRequest, shoal.v1.ListServicesResponse>('shoal.v1.Services', 'List', v1.ListServicesRequest, v1.ListServicesResponse);
+export const ServicesGet = d<shoal.v1.GetServiceRequest, shoal.v1.GetServiceResponse>('shoal.v1.Services', 'Get', v1.GetServiceRequest, v1.GetServiceResponse);
 export const SlicesDemote = d<shoal.v1.DemoteRequest, shoal.v1.DemoteResponse>('shoal.v1.Slices', 'Demote', v1.DemoteRequest, v1.DemoteResponse);

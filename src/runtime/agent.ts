@@ -39,6 +39,8 @@ import { AGENT_VERSION } from './version.js';
 import { advertisedHost, checkBindable, isServerMember, memberToProto, rolesOf } from './members.js';
 import { ControlPlane } from './control-plane.js';
 import { NodeRunner } from './node-runner.js';
+import { ServiceMesh } from '../mesh/index.js';
+import { ServicesRpc } from './services-rpc.js';
 import { decodeRaft } from './raft-codec.js';
 import { SliceClient, type ServerInfo } from './slice-client.js';
 import { SliceServer } from './slice-server.js';
@@ -109,6 +111,8 @@ export class Agent {
   #runner: NodeRunner | undefined;
   #sliceClient: SliceClient | undefined;
   #sliceServer: SliceServer | undefined;
+  #mesh: ServiceMesh | undefined;
+  #services: ServicesRpc | undefined;
   readonly #demotedAt = new Map<string, number>();
 
   constructor(options: AgentOptions) {
@@ -172,8 +176,15 @@ export class Agent {
     this.#membership = membership;
     this.#persistIncarnation(incarnation);
 
+    const mesh = new ServiceMesh({
+      nodeId: transport.nodeId, bindHost: c.bind.host, taskPorts: c.taskPorts, dataDir: c.dataDir, transport, logger: this.log,
+      balance: c.meshBalance, catalog: () => (this.#raft ? this.#state : this.#sliceClient?.slice),
+    });
+    this.#mesh = mesh;
     this.#unsubscribe.push(
+      transport.onLinkDown((nodeId) => mesh.linkDown(nodeId)),
       transport.onMessage(({ from, envelope }) => {
+        if (envelope.type === MessageType.MESSAGE_TYPE_STREAM) return mesh.receive(from, envelope.payload);
         if (envelope.type === MessageType.MESSAGE_TYPE_RAFT && envelope.group === CLUSTER_GROUP && !this.#raft) {
           // A leader added this agent to the group (a read replica, maybe later a voter): it becomes a server with an
           // empty log, and the leader sends the rest. Any other Raft message (a stale member's vote request) is not
@@ -231,7 +242,10 @@ export class Agent {
       nodeId: transport.nodeId, logger: this.log, random: random.split(),
       servers: () => this.#servers(),
       call: (nodeId, method, request, timeoutMs, signal) => this.#peerRpc!.call(nodeId, method, request, timeoutMs, signal),
-      onChange: () => this.#runner?.kick(),
+      onChange: () => {
+        this.#runner?.kick();
+        this.#catalogChanged();
+      },
     });
     // A server keeps its log across restarts; an agent that never was one (a client) has none.
     if (existsSync(join(c.dataDir, RAFT_DB_FILE))) {
@@ -276,6 +290,12 @@ export class Agent {
       callPeer: (nodeId, method, request, timeoutMs) => this.#peerRpc!.call(nodeId, method, request, timeoutMs),
     });
     control.register(rpc);
+    this.#services = new ServicesRpc({
+      catalog: () => (this.#raft ? this.#state : this.#sliceClient?.slice),
+      listeners: () => mesh.status(),
+      nodeName: (id) => membership.member(id)?.meta.name ?? this.#state.node(id)?.name ?? id.slice(0, 12),
+    });
+    this.#services.register(rpc);
     const bound = await rpc.start();
     this.#rpc = rpc;
     this.#apiAddress = `${bound.address}:${bound.port}`;
@@ -299,8 +319,10 @@ export class Agent {
       report: (updates) => control.reportLocal(updates),
       // Kicked whenever the state it reads changes (applies on a server, slice answers on a client).
       reconcileMs: LIMITS.nodeIdleReconcileMs,
+      network: mesh,
     });
     this.#control = control;
+    await mesh.start();
     await this.#runner.start();
     if (!this.#raft) this.#sliceClient.start();
     this.#scheduleTick();
@@ -341,6 +363,7 @@ export class Agent {
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     await this.#rpc?.stop();
+    await this.#mesh?.stop();
     await this.#transport?.stop();
     this.log.info({ left: leave }, 'agent stopped');
   }
@@ -388,8 +411,15 @@ export class Agent {
   #onApplied(): void {
     this.#control?.kick();
     this.#runner?.kick();
+    this.#catalogChanged();
     const st = this.#raft?.status();
     if (st && raftKey(st) !== this.#raftSeen) this.#housekeepSoon();
+  }
+
+  /** The catalog may have changed (an apply here, a slice answer): the mesh and blocking catalog queries look again. */
+  #catalogChanged(): void {
+    this.#mesh?.refresh();
+    this.#services?.changed();
   }
 
   #housekeep(): void {

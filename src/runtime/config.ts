@@ -48,6 +48,13 @@ export interface AgentConfig {
   readReplicas: number;
   /** The node label whose values are failure domains; autopilot spreads the servers across them. */
   failureDomainLabel: string;
+  /**
+   * `--task-ports LOW-HIGH`: the ports this agent gives process tasks (PORT, SHOAL_PORT_<TARGET>) and its service
+   * listeners. Agents that share a host need ranges that do not overlap.
+   */
+  taskPorts: { low: number; high: number };
+  /** How the mesh spreads connections over a service's endpoints: round-robin or least-connections. */
+  meshBalance: 'round-robin' | 'least-connections';
 }
 
 /** What flags (or a test) may set; undefined means "not given". */
@@ -66,6 +73,8 @@ export type ConfigOverrides = Partial<{
   dockerSocket: string;
   readReplicas: string | number;
   failureDomainLabel: string;
+  taskPorts: string;
+  meshBalance: string;
 }>;
 
 /** The agent config file's keys and what each takes (checked by hand: zod would cost every agent 5 MB of memory). */
@@ -73,7 +82,7 @@ type FileValueKind = 'string' | 'name' | 'strings-or-string' | 'labels' | 'boole
 export const FILE_KEYS = {
   name: 'name', data_dir: 'string', bind: 'string', join: 'strings-or-string', cluster_key_file: 'string', api: 'string',
   api_token_file: 'string', labels: 'labels', log_level: 'string', public_dht: 'boolean', bootstrap_expect: 'integer',
-  docker_socket: 'string', read_replicas: 'integer', failure_domain_label: 'name',
+  docker_socket: 'string', read_replicas: 'integer', failure_domain_label: 'name', task_ports: 'string', mesh_balance: 'string',
 } as const satisfies Record<string, FileValueKind>;
 type FileConfig = { -readonly [K in keyof typeof FILE_KEYS]?: FileValue<(typeof FILE_KEYS)[K]> };
 type FileValue<T extends FileValueKind> = T extends 'boolean' ? boolean : T extends 'integer' ? number : T extends 'labels' ? Record<string, string | number | boolean> : T extends 'strings-or-string' ? string | string[] : string;
@@ -202,6 +211,16 @@ export function loadAgentConfig(overrides: ConfigOverrides & { config?: string }
   if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/.test(failureDomainLabel)) {
     throw new InvalidArgumentError(`${from('failure-domain-label', 'failure_domain_label')}: "${failureDomainLabel}" is not a label name (letters, digits, '.', '_', '-', '/')`);
   }
+  const taskPortsText = pick('taskPorts', f.task_ports) ?? `${LIMITS.meshTaskPortsLow}-${LIMITS.meshTaskPortsHigh}`;
+  const range = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/.exec(taskPortsText);
+  const taskPorts = range ? { low: Number(range[1]), high: Number(range[2]) } : undefined;
+  if (!taskPorts || taskPorts.low < 1024 || taskPorts.high > 65535 || taskPorts.high - taskPorts.low < 15) {
+    throw new InvalidArgumentError(`${from('task-ports', 'task_ports')}: "${taskPortsText}" is not a range LOW-HIGH of at least 16 ports between 1024 and 65535`);
+  }
+  const meshBalance = pick('meshBalance', f.mesh_balance) ?? 'round-robin';
+  if (meshBalance !== 'round-robin' && meshBalance !== 'least-connections') {
+    throw new InvalidArgumentError(`${from('mesh-balance', 'mesh_balance')}: "${meshBalance}" is not round-robin or least-connections`);
+  }
   const baseDir = file ? resolve(file, '..') : process.cwd();
   const absolute = (p: string | undefined): string | null => (p === undefined ? null : isAbsolute(p) ? p : resolve(baseDir, p));
   const labels = overrides.labels !== undefined
@@ -222,5 +241,7 @@ export function loadAgentConfig(overrides: ConfigOverrides & { config?: string }
     dockerSocket: pick('dockerSocket', f.docker_socket) ?? '/var/run/docker.sock',
     readReplicas,
     failureDomainLabel,
+    taskPorts,
+    meshBalance,
   };
 }

@@ -26,6 +26,8 @@ import type { RaftGroup } from './raft-group.js';
 import type { NodeRunner } from './node-runner.js';
 
 const CLIENT_STATUSES = new Set(['pending', 'running', 'complete', 'failed', 'lost']);
+const HEALTH_STATUSES = new Set(['starting', 'healthy', 'unhealthy']);
+const validPort = (n: number): boolean => Number.isInteger(n) && n >= 1 && n <= 65535;
 const MAX_CLIENT_MESSAGE_CHARS = 1_024;
 const MAX_DRIVER_HANDLE_CHARS = 64 * 1_024;
 const EVALUATIONS_SHOWN = 5;
@@ -237,7 +239,18 @@ export class ControlPlane {
       const u = { allocId: raw.allocId ?? '', clientStatus: raw.clientStatus ?? '', clientMessage: raw.clientMessage ?? '', restarts: raw.restarts ?? 0, driverHandle: raw.driverHandle ?? '' };
       if (!CLIENT_STATUSES.has(u.clientStatus)) throw new InvalidArgumentError(`updates[${i}].client_status: "${u.clientStatus}" is not one of ${[...CLIENT_STATUSES].join(', ')}`);
       if (u.driverHandle.length > MAX_DRIVER_HANDLE_CHARS) throw new InvalidArgumentError(`updates[${i}].driver_handle is longer than ${MAX_DRIVER_HANDLE_CHARS} characters`);
-      return { allocId: u.allocId, clientStatus: u.clientStatus as AllocUpdate['clientStatus'], clientMessage: u.clientMessage.slice(0, MAX_CLIENT_MESSAGE_CHARS), restarts: u.restarts, driverHandle: u.driverHandle };
+      const taskPorts: Record<string, number> = {};
+      for (const [target, port] of Object.entries(raw.taskPorts ?? {})) {
+        if (!validPort(Number(target)) || !validPort(Number(port))) throw new InvalidArgumentError(`updates[${i}].task_ports: ${target} -> ${port} is not a pair of ports`);
+        taskPorts[String(Number(target))] = Number(port);
+      }
+      if (Object.keys(taskPorts).length > LIMITS.driverMaxTaskListEntries) throw new InvalidArgumentError(`updates[${i}].task_ports has more than ${LIMITS.driverMaxTaskListEntries} entries`);
+      const health = raw.health ?? '';
+      if (health !== '' && !HEALTH_STATUSES.has(health)) throw new InvalidArgumentError(`updates[${i}].health: "${health}" is not one of ${[...HEALTH_STATUSES].join(', ')}`);
+      return {
+        allocId: u.allocId, clientStatus: u.clientStatus as AllocUpdate['clientStatus'], clientMessage: u.clientMessage.slice(0, MAX_CLIENT_MESSAGE_CHARS), restarts: u.restarts, driverHandle: u.driverHandle,
+        ...(Object.keys(taskPorts).length > 0 ? { taskPorts } : {}), ...(health === '' ? {} : { health: health as NonNullable<AllocUpdate['health']> }),
+      };
     });
     const result = await this.#o.propose(raft, { type: 'alloc.update', nodeId: req.nodeId, updates }, ctx);
     return shoal.v1.AllocReportResponse.fromObject({ index: result.index ?? 0 });
@@ -386,6 +399,7 @@ function allocToProto(state: ClusterState, a: Allocation): shoal.v1.IAllocation 
     id: a.id, jobName: a.jobName, jobVersion: a.jobVersion, service: a.service, slot: a.slot, nodeId: a.nodeId, nodeName: state.node(a.nodeId)?.name ?? '',
     desiredStatus: a.desiredStatus, desiredReason: a.desiredReason, clientStatus: a.clientStatus, clientMessage: a.clientMessage, restarts: a.restarts,
     cpuMillicores: a.resources.cpuMillicores, memoryBytes: a.resources.memoryBytes, previousAllocId: a.previousAllocId, createIndex: a.createIndex, modifyIndex: a.modifyIndex,
+    taskPorts: Object.fromEntries(Object.entries(a.taskPorts ?? {}).map(([t, p]) => [Number(t), p])), hostPorts: a.ports ?? [], health: a.health ?? '',
   };
 }
 

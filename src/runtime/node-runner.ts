@@ -45,6 +45,18 @@ export interface NodeRunnerOptions {
    * state it reads changes or becomes fresh: a node with no live task sets no timer and acts on kicks only.
    */
   reconcileMs?: number;
+  /** Gives tasks their ports and the addresses of the services they reach (the service mesh); absent: none. */
+  network?: TaskNetwork;
+}
+
+/** What a task's network needs before it starts: the ports it listens on and the environment that tells it so. */
+export interface TaskNetwork {
+  /**
+   * Ports (by target port) and environment for a task about to start. `previous` are the ports an earlier run of
+   * the same allocation had (kept across restarts); `inUse` every port other live tasks on this node were given.
+   * Throws, with what is wrong, when it cannot (no free port in the range).
+   */
+  prepare(alloc: Allocation, spec: ServiceSpec, previous: Record<string, number> | undefined, inUse: ReadonlySet<number>): Promise<{ env: Record<string, string>; ports: Record<string, number> }>;
 }
 
 export interface LogWindow {
@@ -391,11 +403,25 @@ export class NodeRunner {
       this.core.startFailed(allocId, describeError(err), false);
       return;
     }
+    let ports: Record<string, number> = {};
+    if (this.#o.network) {
+      try {
+        const inUse = new Set<number>();
+        for (const t of this.core.tasks()) if (t.allocId !== allocId && t.phase !== 'dead') for (const p of Object.values(t.ports ?? {})) inUse.add(p);
+        const net = await this.#o.network.prepare(alloc, spec, this.core.task(allocId)?.ports, inUse);
+        ports = net.ports;
+        task = { ...task, env: { ...task.env, ...net.env } };
+      } catch (err) {
+        log.warn({ err: describeError(err) }, 'the task\'s network could not be prepared');
+        this.core.startFailed(allocId, describeError(err), true);
+        return;
+      }
+    }
     try {
       const handle = await driver.start(task);
-      log.info({ driver: spec.driver }, 'task started');
+      log.info({ driver: spec.driver, ports }, 'task started');
       const json = JSON.stringify(handle);
-      this.core.started(allocId, json);
+      this.core.started(allocId, json, ports, task.healthcheck !== undefined);
       this.#watch(allocId, handle, json);
     } catch (err) {
       const recoverable = err instanceof DriverError ? err.recoverable : true;
@@ -453,7 +479,13 @@ export class NodeRunner {
       } catch (_gone) {
         continue; // its exit is reported through wait()
       }
-      if (report.status !== 'unhealthy' || this.core.task(t.allocId)?.handle !== t.handle) continue;
+      if (this.core.task(t.allocId)?.handle !== t.handle) continue;
+      if (report.status === 'starting' || report.status === 'healthy' || report.status === 'unhealthy') {
+        const before = this.core.task(t.allocId)?.health;
+        this.core.health(t.allocId, report.status);
+        if (before !== report.status) this.#kick();
+      }
+      if (report.status !== 'unhealthy') continue;
       this.#healthKills.add(t.allocId);
       this.#o.logger.warn({ alloc: t.allocId.slice(0, 8), failingStreak: report.failingStreak, output: report.lastOutput }, 'task is unhealthy; restarting it');
       this.#enqueue(async () => {

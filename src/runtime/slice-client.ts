@@ -18,7 +18,7 @@ import type { Random } from '../lib/random.js';
 import type { Logger } from '../log/logger.js';
 import { shoal } from '../gen/proto.js';
 import { systemClock } from '../platform/system-clock.js';
-import { NodeSlice, type Allocation, type JobRecord } from '../state/index.js';
+import { NodeSlice, type Allocation, type CatalogService, type JobRecord } from '../state/index.js';
 import { SlicesWatch, type MethodDescriptor } from '../rpc/index.js';
 
 /** Answers in a row from a server that is not caught up with a leader before the client tries another server. */
@@ -170,16 +170,21 @@ export class SliceClient {
     }
     let allocations: Allocation[];
     let jobs: JobRecord[];
+    let catalog: CatalogService[] | undefined;
     try {
       allocations = JSON.parse(res.allocationsJson || '[]') as Allocation[];
       jobs = JSON.parse(res.jobsJson || '[]') as JobRecord[];
-      if (!Array.isArray(allocations) || !Array.isArray(jobs)) throw new Error('not arrays');
+      if (res.catalogChanged) catalog = JSON.parse(res.catalogJson || '[]') as CatalogService[];
+      if (!Array.isArray(allocations) || !Array.isArray(jobs) || (catalog !== undefined && !Array.isArray(catalog))) throw new Error('not arrays');
     } catch (err) {
       throw new ShoalError('ERR_SLICE_INVALID', `server ${server.slice(0, 16)} sent a slice that does not decode: ${describeError(err)}`);
     }
     const before = this.slice.index;
     const wasFresh = this.fresh;
-    const merged = this.slice.merge({ index: Number(res.index), allocIds: res.allocIds, allocations, jobs, complete: res.complete });
+    const merged = this.slice.merge({
+      index: Number(res.index), allocIds: res.allocIds, allocations, jobs, complete: res.complete,
+      ...(catalog ? { catalog, catalogKeys: res.catalogKeys } : {}),
+    });
     this.#lastAnswered = server;
     this.#leader = res.leaderId;
     this.#fresh = res.fresh;

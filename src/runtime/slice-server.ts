@@ -16,7 +16,7 @@ import type { Random } from '../lib/random.js';
 import type { Logger } from '../log/logger.js';
 import { systemClock } from '../platform/system-clock.js';
 import { shoal } from '../gen/proto.js';
-import { sliceDelta, type ClusterState } from '../state/index.js';
+import { sliceChangedSince, sliceDelta, type ClusterState } from '../state/index.js';
 import type { CallContext } from '../rpc/index.js';
 import type { Status } from '../consensus/index.js';
 
@@ -42,6 +42,7 @@ export class SliceServer {
   readonly #waiters = new Map<string, Set<Waiter>>();
   #count = 0;
   #wakeScheduled = false;
+  #catalogIndexSeen = 0;
 
   constructor(options: SliceServerOptions) {
     this.#o = options;
@@ -60,6 +61,10 @@ export class SliceServer {
       this.#wakeScheduled = false;
       const state = this.#o.state();
       if (!state) return;
+      const catalogChanged = state.catalogIndex > this.#catalogIndexSeen;
+      this.#catalogIndexSeen = state.catalogIndex;
+      // Every client holds the whole catalog: a change to it answers every watch.
+      if (catalogChanged) this.wakeAll();
       for (const node of state.drainTouchedNodes()) this.#wake(node);
     });
   }
@@ -94,7 +99,7 @@ export class SliceServer {
       await new Promise((resolve) => setTimeout(resolve, BEHIND_POLL_MS));
     }
     let state = this.#server();
-    if (state.nodeTouchedIndex(req.nodeId) <= since && waitMs > 0) {
+    if (!sliceChangedSince(state, req.nodeId, since) && waitMs > 0) {
       if (this.#count >= LIMITS.sliceMaxWatchesPerServer) {
         throw new ShoalError('ERR_LIMIT_EXCEEDED', `this server holds ${LIMITS.sliceMaxWatchesPerServer} slice watches already (limit sliceMaxWatchesPerServer); try another server`);
       }
@@ -137,14 +142,15 @@ export class SliceServer {
 
   #answer(state: ClusterState, node: string, since: number): shoal.v1.SliceWatchResponse {
     const st = this.#o.raftStatus();
-    const changed = state.nodeTouchedIndex(node) > since;
+    const changed = sliceChangedSince(state, node, since);
     let maxAllocs: number = LIMITS.sliceMaxAllocsPerAnswer;
     for (;;) {
       const d = sliceDelta(state, node, since, maxAllocs);
       const allocationsJson = JSON.stringify(d.allocations);
       const jobsJson = JSON.stringify(d.jobs);
+      const catalogJson = d.catalog ? JSON.stringify(d.catalog) : '';
       // Keep the answer well inside one envelope: halve the allocations carried until it fits.
-      if (allocationsJson.length + jobsJson.length + 80 * d.allocIds.length > LIMITS.maxEnvelopePayloadBytes / 2 && maxAllocs > 1) {
+      if (allocationsJson.length + jobsJson.length + catalogJson.length + 80 * d.allocIds.length > LIMITS.maxEnvelopePayloadBytes / 2 && maxAllocs > 1) {
         maxAllocs = Math.max(1, Math.floor(maxAllocs / 2));
         continue;
       }
@@ -152,6 +158,7 @@ export class SliceServer {
         index: d.index, changed, allocIds: d.allocIds, allocationsJson, jobsJson, complete: d.complete,
         fresh: st !== undefined && st.leader !== undefined && st.applied >= st.commit,
         leaderId: st?.leader ?? '', term: st?.term ?? 0, servers: st ? [...st.voters, ...st.learners] : [],
+        catalogJson, catalogKeys: d.catalogKeys ?? [], catalogChanged: d.catalog !== undefined,
       });
     }
   }

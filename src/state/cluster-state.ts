@@ -14,6 +14,7 @@ import { Random } from '../lib/random.js';
 import type { Job, Resources, ServiceSpec } from '../jobspec/types.js';
 import type { ApplyResult, Command, Plan } from './commands.js';
 import { LIMITS } from '../lib/limits.js';
+import { jobCatalog, sameEntry, type CatalogService, type CatalogView } from './catalog.js';
 import { holdsResources, isTerminal, type Allocation, type EvalTrigger, type Evaluation, type JobRecord, type NodeRecord } from './types.js';
 
 export interface StateSnapshot {
@@ -26,7 +27,7 @@ export interface StateSnapshot {
 
 const ZERO: Resources = { cpuMillicores: 0, memoryBytes: 0 };
 
-export class ClusterState {
+export class ClusterState implements CatalogView {
   #index = 0;
   readonly #jobs = new Map<string, JobRecord>();
   readonly #nodes = new Map<string, NodeRecord>();
@@ -48,6 +49,11 @@ export class ClusterState {
   #restoredIndex = 0;
   /** Nodes whose slice changed since `drainTouchedNodes()` was last called; kept only once someone has called it. */
   #touchedSinceDrain: Set<string> | undefined;
+  /** The service catalog (catalog.ts), derived: rebuilt on restore, refreshed per job as commands touch it. */
+  readonly #catalog = new Map<string, CatalogService>();
+  #catalogIndex = 0;
+  /** Jobs whose catalog entries the command being applied may have changed. */
+  readonly #catalogDirty = new Set<string>();
 
   // --- Queries ---------------------------------------------------------------------------------------------------
 
@@ -149,7 +155,44 @@ export class ClusterState {
 
   /** A job record changed: every node with one of its allocations sees it in its slice. */
   #touchJob(jobName: string): void {
+    this.#catalogDirty.add(jobName);
     for (const id of this.#allocsByJob.get(jobName) ?? []) this.#touch(this.#allocs.get(id)!.nodeId);
+  }
+
+  /** The index of the newest change to the catalog. */
+  get catalogIndex(): number {
+    return this.#catalogIndex;
+  }
+
+  /** Every service of every running job, with its endpoints, sorted by key. */
+  catalog(): CatalogService[] {
+    return [...this.#catalog.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  catalogService(key: string): CatalogService | undefined {
+    return this.#catalog.get(key);
+  }
+
+  /** Recomputes the catalog entries of the jobs the last command touched; bumps the index of those that changed. */
+  #refreshCatalog(): void {
+    for (const name of this.#catalogDirty) {
+      const rec = this.#jobs.get(name);
+      const entries = rec ? jobCatalog(rec, this.allocationsOfJob(name), (id) => this.#nodes.get(id)?.status === 'ready', this.#index) : [];
+      const keep = new Set(entries.map((e) => e.key));
+      for (const [key, old] of this.#catalog) {
+        if (old.job === name && !keep.has(key)) {
+          this.#catalog.delete(key);
+          this.#catalogIndex = this.#index;
+        }
+      }
+      for (const e of entries) {
+        const old = this.#catalog.get(e.key);
+        if (old && sameEntry(old, e)) continue;
+        this.#catalog.set(e.key, e);
+        this.#catalogIndex = this.#index;
+      }
+    }
+    this.#catalogDirty.clear();
   }
 
   // --- Apply -----------------------------------------------------------------------------------------------------
@@ -158,6 +201,12 @@ export class ClusterState {
   apply(index: number, command: Command): ApplyResult {
     invariant(index > this.#index, `state apply index went backwards: ${this.#index} -> ${index}`);
     this.#index = index;
+    const result = this.#applyCommand(index, command);
+    if (this.#catalogDirty.size > 0) this.#refreshCatalog();
+    return result;
+  }
+
+  #applyCommand(index: number, command: Command): ApplyResult {
     const ids = Random.fromSeed(index);
     switch (command.type) {
       case 'job.register':
@@ -197,6 +246,7 @@ export class ClusterState {
         };
         this.#nodes.set(rec.id, rec);
         this.#nodeList = undefined;
+        if (existing?.status !== 'ready') this.#nodeCatalogDirty(rec.id);
         return { ok: true, evalIds: this.#evalJobsForNode(index, ids, rec.id, true) };
       }
       case 'node.status':
@@ -204,8 +254,10 @@ export class ClusterState {
       case 'node.drain': {
         const rec = this.#nodes.get(command.nodeId);
         if (!rec) return { ok: false, code: 'ERR_NOT_FOUND', message: `no node with id ${command.nodeId}`, evalIds: [] };
-        if (command.type === 'node.status') rec.status = command.status;
-        else if (command.type === 'node.eligibility') rec.eligible = command.eligible;
+        if (command.type === 'node.status') {
+          if (rec.status !== command.status) this.#nodeCatalogDirty(rec.id);
+          rec.status = command.status;
+        } else if (command.type === 'node.eligibility') rec.eligible = command.eligible;
         else {
           // Draining makes the node ineligible; ending a drain makes it eligible again (as Nomad does by default).
           rec.draining = command.draining;
@@ -243,8 +295,13 @@ export class ClusterState {
           alloc.clientMessage = u.clientMessage;
           alloc.restarts = u.restarts;
           alloc.driverHandle = u.driverHandle;
+          if (u.taskPorts && Object.keys(u.taskPorts).length > 0) alloc.taskPorts = { ...u.taskPorts };
+          else delete alloc.taskPorts;
+          if (u.health) alloc.health = u.health;
+          else delete alloc.health;
           alloc.modifyIndex = index;
           this.#touch(alloc.nodeId);
+          this.#catalogDirty.add(alloc.jobName);
           this.#adjustUsage(alloc, held);
           if (u.clientStatus === 'failed' && !wasFailed && alloc.desiredStatus === 'run') failedJobs.add(alloc.jobName);
         }
@@ -258,6 +315,22 @@ export class ClusterState {
     if (existing && !existing.stopped && JSON.stringify(existing.job) === JSON.stringify(job)) {
       // Registering the same job again changes nothing and schedules nothing (like `nomad job run` on an unchanged file).
       return { ok: true, evalIds: [] };
+    }
+    // Ingress ports answer on every node: one job's claim on a port excludes every other job's.
+    for (const spec of job.services) {
+      for (const p of spec.ports) {
+        if (p.mode !== 'ingress') continue;
+        for (const other of this.#jobs.values()) {
+          if (other.stopped || other.job.name === job.name) continue;
+          const holder = other.job.services.find((o) => o.ports.some((q) => q.mode === 'ingress' && q.published === p.published && q.protocol === p.protocol));
+          if (holder) {
+            return {
+              ok: false, code: 'ERR_PORT_IN_USE', evalIds: [],
+              message: `service "${spec.name}" publishes port ${p.published}/${p.protocol} through the routing mesh, but job "${other.job.name}" (service "${holder.name}") already publishes it on every node; choose another port or stop that job`,
+            };
+          }
+        }
+      }
     }
     const version = existing ? existing.version + 1 : 1;
     this.#jobs.set(job.name, {
@@ -331,6 +404,7 @@ export class ClusterState {
       alloc.modifyIndex = index;
       this.#adjustUsage(alloc, held);
       this.#touch(alloc.nodeId);
+      this.#catalogDirty.add(alloc.jobName);
     }
     const created: Allocation[] = [];
     for (const p of plan.placements) {
@@ -417,6 +491,11 @@ export class ClusterState {
     }
   }
 
+  /** A node became ready or stopped being: its tasks join or leave the catalog. */
+  #nodeCatalogDirty(nodeId: string): void {
+    for (const id of this.#allocsByNode.get(nodeId) ?? []) this.#catalogDirty.add(this.#allocs.get(id)!.jobName);
+  }
+
   #createEval(index: number, ids: Random, jobName: string, trigger: EvalTrigger): string {
     const id = newId(ids);
     this.#evals.set(id, { id, jobName, trigger, status: 'pending', failedPlacements: {}, createIndex: index, modifyIndex: index });
@@ -465,6 +544,10 @@ export class ClusterState {
       indexAdd(s.#allocsByJob, a.jobName, a.id);
       s.#adjustUsage(a, false);
     }
+    for (const name of s.#jobs.keys()) s.#catalogDirty.add(name);
+    s.#refreshCatalog();
+    s.#catalogIndex = copy.index;
+    for (const e of s.#catalog.values()) e.modifyIndex = Math.min(e.modifyIndex, copy.index);
     return s;
   }
 }
@@ -502,9 +585,19 @@ export function takenPort(
   return undefined;
 }
 
-/** The host ports a replica of `spec` holds on its node, as "8080/tcp". */
+/**
+ * The host ports a replica of `spec` holds on its node, as "8080/tcp": the ports it publishes in host mode (ingress
+ * ports belong to the routing mesh on every node). A docker task runs in the host's network, so it also holds the
+ * target ports it listens on; a process task is given free ports by its node instead.
+ */
 export function portsOf(spec: ServiceSpec): string[] {
-  return spec.ports.filter((p) => p.published > 0).map((p) => `${p.published}/${p.protocol}`);
+  const out = new Set<string>();
+  for (const p of spec.ports) if (p.mode === 'host' && p.published > 0) out.add(`${p.published}/${p.protocol}`);
+  if (spec.driver === 'docker' && spec.networkMode === 'host') {
+    for (const p of spec.ports) if (p.mode === 'ingress') out.add(`${p.target}/${p.protocol}`);
+    for (const p of spec.expose) out.add(`${p.port}/${p.protocol}`);
+  }
+  return [...out];
 }
 
 /** Records that a plan takes `ports` on `nodeId`. */

@@ -3,7 +3,7 @@
  * committed ones in log order, so every agent's state is the same at the same index.
  */
 import type { Job, Resources } from '../jobspec/types.js';
-import type { Allocation, ClientStatus, NodeStatus } from './types.js';
+import type { Allocation, ClientStatus, HealthStatus, NodeStatus } from './types.js';
 
 /** An allocation the scheduler wants created (indexes and statuses are filled in when the plan is applied). */
 export type PlannedAllocation = Pick<Allocation, 'id' | 'jobName' | 'jobVersion' | 'service' | 'slot' | 'nodeId' | 'resources' | 'ports' | 'previousAllocId' | 'reschedules'>;
@@ -32,6 +32,10 @@ export interface AllocUpdate {
   clientMessage: string;
   restarts: number;
   driverHandle: string;
+  /** The ports the task listens on, by target port; absent: none. */
+  taskPorts?: Record<string, number>;
+  /** Its health check's status; absent: it has none. */
+  health?: HealthStatus;
 }
 
 export type Command =

@@ -12,6 +12,7 @@
  * answer (the caller waits, or asks another server). Both halves are pure, so the simulator runs them as they are.
  */
 import { InvalidArgumentError } from '../lib/errors.js';
+import type { CatalogService, CatalogView } from './catalog.js';
 import type { ClusterState } from './cluster-state.js';
 import type { Allocation, JobRecord } from './types.js';
 
@@ -32,6 +33,13 @@ export interface SliceDelta {
    * all included, and the client asks again at once.
    */
   complete: boolean;
+  /**
+   * The service catalog (catalog.ts) entries changed after the client's index; every client gets the whole catalog,
+   * as its tasks may reach any service. Absent when nothing in it changed.
+   */
+  catalog?: CatalogService[];
+  /** Every catalog key at `index` (entries absent are gone); present whenever `catalog` is. */
+  catalogKeys?: string[];
 }
 
 /** The part of a node's slice that changed after `since`, at most `maxAllocs` allocations of it. */
@@ -65,13 +73,28 @@ export function sliceDelta(state: ClusterState, nodeId: string, since: number, m
     const rec = state.job(name);
     if (rec && (rec.modifyIndex > since || newJobs.has(name))) jobs.push(rec);
   }
-  return { index, allocIds: mine.map((a) => a.id).sort(), allocations, jobs, complete };
+  const delta: SliceDelta = { index, allocIds: mine.map((a) => a.id).sort(), allocations, jobs, complete };
+  // The catalog goes whole-state-at-`index` only when the delta is complete: a cut delta's index is older than the
+  // state the catalog would come from. The client asks again at once and gets it then.
+  if (complete && state.catalogIndex > since) {
+    const all = state.catalog();
+    delta.catalog = all.filter((e) => e.modifyIndex > since);
+    delta.catalogKeys = all.map((e) => e.key);
+  }
+  return delta;
+}
+
+/** Whether a client at `since` has anything to learn: its node's slice or the catalog changed after it. */
+export function sliceChangedSince(state: ClusterState, nodeId: string, since: number): boolean {
+  return state.nodeTouchedIndex(nodeId) > since || state.catalogIndex > since;
 }
 
 /** A client's copy of its node's slice; it reads like the parts of `ClusterState` the node core uses. */
-export class NodeSlice {
+export class NodeSlice implements CatalogView {
   #index = 0;
   #complete = false;
+  readonly #catalog = new Map<string, CatalogService>();
+  #catalogIndex = 0;
   readonly #allocs = new Map<string, Allocation>();
   readonly #jobs = new Map<string, JobRecord>();
 
@@ -106,9 +129,27 @@ export class NodeSlice {
       const used = new Set([...this.#allocs.values()].map((a) => a.jobName));
       for (const name of [...this.#jobs.keys()]) if (!used.has(name)) this.#jobs.delete(name);
     }
+    if (delta.catalog && delta.catalogKeys) {
+      const keys = new Set(delta.catalogKeys);
+      for (const e of delta.catalog) this.#catalog.set(e.key, e);
+      for (const key of [...this.#catalog.keys()]) if (!keys.has(key)) this.#catalog.delete(key);
+      this.#catalogIndex = delta.index;
+    }
     this.#index = delta.index;
     this.#complete = delta.complete;
     return true;
+  }
+
+  get catalogIndex(): number {
+    return this.#catalogIndex;
+  }
+
+  catalog(): CatalogService[] {
+    return [...this.#catalog.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  catalogService(key: string): CatalogService | undefined {
+    return this.#catalog.get(key);
   }
 
   allocationsOnNode(nodeId: string): Allocation[] {

@@ -39,6 +39,8 @@ export interface JobRecord {
   modifyIndex: number;
 }
 
+export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
+
 export type DesiredStatus = 'run' | 'stop';
 export type ClientStatus = 'pending' | 'running' | 'complete' | 'failed' | 'lost';
 
@@ -63,6 +65,13 @@ export interface Allocation {
   restarts: number;
   /** The driver's handle, as reported by the node, so a restarted agent can re-attach. */
   driverHandle: string;
+  /**
+   * Target port (as a string key) to the port the task listens on, on its node, as reported by the node once the
+   * task runs; absent: none (the task declares no `ports` or `expose`). The service mesh connects there.
+   */
+  taskPorts?: Record<string, number>;
+  /** The task's health check as its node last saw it; absent when the service declares none. */
+  health?: HealthStatus;
   /** The allocation this one replaces, if any. */
   previousAllocId: string;
   /** How many failed allocations this one replaces in a row (a replica is given up after LIMITS.schedulerMaxReschedules). */

@@ -247,7 +247,7 @@ export class HyperswarmTransport implements Transport {
     }
     const datagram = message.unreliable === true && link.sendDatagram(frame);
     if (datagram) this.#stats.datagramsSent++;
-    const error = datagram ? undefined : link.sendFrame(frame);
+    const error = datagram ? undefined : link.sendFrame(frame, message.bulk === true);
     if (error) {
       this.#stats.sendQueueFull++;
       return { ok: false, error };

@@ -75,6 +75,8 @@ export interface LinkOptions {
   frameLimits?: FrameLimits;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** How long a link that sent Reject waits for the peer to close before destroying the stream itself. */
 const REJECT_LINGER_MS = 1_000;
 
@@ -93,6 +95,10 @@ export class Link {
   readonly #decoder: FrameDecoder;
   readonly #queue: Uint8Array[] = [];
   #queuedBytes = 0;
+  /** Bulk frames wait here until the stream is drained and no other frame waits (see sendFrame). */
+  #bulk: Uint8Array[] = [];
+  #bulkHead = 0;
+  #bulkBytes = 0;
   #backpressured = false;
   #state: LinkState = 'handshaking';
   #handshakeTimer: NodeJS.Timeout | undefined;
@@ -141,8 +147,27 @@ export class Link {
     }, this.#o.handshakeTimeoutMs ?? LIMITS.transportHandshakeTimeoutMs);
   }
 
-  /** Queues one encoded frame. Returns the error instead of sending when the queue is full. */
-  sendFrame(frame: Uint8Array): SendQueueFullError | undefined {
+  /** Bulk bytes waiting to be written (forwarded connections' data). */
+  get bulkQueuedBytes(): number {
+    return this.#bulkBytes;
+  }
+
+  /**
+   * Queues one encoded frame. Returns the error instead of sending when the queue is full.
+   *
+   * A `bulk` frame (a forwarded connection's bytes) is written only when the stream has room and no other frame
+   * waits, so gossip and Raft never queue behind a transfer: at most one stream buffer of bulk data is ahead of them.
+   */
+  sendFrame(frame: Uint8Array, bulk = false): SendQueueFullError | undefined {
+    if (bulk) {
+      if (this.#bulkBytes + frame.length > LIMITS.transportBulkQueueMaxBytes) {
+        return new SendQueueFullError(this.remoteId, this.#bulk.length - this.#bulkHead, this.#bulkBytes);
+      }
+      this.#bulk.push(frame);
+      this.#bulkBytes += frame.length;
+      if (!this.#backpressured) this.#flush();
+      return undefined;
+    }
     if (this.#backpressured || this.#queue.length > 0) {
       const maxFrames = this.#o.sendQueueMaxFrames ?? LIMITS.transportSendQueueMaxFrames;
       const maxBytes = this.#o.sendQueueMaxBytes ?? LIMITS.transportSendQueueMaxBytes;
@@ -193,6 +218,16 @@ export class Link {
       const frame = this.#queue.shift()!;
       this.#queuedBytes -= frame.length;
       this.#writeFrame(frame);
+    }
+    while (this.#bulkHead < this.#bulk.length && !this.#backpressured && this.#state === 'up') {
+      const frame = this.#bulk[this.#bulkHead]!;
+      this.#bulk[this.#bulkHead++] = EMPTY;
+      this.#bulkBytes -= frame.length;
+      this.#writeFrame(frame);
+    }
+    if (this.#bulkHead > 1024 && this.#bulkHead * 2 > this.#bulk.length) {
+      this.#bulk = this.#bulk.slice(this.#bulkHead);
+      this.#bulkHead = 0;
     }
   }
 
@@ -325,6 +360,9 @@ export class Link {
     this.#handshakeTimer = undefined;
     this.#queue.length = 0;
     this.#queuedBytes = 0;
+    this.#bulk = [];
+    this.#bulkHead = 0;
+    this.#bulkBytes = 0;
     if (destroyStream) {
       this.#clearTimers();
       this.#o.stream.destroy();

@@ -16,6 +16,11 @@ export interface OutboundMessage {
    * (SWIM's probes and rumours). Otherwise, or when it does not fit, it goes on the reliable stream.
    */
   unreliable?: boolean;
+  /**
+   * Forwarded bytes (the service mesh's streams): sent on the reliable stream, but only when nothing else waits, so
+   * that a transfer never delays gossip or Raft on the same link. At most LIMITS.transportBulkQueueMaxBytes wait.
+   */
+  bulk?: boolean;
 }
 
 export interface InboundMessage {

@@ -30,6 +30,9 @@ function udpFree(port: number): Promise<boolean> {
 }
 
 /** A base port whose three API (TCP) and three peer (UDP) ports are free now. */
+/** Debian's nginx-light and redis-server: with them, the script also runs the counter stack (.ci/run installs them). */
+const hasServers = ['nginx', 'redis-server'].every((bin) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0);
+
 async function freeBasePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 20_000);
@@ -70,7 +73,8 @@ function get(url: string): Promise<string> {
 t.test('npm run cluster: three agents, the hello job on them, and Ctrl-C stops everything and exits 0', async (t) => {
   const dataDir = t.testdir({});
   const basePort = await freeBasePort();
-  const child = spawn(process.execPath, [SCRIPT, '--base-port', String(basePort), '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const counterPort = await freeBasePort();
+  const child = spawn(process.execPath, [SCRIPT, '--base-port', String(basePort), '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COUNTER_PORT: String(counterPort) } });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d));
@@ -92,7 +96,7 @@ t.test('npm run cluster: three agents, the hello job on them, and Ctrl-C stops e
       await exited;
     }
     for (const pid of [...started, ...taskPids]) {
-      if (alive(pid) && (cmdline(pid).includes(dataDir) || cmdline(pid).includes('hello-server'))) process.kill(pid, 'SIGKILL');
+      if (alive(pid) && (cmdline(pid).includes(dataDir) || /hello-server|counter-app|nginx|redis-server/.test(cmdline(pid)))) process.kill(pid, 'SIGKILL');
     }
   });
 
@@ -126,6 +130,14 @@ t.test('npm run cluster: three agents, the hello job on them, and Ctrl-C stops e
     if (node === 'shoal-3') orphan = taskPids[taskPids.length - 1]!;
   }
   t.equal(new Set(taskPids).size, 3, 'three distinct task processes');
+  if (hasServers) {
+    // The counter stack answers through the routing mesh on every agent's own address.
+    const counter = [...out.matchAll(/^ {3}curl (http:\/\/127\.0\.0\.\d:\d+\/) {3}-> {2}hits \d+/gm)].map((m) => m[1]!);
+    t.same(counter, [1, 2, 3].map((i) => `http://127.0.0.${i}:${counterPort}/`), 'the counter stack answers on each agent');
+    for (const url of counter) t.match(await get(url), /^hits \d+ \(app [0-9a-f]{8}\)/, url);
+  } else {
+    t.match(out, /6\. Skipping examples\/counter/);
+  }
   for (const pid of taskPids) t.ok(alive(pid), `task ${pid} runs before the stop`);
 
   // An agent killed outright cannot stop its task: the script must find the task in shoal-3's records and stop it.
@@ -146,7 +158,7 @@ t.test('npm run cluster: three agents, the hello job on them, and Ctrl-C stops e
   t.equal(code, 0, 'exit 0 after Ctrl-C');
   t.match(out, /Stopping the cluster: SIGTERM to shoal-1 \(pid \d+\), shoal-2 \(pid \d+\);/);
   t.match(out, new RegExp(`pid ${orphan}: task of hello \\(alloc [0-9a-f]{8}, shoal-3\\): .*hello-server\\.mjs`), 'the orphaned task is listed');
-  t.match(out, /Stopping the 1 recorded task process \(SIGTERM/);
+  t.match(out, /Stopping the \d+ recorded task process(es)? \(SIGTERM/);
   t.match(out, /Cluster stopped\./);
   for (const pid of started) t.notOk(alive(pid) && cmdline(pid).includes(dataDir), `agent ${pid} is gone`);
   for (const pid of taskPids) t.notOk(alive(pid) && cmdline(pid).includes('hello-server'), `task ${pid} is gone`);

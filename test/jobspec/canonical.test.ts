@@ -30,7 +30,8 @@ function yamlFiles(): { file: string; text: string }[] {
 t.test('every example and fixture survives YAML -> Job -> JSON -> parseJobFile unchanged', async (t) => {
   const files = yamlFiles();
   t.ok(files.some((f) => f.file.endsWith('examples/hello.yaml')), 'examples/hello.yaml is covered');
-  t.ok(files.filter((f) => f.file.includes('/fixtures/')).length >= 3, 'fixtures are covered');
+  t.ok(files.filter((f) => f.file.includes('/fixtures/')).length >= 4, 'fixtures are covered');
+  t.ok(files.some((f) => f.file.endsWith('fixtures/stack.yaml')), 'the networked stack is covered');
   for (const { file, text } of files) {
     const { job } = parseJobFile(text, { file, env: ENV, baseDir: path.dirname(file) });
     for (const [jsonFile, json] of [[file.replace(/\.ya?ml$/, '.json'), JSON.stringify(job, null, 2)], ['job.yaml', JSON.stringify(job)]] as const) {
@@ -111,15 +112,44 @@ const MALFORMED: [string, Mutation, string, RegExp][] = [
   ['port out of range', (j) => (j.services[0].ports[0].published = 70_000), 'services.0.ports.0.published', /published port must be a whole number from 1 to 65535/],
   ['port zero', (j) => (j.services[0].ports[2].target = 0), 'services.0.ports.2.target', /target port must be a whole number from 1 to 65535/],
   ['bad protocol', (j) => (j.services[0].ports[1].protocol = 'sctp'), 'services.0.ports.1.protocol', /protocol must be "tcp" or "udp"/],
-  ['host port published twice', (j) => (j.services[0].ports[2].published = 8080), 'services.0.ports.2', /host port 8080\/tcp is published twice/],
+  ['port published twice in a service', (j) => (j.services[0].ports[2].published = 8080), 'services.0.ports.2', /^published port 8080\/tcp is published twice in the job: also by services\.0\.ports\.0$/],
+  ['port published by two services', (j) => (j.services[1].ports = [{ target: 1, published: 8080, protocol: 'tcp', mode: 'host' }]), 'services.1.ports.0', /^published port 8080\/tcp is published twice in the job: also by services\.0\.ports\.0$/],
+  ['a UDP port through the mesh', (j) => (j.services[0].ports[1].mode = 'ingress'), 'services.0.ports.1.mode', /routing mesh carries TCP only/],
+  ['unknown port mode', (j) => (j.services[0].ports[0].mode = 'routed'), 'services.0.ports.0.mode', /mode must be "ingress" or "host"/],
+  ['port without mode', (j) => delete j.services[0].ports[0].mode, 'services.0.ports.0.mode', /is required/],
+  ['unknown endpoint mode', (j) => (j.services[0].deploy.endpointMode = 'rr'), 'services.0.deploy.endpointMode', /endpointMode must be "vip" or "dnsrr"/],
+  ['missing expose', (j) => delete j.services[1].expose, 'services.1.expose', /is required/],
+  ['exposed port out of range', (j) => (j.services[0].expose[0].port = 0), 'services.0.expose.0.port', /exposed port must be a whole number from 1 to 65535/],
+  ['exposed ports out of order', (j) => j.services[0].expose.reverse(), 'services.0.expose.1', /must be sorted by port, then protocol/],
+  ['exposed port repeated', (j) => (j.services[0].expose[2].port = 3000), 'services.0.expose.2', /^port 3000\/tcp is exposed twice$/],
+  ['expose without network', (j) => Object.assign(j.services[0], { networkMode: 'none', ports: [], networks: [] }), 'services.0.expose', /a service with network_mode: none cannot expose ports/],
+  ['networks with network none', (j) => Object.assign(j.services[0], { networkMode: 'none', ports: [], expose: [] }), 'services.0.networks', /a service with network_mode: none is on no network/],
+  ['missing job networks', (j) => delete j.networks, 'networks', /is required/],
+  ['job networks out of order', (j) => j.networks.reverse(), 'networks.1', /must be sorted by name/],
+  ['no default network', (j) => j.networks.splice(1, 1), 'networks', /the job's networks must include "default"/],
+  ['job network listed twice', (j) => j.networks.push({ name: 'shared', external: null, internal: false }), 'networks.4.name', /network "shared" is listed twice/],
+  ['bad network name', (j) => j.networks.push({ name: 'zz top', external: null, internal: false }), 'networks.4.name', /a network name must be/],
+  ['bad external name', (j) => (j.networks[3].external = 'shop events'), 'networks.3.external', /an external network name must be/],
+  ['internal as a string', (j) => (j.networks[0].internal = 'yes'), 'networks.0.internal', /wrong type: got string "yes", expected boolean/],
+  ['unknown network key', (j) => (j.networks[0].driver = 'overlay'), 'networks.0.driver', /unknown key "driver"/],
+  ['service on an unknown network', (j) => (j.services[1].networks[1].name = 'events'), 'services.1.networks.1', /network "events" is not one of the job's networks \(back, default, front, shared\)/],
+  ['service networks out of order', (j) => j.services[0].networks.reverse(), 'services.0.networks.1', /must be sorted by name/],
+  ['service network listed twice', (j) => (j.services[1].networks[1].name = 'back'), 'services.1.networks.1', /network "back" is listed twice/],
+  ['aliases out of order', (j) => j.services[0].networks[1].aliases.reverse(), 'services.0.networks.1.aliases.1', /must be sorted by name/],
+  ['bad alias', (j) => (j.services[0].networks[1].aliases[0] = 'API'), 'services.0.networks.1.aliases.0', /an alias must be/],
+  ['alias repeated', (j) => (j.services[0].networks[1].aliases = ['api', 'api']), 'services.0.networks.1.aliases.1', /^alias "api" is repeated on network "front"$/],
+  ['alias that is another service\'s name', (j) => (j.services[0].networks[0].aliases = ['worker']), 'services.0.networks.0.aliases.0', /^alias "worker" on network "back" is the name of another service on it \(services\.1\)$/],
+  ['alias of two services on one network', (j) => { j.services[0].networks[0].aliases = ['jobs']; j.services[1].networks[0].aliases = ['jobs']; }, 'services.1.networks.0.aliases.0', /^alias "jobs" on network "back" is also an alias of services\.0\.networks\.0\.aliases\.0/],
+  ['too many aliases', (j) => (j.services[0].networks[1].aliases = Array.from({ length: 17 }, (_, i) => `a${String(i).padStart(2, '0')}`)), 'services.0.networks.1.aliases', /at most 16 aliases on one network, got 17/],
+  ['too many networks', (j) => j.networks.push(...Array.from({ length: 13 }, (_, i) => ({ name: `x${String(i).padStart(2, '0')}`, external: null, internal: false }))), 'networks', /a job may have at most 16 networks \("default" included\), got 17/],
   ['negative duration', (j) => (j.services[0].deploy.restartPolicy.delayMs = -5), 'services.0.deploy.restartPolicy.delayMs', /delayMs must be a whole, non-negative number/],
   ['stop grace too long', (j) => (j.services[0].stopGraceMs = 300_001), 'services.0.stopGraceMs', /stopGraceMs must be a whole number from 0 to 300000/],
   ['unknown stop signal', (j) => (j.services[0].stopSignal = 'INT'), 'services.0.stopSignal', /stopSignal must be one of SIGTERM/],
   ['docker without image', (j) => (j.services[0].image = null), 'services.0.image', /needs an "image"/],
   ['process with an image', (j) => (j.services[1].image = 'x'), 'services.1.image', /a process service runs a command on the node and takes no image/],
   ['process with an empty command', (j) => (j.services[1].command = []), 'services.1.command', /a process service needs a "command"/],
-  ['process without network', (j) => (j.services[1].networkMode = 'none'), 'services.1.networkMode', /network_mode: none needs the docker driver/],
-  ['ports without network', (j) => (j.services[0].networkMode = 'none'), 'services.0.ports', /cannot publish ports/],
+  ['process without network', (j) => Object.assign(j.services[1], { networkMode: 'none', networks: [] }), 'services.1.networkMode', /network_mode: none needs the docker driver/],
+  ['ports without network', (j) => Object.assign(j.services[0], { networkMode: 'none', networks: [], expose: [] }), 'services.0.ports', /cannot publish ports/],
   ['healthcheck test without CMD', (j) => (j.services[0].healthcheck.test = ['RUN', 'x']), 'services.0.healthcheck.test.0', /must start with "CMD" or "CMD-SHELL"/],
   ['healthcheck interval too short', (j) => (j.services[0].healthcheck.intervalMs = 10), 'services.0.healthcheck.intervalMs', /intervalMs \(ms\) must be a whole number from 100 to 3600000/],
   ['constraint on an unknown attribute', (j) => (j.services[0].deploy.placement.constraints[1].attribute = 'zone'), 'services.0.deploy.placement.constraints.1.attribute', /node\.name, node\.id, node\.role or node\.labels\.<key>/],
@@ -201,9 +231,10 @@ t.test('values that are not a job object', async (t) => {
 
 t.test('YAML cross-field checks point at the entry they came from, after entries that were skipped', async (t) => {
   const err = t.throws(() => parseJobFile('services:\n  a:\n    image: x\n    ports: ["nope", "80:80", "80:81"]\n    deploy:\n      placement:\n        constraints: ["zone=a", "node.name==n1", "node.name==n2"]\n', { file: 'job.yaml' })) as JobSpecError;
-  t.same(err.issues.map((i) => i.path), ['services.a.ports.0', 'services.a.deploy.placement.constraints.0', 'services.a.ports.2', 'services.a.deploy.placement.constraints.2']);
-  t.match(err.issues[2]!.message, /host port 80\/tcp is published twice/);
-  t.match(err.issues[3]!.message, /"node\.name==n1" and "node\.name==n2" can never both hold/);
+  // Conversion errors come first, then the shared rules: the service's own, then those across the job (ports).
+  t.same(err.issues.map((i) => i.path), ['services.a.ports.0', 'services.a.deploy.placement.constraints.0', 'services.a.deploy.placement.constraints.2', 'services.a.ports.2']);
+  t.match(err.issues[2]!.message, /"node\.name==n1" and "node\.name==n2" can never both hold/);
+  t.match(err.issues[3]!.message, /^published port 80\/tcp is published twice in the job: also by services\.a\.ports\.1$/, 'the first entry is named as the file has it');
   const res = t.throws(() => parseJobFile('services:\n  a:\n    image: x\n    deploy: { resources: { reservations: { cpus: 2 }, limits: { cpus: 1 } } }\n', { file: 'job.yaml' })) as JobSpecError;
   t.same(res.issues.map((i) => i.path), ['services.a.deploy.resources.reservations.cpus']);
 });

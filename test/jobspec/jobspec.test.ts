@@ -41,7 +41,10 @@ services:
     environment: [A=1, FROM_ENV]
     deploy: { mode: global }
 `, { REPLICAS: '4', FROM_ENV: 'yes' });
-  t.same(warnings, ['job.yaml:3:1: version: the top-level "version" is obsolete and ignored']);
+  t.same(warnings, [
+    'job.yaml:3:1: version: the top-level "version" is obsolete and ignored',
+    'job.yaml:13:24: services.api.ports.1: port 9090/udp is published in host mode (on the nodes that run the task): the routing mesh carries TCP only',
+  ]);
   t.equal(job.name, 'shop');
   t.equal(job.type, 'service');
   const [api, worker] = job.services;
@@ -50,7 +53,11 @@ services:
   t.same(api!.environment, { LOG_LEVEL: 'info' });
   t.equal(api!.stopGraceMs, 30_000);
   t.equal(api!.stopSignal, 'SIGINT');
-  t.same(api!.ports, [{ target: 80, published: 8080, protocol: 'tcp' }, { target: 9090, published: 9090, protocol: 'udp' }, { target: 7000, published: 17000, protocol: 'tcp' }]);
+  t.same(api!.ports, [{ target: 80, published: 8080, protocol: 'tcp', mode: 'ingress' }, { target: 9090, published: 9090, protocol: 'udp', mode: 'host' }, { target: 7000, published: 17000, protocol: 'tcp', mode: 'host' }]);
+  t.same(api!.expose, []);
+  t.same(api!.networks, [{ name: 'default', aliases: [] }], 'a service that names no network is on the default one');
+  t.same(job.networks, [{ name: 'default', external: null, internal: false }], 'every job has the default network');
+  t.equal(api!.deploy.endpointMode, 'vip');
   t.same(api!.volumes, [{ source: '/srv/jobs/data', target: '/data', readOnly: true }, { source: '/var/log', target: '/logs', readOnly: false }]);
   t.same(api!.labels, { team: 'payments', tier: 'backend' });
   t.same(api!.healthcheck, { test: ['CMD-SHELL', 'wget -q -O- localhost'], intervalMs: 10_000, timeoutMs: 2_000, retries: 5, startPeriodMs: 60_000 });
@@ -101,6 +108,8 @@ t.test(`${MALFORMED.length} malformed job files each get a precise error`, async
       continue;
     }
     t.equal(err.code, 'ERR_INVALID_JOB', what);
+    // (A command that cannot be split also leaves its process service without one: that case reports both.)
+    if (what !== 'unterminated quote in command') t.equal(err.issues.length, 1, `${what}: one problem, one error`);
     t.match(err.message, pattern, what);
     t.ok(err.issues.every((i) => i.file === 'job.yaml'), `${what}: every issue names the file`);
   }

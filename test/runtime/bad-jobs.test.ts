@@ -50,7 +50,7 @@ t.test('malformed job files and canonical jobs change nothing in the cluster', a
   t.equal(plan.status, 255, 'job plan of a malformed file exits 255');
 
   // The agent checks canonical jobs itself: a client that skips the CLI gets the same precise errors.
-  const good = { name: 'ok', type: 'service', services: [] as unknown[] };
+  const good = { name: 'ok', type: 'service', services: [] as unknown[], networks: [{ name: 'default', external: null, internal: false }] };
   const bad: [string, string, RegExp][] = [
     ['not JSON', '{"name": "x",', /job_json is not valid JSON/],
     ['empty', '', /job_json is empty/],

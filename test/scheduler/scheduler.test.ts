@@ -100,7 +100,7 @@ t.test('host ports are a node resource: one holder per node, across jobs, freed 
   const h = harness(21);
   addNode(h, 1);
   addNode(h, 2);
-  const reg = h.apply({ type: 'job.register', job: job('services:\n  web:\n    image: x\n    ports: ["8080:80"]\n    deploy: { replicas: 3 }\n', 'web') });
+  const reg = h.apply({ type: 'job.register', job: job('services:\n  web:\n    image: x\n    ports: [{ target: 80, published: 8080, mode: host }]\n    deploy: { replicas: 3 }\n', 'web') });
   h.drain();
   const web = running(h, 'web');
   t.equal(web.length, 2, 'two nodes, one 8080 each');
@@ -108,13 +108,13 @@ t.test('host ports are a node resource: one holder per node, across jobs, freed 
   t.same(web[0]!.ports, ['8080/tcp']);
   t.same(h.state.evaluation(reg.evalIds[0]!)!.failedPlacements['web'], { missing: 1, reasons: { 'port 8080/tcp in use': 2 } }, 'reasons count nodes');
   // Another job's replica wanting the same port finds no node; one on another port or protocol fits.
-  h.apply({ type: 'job.register', job: job('services:\n  other:\n    image: x\n    ports: ["8080:80", "9000:9000/udp"]\n', 'other') });
-  h.apply({ type: 'job.register', job: job('services:\n  udp:\n    image: x\n    ports: ["8080:80/udp"]\n    deploy: { replicas: 2 }\n', 'udp') });
+  h.apply({ type: 'job.register', job: job('services:\n  other:\n    image: x\n    ports: [{ target: 80, published: 8080, mode: host }, { target: 9000, published: 9000, protocol: udp, mode: host }]\n', 'other') });
+  h.apply({ type: 'job.register', job: job('services:\n  udp:\n    image: x\n    ports: [{ target: 80, published: 8080, protocol: udp, mode: host }]\n    deploy: { replicas: 2 }\n', 'udp') });
   h.drain();
   t.equal(running(h, 'other').length, 0);
   t.equal(running(h, 'udp').length, 2, '8080/udp is another port');
   // A new version of the job replaces its replicas in place: the stopped ones free the port for their successors.
-  h.apply({ type: 'job.register', job: job('services:\n  web:\n    image: y\n    ports: ["8080:80"]\n    deploy: { replicas: 2 }\n', 'web') });
+  h.apply({ type: 'job.register', job: job('services:\n  web:\n    image: y\n    ports: [{ target: 80, published: 8080, mode: host }]\n    deploy: { replicas: 2 }\n', 'web') });
   h.drain();
   t.equal(running(h, 'web').length, 2);
   t.ok(running(h, 'web').every((a) => a.jobVersion === 2), 'both replaced');
@@ -122,7 +122,7 @@ t.test('host ports are a node resource: one holder per node, across jobs, freed 
   // Scaling web down frees a node's port: the other job takes it.
   h.apply({ type: 'job.scale', name: 'web', service: 'web', replicas: 1 });
   h.drain();
-  h.apply({ type: 'job.register', job: job('services:\n  other:\n    image: x\n    ports: ["8080:80"]\n', 'other') });
+  h.apply({ type: 'job.register', job: job('services:\n  other:\n    image: x\n    ports: [{ target: 80, published: 8080, mode: host }]\n', 'other') });
   h.drain();
   t.equal(running(h, 'other').length, 1);
   t.not(running(h, 'other')[0]!.nodeId, running(h, 'web')[0]!.nodeId);
@@ -234,7 +234,7 @@ function makeJob(name: string, services: ServiceShape[]): Job {
     const constraints = [s.zone ? `"node.labels.zone==${s.zone}"` : '', s.notZone && s.notZone !== s.zone ? `"node.labels.zone!=${s.notZone}"` : ''].filter(Boolean);
     yaml.push(`  s${i}:`);
     yaml.push(s.driver === 'docker' ? '    image: x' : '    command: run\n    x-shoal: { driver: process }');
-    if (s.port !== undefined) yaml.push(`    ports: ["${s.port}:80"]`);
+    if (s.port !== undefined) yaml.push(`    ports: [{ target: 80, published: ${s.port}, mode: host }]`);
     yaml.push('    deploy:');
     yaml.push(s.global ? '      mode: global' : `      replicas: ${s.replicas}`);
     yaml.push(`      resources: { reservations: { cpus: ${s.cpu / 1000}, memory: ${s.memMiB}M } }`);

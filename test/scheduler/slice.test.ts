@@ -196,7 +196,13 @@ t.test('slice server: a watch waits for a change to its own node, and no other',
   addNode(h, 1);
   addNode(h, 2);
   const server = new SliceServer({ logger: silentLogger(), random: Random.fromSeed(2), state: () => h.state, raftStatus: () => ({ ...leaderStatus(), commit: h.state.index, applied: h.state.index }) });
+  // A job on node 2 only (registering it changes the service catalog, which every client holds).
+  h.apply({ type: 'node.eligibility', nodeId: nodeId(1), eligible: false });
+  h.apply({ type: 'job.register', job: job(app(1, 'elsewhere'), 'elsewhere') });
+  h.drain();
   h.state.drainTouchedNodes();
+  server.applied();
+  await new Promise((r) => setTimeout(r, 10));
   const since = h.state.index;
   let answered = false;
   const pending = server.watch(watchReq(nodeId(1), since, 5_000), ctxFor(nodeId(1), 10_000)).then((r) => {
@@ -205,9 +211,8 @@ t.test('slice server: a watch waits for a change to its own node, and no other',
   });
   await new Promise((r) => setTimeout(r, 50));
   t.equal(server.watching, 1, 'the watch is parked');
-  // A change on node 2 only: node 1's watch stays parked.
-  h.apply({ type: 'node.eligibility', nodeId: nodeId(1), eligible: false });
-  h.apply({ type: 'job.register', job: job(app(1, 'elsewhere'), 'elsewhere') });
+  // A change on node 2 only, and none to the catalog: node 1's watch stays parked.
+  h.apply({ type: 'job.scale', name: 'elsewhere', service: 'app', replicas: 2 });
   h.drain();
   server.applied();
   await new Promise((r) => setTimeout(r, 50));

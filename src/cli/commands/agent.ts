@@ -24,6 +24,8 @@ interface AgentFlags {
   dockerSocket?: string;
   readReplicas?: string;
   failureDomainLabel?: string;
+  taskPorts?: string;
+  meshBalance?: string;
 }
 
 export function registerAgent(program: Command): void {
@@ -45,6 +47,8 @@ export function registerAgent(program: Command): void {
     .option('--docker-socket <path>', 'Docker engine socket (default /var/run/docker.sock)')
     .option('--read-replicas <n>', 'non-voting servers kept beside the voters, 0 to 2 (default 2); every other agent is a client')
     .option('--failure-domain-label <label>', 'node label naming failure domains; servers are spread across them (default zone)')
+    .option('--task-ports <low-high>', 'ports given to process tasks (PORT) and to service listeners (default 20000-29999); distinct per agent on one host')
+    .option('--mesh-balance <strategy>', 'how connections to a service spread over its tasks: round-robin (default) or least-connections')
     .action(async (flags: AgentFlags) => {
       const overrides: ConfigOverrides & { config?: string } = {};
       for (const [k, v] of Object.entries(flags)) if (v !== undefined) (overrides as Record<string, unknown>)[k] = v;

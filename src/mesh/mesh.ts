@@ -1,0 +1,469 @@
+/**
+ * The service mesh on one agent: the ports of the tasks it runs, a listener per service its tasks reach, the
+ * routing mesh's ingress ports, and the route of every connection they accept.
+ *
+ *   task ──► SHOAL_SERVICE_API=<bind ip>:<listener port> ──► agent: pick an endpoint of `api` (this node's first)
+ *                                                              ├─ here:   127.0.0.1:<task port>
+ *                                                              └─ remote: a stream over the peer link (streams.ts)
+ *                                                                         ──► that agent ──► 127.0.0.1:<task port>
+ *   client ──► <any node's bind ip>:<published port> (ingress) ──► the same route
+ *
+ * A failed attempt (refused, timed out, the peer says the task is no longer an endpoint) tries the next endpoint,
+ * at most LIMITS.meshMaxConnectAttempts, before any byte of the client's is read: the client sees no error while
+ * another endpoint answers. The catalog (src/state/catalog.ts) says which tasks are endpoints; the last hop checks
+ * it again on the node that runs the task, so a task that is stopping gets no new connection.
+ */
+import net from 'node:net';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { ShoalError, describeError } from '../lib/errors.js';
+import { LIMITS } from '../lib/limits.js';
+import type { Logger } from '../log/logger.js';
+import type { ServiceSpec } from '../jobspec/types.js';
+import type { Transport } from '../transport/index.js';
+import { reachableServices, serviceEnvName, serviceKey, targetPortsOf, type Allocation, type CatalogService, type CatalogView } from '../state/index.js';
+import { orderEndpoints, type BalanceStrategy } from './balance.js';
+import { StreamMux, type StreamTarget } from './streams.js';
+
+export const LISTENERS_FILE = 'mesh-listeners.json';
+
+/** How long a port given to a starting task is not given to another (by then the task runs and holds it). */
+const HANDED_OUT_HOLD_MS = 60_000;
+
+export interface PortRange {
+  low: number;
+  high: number;
+}
+
+export interface ServiceMeshOptions {
+  nodeId: string;
+  /** The IP the agent's `--bind` names: service listeners and ingress ports listen there (every interface for 0.0.0.0). */
+  bindHost: string;
+  /** `--task-ports`: where process tasks' ports and service listeners come from. */
+  taskPorts: PortRange;
+  dataDir: string;
+  /** The catalog as this agent holds it now (a server's state, a client's slice); undefined before it has one. */
+  catalog: () => CatalogView | undefined;
+  transport: Transport;
+  logger: Logger;
+  balance?: BalanceStrategy;
+}
+
+export interface ListenerStatus {
+  kind: 'service' | 'ingress';
+  service: string;
+  targetPort: number;
+  /** The address it listens on; for an ingress port, the published port. */
+  address: string;
+  connections: number;
+  /** Why it does not listen (the port is taken on this node), or ''. */
+  error: string;
+}
+
+interface Listener {
+  kind: 'service' | 'ingress';
+  /** Service key `<job>/<service>`. */
+  service: string;
+  target: number;
+  port: number;
+  server: net.Server | undefined;
+  connections: Set<net.Socket>;
+  error: string;
+}
+
+export class ServiceMesh {
+  readonly streams: StreamMux;
+  readonly #o: ServiceMeshOptions;
+  readonly #log: Logger;
+  /** Service listeners by `<job>/<service>:<target>`, ingress ones by `ingress:<published>`. */
+  readonly #listeners = new Map<string, Listener>();
+  /** Service listener ports as persisted, so tasks keep their SHOAL_SERVICE_* addresses across agent restarts. */
+  readonly #servicePorts = new Map<string, number>();
+  readonly #opening = new Map<string, Promise<number>>();
+  /** Ports given to tasks that may not have started yet (a task's own ports reach the runner once it runs). */
+  readonly #handedOut = new Map<number, number>();
+  readonly #turns = new Map<string, number>();
+  readonly #active = new Map<string, number>();
+  readonly #failedUntil = new Map<string, number>();
+  #connections = 0;
+  #cursor = 0;
+  #refreshScheduled = false;
+  #stopped = false;
+  #refusedConnections = 0;
+
+  constructor(options: ServiceMeshOptions) {
+    this.#o = options;
+    this.#log = options.logger.child({ component: 'mesh' });
+    this.streams = new StreamMux({ transport: options.transport, logger: options.logger, resolve: (t) => this.#resolveLocal(t) });
+    this.#cursor = (hashString(options.nodeId) % Math.max(1, options.taskPorts.high - options.taskPorts.low + 1));
+  }
+
+  /** Opens the service listeners tasks were given before a restart, then the ingress ports. */
+  async start(): Promise<void> {
+    let saved: Record<string, number> = {};
+    try {
+      saved = JSON.parse(readFileSync(join(this.#o.dataDir, LISTENERS_FILE), 'utf8')) as Record<string, number>;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#log.warn({ err: describeError(err) }, `${LISTENERS_FILE} is unreadable; service listeners get new ports`);
+    }
+    for (const [k, port] of Object.entries(saved)) {
+      if (typeof port !== 'number' || !Number.isInteger(port)) continue;
+      const sep = k.lastIndexOf(':');
+      const service = k.slice(0, sep);
+      const target = Number(k.slice(sep + 1));
+      if (!service.includes('/') || !Number.isInteger(target)) continue;
+      this.#servicePorts.set(k, port);
+      await this.#openService(service, target, port).catch((err: unknown) => this.#log.warn({ service, target, port, err: describeError(err) }, 'could not reopen a service listener'));
+    }
+    this.refresh();
+  }
+
+  /** The catalog changed (or may have): opens and closes ingress ports and drops listeners of services gone. */
+  refresh(): void {
+    if (this.#refreshScheduled || this.#stopped) return;
+    this.#refreshScheduled = true;
+    setImmediate(() => {
+      this.#refreshScheduled = false;
+      if (!this.#stopped) void this.#refresh().catch((err: unknown) => this.#log.warn({ err: describeError(err) }, 'mesh refresh failed'));
+    });
+  }
+
+  /** A MESSAGE_TYPE_STREAM payload from a peer. */
+  receive(from: string, payload: Uint8Array): void {
+    this.streams.receive(from, payload);
+  }
+
+  linkDown(peer: string): void {
+    this.streams.linkDown(peer);
+  }
+
+  status(): ListenerStatus[] {
+    const host = this.#o.bindHost;
+    return [...this.#listeners.values()].map((l) => ({
+      kind: l.kind, service: l.service, targetPort: l.target, address: `${host}:${l.port}`, connections: l.connections.size, error: l.error,
+    })).sort((a, b) => (a.address < b.address ? -1 : 1));
+  }
+
+  get refusedConnections(): number {
+    return this.#refusedConnections;
+  }
+
+  /** The address tasks are given for a listener: the bind IP, or loopback when the agent binds every interface. */
+  get advertisedHost(): string {
+    const h = this.#o.bindHost;
+    return h === '0.0.0.0' || h === '::' || h === '' ? '127.0.0.1' : h;
+  }
+
+  /**
+   * The TaskNetwork of the node runner: the ports a task listens on and its environment (PORT, SHOAL_PORT_<TARGET>,
+   * SHOAL_SERVICE_<NAME>[_<TARGET>]).
+   */
+  async prepare(alloc: Allocation, spec: ServiceSpec, previous: Record<string, number> | undefined, inUse: ReadonlySet<number>): Promise<{ env: Record<string, string>; ports: Record<string, number> }> {
+    const ports: Record<string, number> = {};
+    const env: Record<string, string> = {};
+    const order = [...spec.ports.map((p) => p.target), ...spec.expose.map((p) => p.port)];
+    const taken = new Set(inUse);
+    for (const target of targetPortsOf(spec)) {
+      const hostMode = spec.ports.find((p) => p.target === target && p.mode === 'host');
+      let port: number;
+      if (spec.driver !== 'process') port = target; // a container in the host's network listens on its own ports
+      else if (hostMode) port = hostMode.published;
+      else port = previous?.[String(target)] ?? await this.#freePort(taken, '0.0.0.0');
+      taken.add(port);
+      this.#handedOut.set(port, Date.now());
+      ports[String(target)] = port;
+      env[`SHOAL_PORT_${target}`] = String(port);
+    }
+    const first = order.find((t) => ports[String(t)] !== undefined);
+    if (first !== undefined) env['PORT'] = String(ports[String(first)]);
+    const view = this.#o.catalog();
+    const self = view?.catalogService(serviceKey(alloc.jobName, spec.name));
+    if (view && self) {
+      for (const [name, to] of reachableServices(self, view.catalog())) {
+        if (to.key === self.key && name === spec.name && to.targetPorts.length === 0) continue;
+        let firstAddress: string | undefined;
+        for (const target of to.targetPorts) {
+          const port = await this.#serviceListener(to.key, target);
+          const address = `${this.advertisedHost}:${port}`;
+          env[`${serviceEnvName(name)}_${target}`] = address;
+          firstAddress ??= address;
+        }
+        if (firstAddress) env[serviceEnvName(name)] = firstAddress;
+      }
+    }
+    return { env, ports };
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.streams.stop();
+    const closing: Promise<void>[] = [];
+    for (const l of this.#listeners.values()) closing.push(this.#close(l));
+    this.#listeners.clear();
+    await Promise.all(closing);
+  }
+
+  // --- listeners -----------------------------------------------------------------------------------------------------
+
+  async #refresh(): Promise<void> {
+    const view = this.#o.catalog();
+    if (!view || view.catalogIndex === 0) return;
+    const catalog = view.catalog();
+    const byKey = new Map(catalog.map((e) => [e.key, e]));
+    // Ingress: every TCP port published through the mesh, by any job. Two services publishing the same port is
+    // refused when the second job is registered; if it happens anyway, the first by key keeps it.
+    const wanted = new Map<number, { service: CatalogService; target: number }>();
+    for (const e of catalog) for (const p of e.ingress) if (!wanted.has(p.published)) wanted.set(p.published, { service: e, target: p.target });
+    for (const [k, l] of this.#listeners) {
+      if (l.kind === 'ingress') {
+        const w = wanted.get(l.port);
+        if (!w || w.service.key !== l.service || w.target !== l.target) {
+          this.#listeners.delete(k);
+          await this.#close(l);
+        }
+      } else if (!byKey.has(l.service)) {
+        this.#listeners.delete(k);
+        this.#servicePorts.delete(k);
+        await this.#close(l);
+        this.#saveServicePorts();
+      }
+    }
+    for (const [published, w] of wanted) {
+      const k = `ingress:${published}`;
+      const existing = this.#listeners.get(k);
+      if (existing && existing.server) continue;
+      if (existing) this.#listeners.delete(k); // retry one that failed before: the port may be free now
+      if (this.#listeners.size >= LIMITS.meshMaxListeners) break;
+      const l: Listener = { kind: 'ingress', service: w.service.key, target: w.target, port: published, server: undefined, connections: new Set(), error: '' };
+      this.#listeners.set(k, l);
+      try {
+        l.server = await this.#listen(l, published);
+        this.#log.info({ service: l.service, port: published, target: w.target }, 'ingress port open');
+      } catch (err) {
+        l.error = `port ${published} is taken on this node: ${describeError(err)}`;
+        if (!existing || existing.error !== l.error) this.#log.warn({ service: l.service, port: published, err: describeError(err) }, 'cannot publish an ingress port on this node');
+      }
+    }
+  }
+
+  /**
+   * The port of the listener for a service's target port, opened if needed (and persisted). Tasks starting at the
+   * same time share one opening: two listeners for one service would give them different addresses.
+   */
+  #serviceListener(service: string, target: number): Promise<number> {
+    const k = `${service}:${target}`;
+    const l = this.#listeners.get(k);
+    if (l?.server) return Promise.resolve(l.port);
+    let opening = this.#opening.get(k);
+    if (!opening) {
+      opening = this.#openServiceListener(service, target).finally(() => this.#opening.delete(k));
+      this.#opening.set(k, opening);
+    }
+    return opening;
+  }
+
+  async #openServiceListener(service: string, target: number): Promise<number> {
+    const k = `${service}:${target}`;
+    const l = this.#listeners.get(k);
+    if (l?.server) return l.port;
+    const saved = this.#servicePorts.get(k);
+    if (saved !== undefined) {
+      try {
+        await this.#openService(service, target, saved);
+        return saved;
+      } catch (err) {
+        this.#log.warn({ service, target, port: saved, err: describeError(err) }, 'a service listener\'s port is taken; choosing another');
+      }
+    }
+    if (this.#listeners.size >= LIMITS.meshMaxListeners) throw new ShoalError('ERR_LIMIT_EXCEEDED', `this agent holds ${this.#listeners.size} listeners (limit meshMaxListeners)`);
+    const taken = new Set<number>();
+    for (let i = 0; i < LIMITS.meshMaxPortProbes; i++) {
+      const port = await this.#freePort(taken, this.#o.bindHost);
+      try {
+        await this.#openService(service, target, port);
+        this.#servicePorts.set(k, port);
+        this.#saveServicePorts();
+        return port;
+      } catch {
+        taken.add(port);
+      }
+    }
+    throw new ShoalError('ERR_NO_PORT', `no free port in --task-ports ${this.#o.taskPorts.low}-${this.#o.taskPorts.high} for a listener of ${service}`);
+  }
+
+  async #openService(service: string, target: number, port: number): Promise<void> {
+    const k = `${service}:${target}`;
+    const l: Listener = { kind: 'service', service, target, port, server: undefined, connections: new Set(), error: '' };
+    l.server = await this.#listen(l, port);
+    const old = this.#listeners.get(k);
+    if (old) await this.#close(old);
+    this.#listeners.set(k, l);
+  }
+
+  #listen(l: Listener, port: number): Promise<net.Server> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(l, socket));
+      server.once('error', reject);
+      server.listen({ host: this.#o.bindHost, port, exclusive: true }, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.#log.warn({ service: l.service, port, err: describeError(err) }, 'listener error'));
+        resolve(server);
+      });
+    });
+  }
+
+  #close(l: Listener): Promise<void> {
+    for (const s of l.connections) s.destroy();
+    l.connections.clear();
+    const server = l.server;
+    l.server = undefined;
+    if (!server) return Promise.resolve();
+    return new Promise((resolve) => server.close(() => resolve()));
+  }
+
+  /** A free port in the task range: not given to a task or a listener, and bindable now on `host`. */
+  async #freePort(taken: ReadonlySet<number>, host: string): Promise<number> {
+    const { low, high } = this.#o.taskPorts;
+    const size = high - low + 1;
+    const ours = new Set<number>([...this.#listeners.values()].map((l) => l.port));
+    for (const p of this.#servicePorts.values()) ours.add(p);
+    const recent = Date.now() - HANDED_OUT_HOLD_MS;
+    for (const [p, at] of this.#handedOut) {
+      if (at < recent) this.#handedOut.delete(p);
+      else ours.add(p);
+    }
+    for (let tries = 0, probes = 0; tries < size && probes < LIMITS.meshMaxPortProbes; tries++) {
+      const port = low + ((this.#cursor++) % size);
+      if (taken.has(port) || ours.has(port)) continue;
+      probes++;
+      if (await bindable(host, port)) return port;
+    }
+    throw new ShoalError('ERR_NO_PORT', `no free port in --task-ports ${low}-${high} (${taken.size + ours.size} given out; ${LIMITS.meshMaxPortProbes} probed)`);
+  }
+
+  #saveServicePorts(): void {
+    const file = join(this.#o.dataDir, LISTENERS_FILE);
+    const tmp = `${file}.tmp`;
+    try {
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, JSON.stringify(Object.fromEntries([...this.#servicePorts].sort())));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+    } catch (err) {
+      this.#log.warn({ err: describeError(err) }, `could not save ${LISTENERS_FILE}: after a restart, tasks' service addresses may change`);
+    }
+  }
+
+  // --- connections ---------------------------------------------------------------------------------------------------
+
+  #accept(l: Listener, socket: net.Socket): void {
+    if (this.#connections >= LIMITS.meshMaxConnections || l.connections.size >= LIMITS.meshMaxConnectionsPerListener) {
+      this.#refusedConnections++;
+      socket.destroy();
+      return;
+    }
+    this.#connections++;
+    l.connections.add(socket);
+    socket.once('close', () => {
+      this.#connections--;
+      l.connections.delete(socket);
+    });
+    socket.on('error', () => undefined); // the route below, or the stream, reports what matters
+    void this.#route(l, socket);
+  }
+
+  async #route(l: Listener, socket: net.Socket): Promise<void> {
+    const view = this.#o.catalog();
+    const entry = view?.catalogService(l.service);
+    const key = String(l.target);
+    const endpoints = (entry?.endpoints ?? []).filter((e) => e.ports[key] !== undefined);
+    const now = Date.now();
+    for (const [id, until] of this.#failedUntil) if (until <= now) this.#failedUntil.delete(id);
+    const turn = this.#turns.get(l.service) ?? 0;
+    this.#turns.set(l.service, turn + 1);
+    const order = orderEndpoints({
+      endpoints, selfNodeId: this.#o.nodeId, strategy: this.#o.balance ?? 'round-robin', turn,
+      active: (id) => this.#active.get(id) ?? 0, failed: new Set(this.#failedUntil.keys()),
+    }).slice(0, LIMITS.meshMaxConnectAttempts);
+    for (const e of order) {
+      if (socket.destroyed) return;
+      try {
+        if (e.nodeId === this.#o.nodeId) await this.#connectLocal(socket, e.ports[key]!);
+        else {
+          const target: StreamTarget = { allocId: e.allocId, targetPort: l.target, service: l.service };
+          await this.streams.open(e.nodeId, target, socket);
+        }
+        this.#active.set(e.allocId, (this.#active.get(e.allocId) ?? 0) + 1);
+        socket.once('close', () => {
+          const n = (this.#active.get(e.allocId) ?? 1) - 1;
+          if (n <= 0) this.#active.delete(e.allocId);
+          else this.#active.set(e.allocId, n);
+        });
+        return;
+      } catch (err) {
+        this.#failedUntil.set(e.allocId, Date.now() + LIMITS.meshFailedEndpointHoldMs);
+        this.#log.debug({ service: l.service, alloc: e.allocId.slice(0, 8), node: e.nodeId.slice(0, 16), err: describeError(err) }, 'endpoint failed; trying the next');
+      }
+    }
+    if (!socket.destroyed) {
+      this.#log.debug({ service: l.service, endpoints: endpoints.length }, 'no endpoint answered; closing the connection');
+      socket.destroy();
+    }
+  }
+
+  /** Connects to a task on this node and joins the client to it; rejects (client untouched) when it does not answer. */
+  #connectLocal(client: net.Socket, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const up = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+      const timer = setTimeout(() => up.destroy(new Error(`no answer within ${LIMITS.meshConnectTimeoutMs} ms`)), LIMITS.meshConnectTimeoutMs);
+      up.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new ShoalError('ERR_CONNECT', `127.0.0.1:${port}: ${describeError(err)}`));
+      });
+      up.once('connect', () => {
+        clearTimeout(timer);
+        up.removeAllListeners('error');
+        up.on('error', () => client.destroy());
+        client.on('error', () => up.destroy());
+        up.on('close', () => {
+          if (!client.writableEnded) client.destroy();
+        });
+        client.on('close', () => {
+          if (!up.writableEnded) up.destroy();
+        });
+        client.pipe(up);
+        up.pipe(client);
+        client.resume();
+        resolve();
+      });
+    });
+  }
+
+  /** The last hop, on the node that runs the task: is it an endpoint here, and on which port? */
+  #resolveLocal(t: StreamTarget): number | { code: string; reason: string } {
+    const entry = this.#o.catalog()?.catalogService(t.service);
+    const e = entry?.endpoints.find((x) => x.allocId === t.allocId);
+    if (!e || e.nodeId !== this.#o.nodeId) return { code: 'ERR_NOT_ENDPOINT', reason: `allocation ${t.allocId.slice(0, 8)} of ${t.service} is not an endpoint on this node` };
+    const port = e.ports[String(t.targetPort)];
+    if (port === undefined) return { code: 'ERR_NOT_ENDPOINT', reason: `${t.service} does not listen on target port ${t.targetPort}` };
+    return port;
+  }
+}
+
+function bindable(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen({ host, port, exclusive: true }, () => s.close(() => resolve(true)));
+  });
+}
+
+function hashString(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
+  return h;
+}

@@ -1,0 +1,150 @@
+/**
+ * The service catalog: which tasks answer for each service, on which node and port, and who may reach them. It is
+ * derived from the replicated state (jobs, allocations, nodes), so every server computes the same catalog at the same
+ * index, and clients receive it with their slice (src/state/slice.ts). The service mesh and the `Services` RPC read it.
+ *
+ * An allocation is an endpoint while the leader wants it (`desiredStatus: run`), its node reports it `running`, its
+ * health check (when it has one) passes, and its node is ready. A task the leader stops therefore leaves the catalog
+ * in the same entry that tells its node to stop it, before its stop signal: no new connection is sent to it.
+ */
+import type { Job, NetworkSpec, ServiceSpec } from '../jobspec/types.js';
+import type { Allocation, JobRecord } from './types.js';
+
+export interface CatalogEndpoint {
+  allocId: string;
+  nodeId: string;
+  /** Target port (as a string key) to the port the task listens on, on its node. */
+  ports: Record<string, number>;
+}
+
+export interface CatalogNetwork {
+  /** Cluster-wide network name: `<job>_<name>` for a job's own network, the external name for a shared one. */
+  network: string;
+  /** Names the service answers to on it besides its own. */
+  aliases: string[];
+}
+
+export interface IngressPort {
+  published: number;
+  target: number;
+}
+
+export interface CatalogService {
+  /** `<job>/<service>`. */
+  key: string;
+  job: string;
+  service: string;
+  networks: CatalogNetwork[];
+  endpointMode: 'vip' | 'dnsrr';
+  /** TCP ports the service answers on inside its networks (its ports' targets and its exposed ports), sorted. */
+  targetPorts: number[];
+  /** TCP ports published through the routing mesh on every node. */
+  ingress: IngressPort[];
+  /** Sorted by allocation id. */
+  endpoints: CatalogEndpoint[];
+  /** The service declares a health check: its endpoints pass it. */
+  healthChecked: boolean;
+  /** The index at which this entry last changed. */
+  modifyIndex: number;
+}
+
+/** What the mesh and the RPC read: a server's `ClusterState` and a client's `NodeSlice` both provide it. */
+export interface CatalogView {
+  /** The index of the newest change to any entry (0: none yet). */
+  readonly catalogIndex: number;
+  catalog(): CatalogService[];
+  catalogService(key: string): CatalogService | undefined;
+}
+
+export function serviceKey(job: string, service: string): string {
+  return `${job}/${service}`;
+}
+
+export function clusterNetworkName(job: string, network: NetworkSpec): string {
+  return network.external ?? `${job}_${network.name}`;
+}
+
+/**
+ * The variable name a task finds a service under: `SHOAL_SERVICE_<NAME>`, NAME in upper case with every character
+ * outside A-Z0-9 replaced by `_`.
+ */
+export function serviceEnvName(service: string): string {
+  return `SHOAL_SERVICE_${service.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+}
+
+/** TCP ports a service answers on inside its networks. */
+export function targetPortsOf(spec: ServiceSpec): number[] {
+  const ports = new Set<number>();
+  for (const p of spec.ports) if (p.protocol === 'tcp') ports.add(p.target);
+  for (const p of spec.expose) if (p.protocol === 'tcp') ports.add(p.port);
+  return [...ports].sort((a, b) => a - b);
+}
+
+export function isEndpoint(alloc: Allocation, nodeReady: boolean): boolean {
+  return alloc.desiredStatus === 'run' && alloc.clientStatus === 'running' && nodeReady && (alloc.health === undefined || alloc.health === 'healthy');
+}
+
+/** The catalog entry of one service of a job that is not stopped. */
+export function catalogEntry(job: Job, spec: ServiceSpec, allocs: readonly Allocation[], nodeReady: (nodeId: string) => boolean, index: number): CatalogService {
+  const nets = new Map(job.networks.map((n) => [n.name, n]));
+  const endpoints = allocs
+    .filter((a) => a.service === spec.name && isEndpoint(a, nodeReady(a.nodeId)))
+    .map((a) => ({ allocId: a.id, nodeId: a.nodeId, ports: { ...(a.taskPorts ?? {}) } }))
+    .sort((a, b) => (a.allocId < b.allocId ? -1 : a.allocId > b.allocId ? 1 : 0));
+  return {
+    key: serviceKey(job.name, spec.name),
+    job: job.name,
+    service: spec.name,
+    networks: spec.networks.map((n) => {
+      const net = nets.get(n.name);
+      return { network: net ? clusterNetworkName(job.name, net) : `${job.name}_${n.name}`, aliases: [...n.aliases] };
+    }),
+    endpointMode: spec.deploy.endpointMode,
+    targetPorts: targetPortsOf(spec),
+    ingress: spec.ports.filter((p) => p.mode === 'ingress' && p.protocol === 'tcp').map((p) => ({ published: p.published, target: p.target })),
+    endpoints,
+    healthChecked: spec.healthcheck !== null,
+    modifyIndex: index,
+  };
+}
+
+/** Whether two entries say the same thing (their indexes aside). */
+export function sameEntry(a: CatalogService, b: CatalogService): boolean {
+  return JSON.stringify({ ...a, modifyIndex: 0 }) === JSON.stringify({ ...b, modifyIndex: 0 });
+}
+
+/** Whether a task of `from` may resolve and connect to `to`: they share a network. */
+export function mayReach(from: CatalogService, to: CatalogService): boolean {
+  const mine = new Set(from.networks.map((n) => n.network));
+  return to.networks.some((n) => mine.has(n.network));
+}
+
+/**
+ * The services a task of `from` may reach, by the name it knows them by: services of its own job by their name,
+ * and services of other jobs on a shared network by their aliases there (a same-job service wins a name clash).
+ */
+export function reachableServices(from: CatalogService, all: readonly CatalogService[]): Map<string, CatalogService> {
+  const out = new Map<string, CatalogService>();
+  const mine = new Set(from.networks.map((n) => n.network));
+  const sorted = [...all].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const to of sorted) {
+    if (to.job !== from.job) continue;
+    if (!mayReach(from, to)) continue;
+    out.set(to.service, to);
+    for (const n of to.networks) if (mine.has(n.network)) for (const alias of n.aliases) if (!out.has(alias)) out.set(alias, to);
+  }
+  for (const to of sorted) {
+    if (to.job === from.job) continue;
+    for (const n of to.networks) {
+      if (!mine.has(n.network)) continue;
+      for (const alias of n.aliases) if (!out.has(alias)) out.set(alias, to);
+    }
+  }
+  return out;
+}
+
+/** Catalog entries of every service of a job record (none when the job is stopped). */
+export function jobCatalog(rec: JobRecord, allocs: readonly Allocation[], nodeReady: (nodeId: string) => boolean, index: number): CatalogService[] {
+  if (rec.stopped) return [];
+  return rec.job.services.map((spec) => catalogEntry(rec.job, spec, allocs, nodeReady, index));
+}

@@ -1,0 +1,257 @@
+/**
+ * The service mesh of two agents (src/mesh/mesh.ts) over the in-memory transport, with real sockets: tasks are
+ * real HTTP servers, the catalog comes from a real ClusterState. Covers task ports and environment, service
+ * listeners (local first, then over the peer link), retries on a refusing endpoint, the last hop's check of a
+ * stopping task, ingress ports on every node, a port already taken, and listener ports kept across restarts.
+ */
+import t, { type Test } from 'tap';
+import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryHub, type MemoryTransport } from '../../src/transport/memory.js';
+import { MessageType } from '../../src/wire/frame.js';
+import { ServiceMesh } from '../../src/mesh/mesh.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { ClusterState } from '../../src/state/cluster-state.js';
+import type { Command } from '../../src/state/commands.js';
+import { parseJobFile } from '../../src/jobspec/parse.js';
+import type { Job } from '../../src/jobspec/types.js';
+
+const STACK = `
+name: shop
+networks:
+  front: {}
+  back: {}
+services:
+  web:
+    x-shoal: { driver: process }
+    command: node web.js
+    ports: ["18480:80"]
+    networks: [front]
+  api:
+    x-shoal: { driver: process }
+    command: node api.js
+    expose: [3000]
+    networks: [front, back]
+  db:
+    x-shoal: { driver: process }
+    command: redis-server
+    expose: [6379]
+    networks: [back]
+`;
+
+class World {
+  readonly state = new ClusterState();
+  readonly job: Job = parseJobFile(STACK, { file: 'shop.yaml' }).job;
+  #index = 0;
+  apply(command: Command): void {
+    const r = this.state.apply(++this.#index, command);
+    if (!r.ok) throw new Error(r.message);
+  }
+  constructor() {
+    for (const id of ['n1', 'n2']) {
+      this.apply({ type: 'node.upsert', node: { id, name: id, address: `${id}:1`, labels: {}, capacity: { cpuMillicores: 8000, memoryBytes: 8e9 }, drivers: ['process'], roles: [] } });
+    }
+    this.apply({ type: 'job.register', job: this.job });
+  }
+  place(allocs: { id: string; service: string; node: string }[]): void {
+    const evalId = this.state.evaluationsOfJob('shop')[0]!.id;
+    this.apply({
+      type: 'plan.apply',
+      plan: {
+        evalId, jobName: 'shop', jobVersion: this.state.job('shop')!.version, baseIndex: this.state.index, stops: [], failedPlacements: {},
+        placements: allocs.map((a, slot) => ({ id: a.id, jobName: 'shop', jobVersion: 1, service: a.service, slot, nodeId: a.node, resources: { cpuMillicores: 0, memoryBytes: 0 }, previousAllocId: '', reschedules: 0 })),
+      },
+    });
+  }
+  running(node: string, allocId: string, ports: Record<string, number>): void {
+    this.apply({ type: 'alloc.update', nodeId: node, updates: [{ allocId, clientStatus: 'running', clientMessage: '', restarts: 0, driverHandle: '{}', taskPorts: ports }] });
+  }
+  stop(allocId: string): void {
+    this.apply({ type: 'job.scale', name: 'shop', service: 'api', replicas: 1 });
+    const evalId = this.state.evaluationsOfJob('shop')[0]!.id;
+    this.apply({ type: 'plan.apply', plan: { evalId, jobName: 'shop', jobVersion: this.state.job('shop')!.version, baseIndex: this.state.index, placements: [], stops: [{ allocId, reason: 'scaled down', markLost: false }], failedPlacements: {} } });
+  }
+}
+
+/** An HTTP "task" that answers with its name. */
+async function task(t: Test, name: string): Promise<number> {
+  const server = http.createServer((_req, res) => res.end(name));
+  server.keepAliveTimeout = 100;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((r) => {
+    server.closeAllConnections();
+    server.close(() => r());
+  }));
+  return (server.address() as net.AddressInfo).port;
+}
+
+async function deadPort(): Promise<number> {
+  const s = net.createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function get(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host, port, path: '/', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.setTimeout(5_000, () => req.destroy(new Error('timed out')));
+  });
+}
+
+interface Agents {
+  world: World;
+  hub: MemoryHub;
+  meshes: Record<'n1' | 'n2', ServiceMesh>;
+  transports: Record<'n1' | 'n2', MemoryTransport>;
+  dirs: Record<'n1' | 'n2', string>;
+}
+
+const RANGES = { n1: { low: 41000, high: 41199 }, n2: { low: 41200, high: 41399 } };
+const HOSTS = { n1: '127.0.0.1', n2: '127.0.0.2' };
+
+async function agents(t: Test, world = new World(), views: Partial<Record<'n1' | 'n2', () => ClusterState>> = {}): Promise<Agents> {
+  const hub = new MemoryHub();
+  const out = { world, hub, meshes: {}, transports: {}, dirs: {} } as Agents;
+  for (const id of ['n1', 'n2'] as const) {
+    const transport = hub.transport(id);
+    const dir = mkdtempSync(join(tmpdir(), `shoal-mesh-${id}-`));
+    const mesh = new ServiceMesh({ nodeId: id, bindHost: HOSTS[id], taskPorts: RANGES[id], dataDir: dir, catalog: views[id] ?? (() => world.state), transport, logger: silentLogger() });
+    transport.onMessage((m) => m.envelope.type === MessageType.MESSAGE_TYPE_STREAM && mesh.receive(m.from, m.envelope.payload));
+    transport.onLinkDown((peer) => mesh.linkDown(peer));
+    await transport.start();
+    await mesh.start();
+    out.meshes[id] = mesh;
+    out.transports[id] = transport;
+    out.dirs[id] = dir;
+    t.teardown(async () => {
+      await mesh.stop();
+      await transport.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
+  return out;
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setTimeout(r, 30));
+}
+
+t.test('a task gets its ports and the addresses of the services it may reach, and nothing else', async (t) => {
+  const a = await agents(t);
+  a.world.place([{ id: 'web-1', service: 'web', node: 'n1' }]);
+  const web = a.world.job.services.find((s) => s.name === 'web')!;
+  const alloc = a.world.state.allocation('web-1')!;
+  const net1 = await a.meshes.n1.prepare(alloc, web, undefined, new Set([41000, 41001]));
+  const port = net1.ports['80']!;
+  t.ok(port >= 41000 && port <= 41199 && port !== 41000 && port !== 41001, `a free port of the range, not one in use (${port})`);
+  t.equal(net1.env['PORT'], String(port));
+  t.equal(net1.env['SHOAL_PORT_80'], String(port));
+  t.match(net1.env['SHOAL_SERVICE_API'], /^127\.0\.0\.1:\d+$/, 'api shares front with web');
+  t.equal(net1.env['SHOAL_SERVICE_API_3000'], net1.env['SHOAL_SERVICE_API']);
+  t.equal(net1.env['SHOAL_SERVICE_DB'], undefined, 'db is only on back: web is not told of it');
+  const again = await a.meshes.n1.prepare(alloc, web, net1.ports, new Set());
+  t.same(again.ports, net1.ports, 'a restart keeps the ports');
+  t.equal(again.env['SHOAL_SERVICE_API'], net1.env['SHOAL_SERVICE_API'], 'and the service addresses');
+  const docker = { ...web, driver: 'docker' as const, image: 'nginx', command: null };
+  t.same((await a.meshes.n1.prepare(alloc, docker, undefined, new Set())).ports, { 80: 80 }, 'a container in the host network listens on its own port');
+  const host = { ...web, ports: [{ target: 80, published: 18481, protocol: 'tcp' as const, mode: 'host' as const }] };
+  t.same((await a.meshes.n1.prepare(alloc, host, undefined, new Set())).ports, { 80: 18481 }, 'a host-mode port is the published one');
+});
+
+t.test('a service listener prefers a task on its own node, else crosses the peer link, and skips a refusing one', async (t) => {
+  const a = await agents(t);
+  a.world.place([{ id: 'web-1', service: 'web', node: 'n1' }, { id: 'api-1', service: 'api', node: 'n1' }, { id: 'api-2', service: 'api', node: 'n2' }]);
+  const api1 = await task(t, 'api-1');
+  const api2 = await task(t, 'api-2');
+  a.world.running('n1', 'api-1', { 3000: api1 });
+  a.world.running('n2', 'api-2', { 3000: api2 });
+  const web = a.world.job.services.find((s) => s.name === 'web')!;
+  const env = (await a.meshes.n1.prepare(a.world.state.allocation('web-1')!, web, undefined, new Set())).env;
+  const [host, port] = env['SHOAL_SERVICE_API']!.split(':') as [string, string];
+  for (let i = 0; i < 4; i++) t.equal(await get(host, Number(port)), 'api-1', 'the local task answers every time');
+  // The local task dies without its node noticing yet: the next connection goes to the other node, at once.
+  a.world.running('n1', 'api-1', { 3000: await deadPort() });
+  t.equal(await get(host, Number(port)), 'api-2', 'a refused connection is retried on the remote endpoint');
+  t.equal(await get(host, Number(port)), 'api-2');
+  t.ok(a.meshes.n1.streams.stats().opened >= 2, 'through streams over the peer link');
+  t.equal(a.meshes.n2.streams.stats().accepted, a.meshes.n1.streams.stats().opened);
+});
+
+t.test('a task that is stopping gets no new connection, even from an agent whose catalog is behind', async (t) => {
+  // n1's catalog is frozen from before the stop; n2, which runs the task, sees the stop.
+  const world = new World();
+  let n1View = world.state;
+  const a = await agents(t, world, { n1: () => n1View });
+  a.world.place([{ id: 'web-1', service: 'web', node: 'n1' }, { id: 'api-1', service: 'api', node: 'n2' }, { id: 'api-2', service: 'api', node: 'n2' }]);
+  a.world.running('n2', 'api-1', { 3000: await task(t, 'api-1') });
+  a.world.running('n2', 'api-2', { 3000: await task(t, 'api-2') });
+  n1View = ClusterState.restore(a.world.state.snapshot());
+  const web = a.world.job.services.find((s) => s.name === 'web')!;
+  const env = (await a.meshes.n1.prepare(n1View.allocation('web-1')!, web, undefined, new Set())).env;
+  const [host, port] = env['SHOAL_SERVICE_API']!.split(':') as [string, string];
+  a.world.stop('api-1');
+  t.equal(n1View.catalogService('shop/api')!.endpoints.length, 2, 'n1 still believes both tasks are endpoints');
+  for (let i = 0; i < 6; i++) t.equal(await get(host, Number(port)), 'api-2', 'the node that runs the stopping task refuses it; the other answers');
+});
+
+t.test('an ingress port answers on every node; a port taken on one node is reported there while the others serve', async (t) => {
+  // Take web's published port on n2's address before the mesh can.
+  const squatter = net.createServer();
+  squatter.listen(18480, '127.0.0.2');
+  await once(squatter, 'listening');
+  t.teardown(() => new Promise<void>((r) => squatter.close(() => r())));
+  const a = await agents(t);
+  a.world.place([{ id: 'web-1', service: 'web', node: 'n2' }]);
+  a.world.running('n2', 'web-1', { 80: await task(t, 'web-1') });
+  a.meshes.n1.refresh();
+  a.meshes.n2.refresh();
+  await settle();
+  t.equal(await get('127.0.0.1', 18480), 'web-1', 'n1 forwards its ingress port to the task on n2');
+  const n2 = a.meshes.n2.status().find((l) => l.kind === 'ingress')!;
+  t.match(n2.error, /port 18480 is taken on this node/, 'n2 reports the port it could not take');
+  const n1 = a.meshes.n1.status().find((l) => l.kind === 'ingress')!;
+  t.equal(n1.error, '');
+  t.equal(n1.address, '127.0.0.1:18480');
+  // The port frees up: the next refresh takes it.
+  await new Promise<void>((r) => squatter.close(() => r()));
+  a.meshes.n2.refresh();
+  await settle();
+  t.equal(await get('127.0.0.2', 18480), 'web-1', 'n2 publishes the port once it is free');
+  // The job stops: the ingress ports close everywhere.
+  a.world.apply({ type: 'job.stop', name: 'shop' });
+  a.meshes.n1.refresh();
+  a.meshes.n2.refresh();
+  await settle();
+  t.same(a.meshes.n1.status(), []);
+  await t.rejects(get('127.0.0.1', 18480), 'nothing listens any more');
+});
+
+t.test('service listener ports survive an agent restart, so running tasks keep their addresses', async (t) => {
+  const a = await agents(t);
+  a.world.place([{ id: 'web-1', service: 'web', node: 'n1' }, { id: 'api-1', service: 'api', node: 'n1' }]);
+  a.world.running('n1', 'api-1', { 3000: await task(t, 'api-1') });
+  const web = a.world.job.services.find((s) => s.name === 'web')!;
+  const env = (await a.meshes.n1.prepare(a.world.state.allocation('web-1')!, web, undefined, new Set())).env;
+  await a.meshes.n1.stop();
+  const restarted = new ServiceMesh({ nodeId: 'n1', bindHost: HOSTS.n1, taskPorts: RANGES.n1, dataDir: a.dirs.n1, catalog: () => a.world.state, transport: a.transports.n1, logger: silentLogger() });
+  t.teardown(() => restarted.stop());
+  await restarted.start();
+  const [host, port] = env['SHOAL_SERVICE_API']!.split(':') as [string, string];
+  t.equal(await get(host, Number(port)), 'api-1', 'the old address answers after the restart');
+  const again = (await restarted.prepare(a.world.state.allocation('web-1')!, web, undefined, new Set())).env;
+  t.equal(again['SHOAL_SERVICE_API'], env['SHOAL_SERVICE_API']);
+});
