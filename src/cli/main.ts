@@ -13,6 +13,7 @@ import { registerJob } from './commands/job.js';
 import { registerAlloc } from './commands/alloc.js';
 import { registerNode } from './commands/node.js';
 import { registerService } from './commands/service.js';
+import { registerNetwork } from './commands/network.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerAlloc(program);
   registerNode(program);
   registerService(program);
+  registerNetwork(program);
   return program;
 }
 

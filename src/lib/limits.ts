@@ -230,6 +230,8 @@ export const LIMITS = {
   readMaxMinIndexWaitMs: 10_000,
   /** Evaluations and finished allocations kept in the replicated state per job before the oldest are collected. */
   stateMaxHistoryPerJob: 200,
+  /** Shared networks (`shoal network create`) the cluster holds. */
+  stateMaxNetworks: 1_024,
 
   // --- Agent RPC (HTTP) ----------------------------------------------------------------------------------------
   /** Largest RPC request body the API accepts; checked while the body streams in. */

@@ -9,7 +9,7 @@ import { LIMITS } from '../lib/limits.js';
 import type { shoal } from '../gen/proto.js';
 import { AgentUnreachableError, DeadlineExceededError, RemoteError } from './errors.js';
 import {
-  ServicesGet, ServicesList, AgentSelf, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop, MembersList,
+  NetworksCreate, NetworksDelete, NetworksList, ServicesGet, ServicesList, AgentSelf, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop, MembersList,
   NodesDrain, NodesEligibility, NodesList, OperatorRaftBarrier, OperatorRaftState, RpcErrorType, type MethodDescriptor,
 } from './methods.js';
 
@@ -88,6 +88,12 @@ export class ShoalClient {
     list: (request: shoal.v1.IListNodesRequest = {}, options?: CallOptions): Promise<shoal.v1.ListNodesResponse> => this.call(NodesList, request, options),
     drain: (request: shoal.v1.IDrainNodeRequest, options?: CallOptions): Promise<shoal.v1.DrainNodeResponse> => this.call(NodesDrain, request, options),
     eligibility: (request: shoal.v1.INodeEligibilityRequest, options?: CallOptions): Promise<shoal.v1.NodeEligibilityResponse> => this.call(NodesEligibility, request, options),
+  };
+
+  readonly networks = {
+    create: (request: shoal.v1.ICreateNetworkRequest, options?: CallOptions): Promise<shoal.v1.CreateNetworkResponse> => this.call(NetworksCreate, request, options),
+    list: (request: shoal.v1.IListNetworksRequest = {}, options?: CallOptions): Promise<shoal.v1.ListNetworksResponse> => this.call(NetworksList, request, options),
+    delete: (request: shoal.v1.IDeleteNetworkRequest, options?: CallOptions): Promise<shoal.v1.DeleteNetworkResponse> => this.call(NetworksDelete, request, options),
   };
 
   readonly services = {

@@ -57,4 +57,7 @@ export const AllocReportsUpdate = d<shoal.v1.AllocReportRequest, shoal.v1.AllocR
 export const SlicesWatch = d<shoal.v1.SliceWatchRequest, shoal.v1.SliceWatchResponse>('shoal.v1.Slices', 'Watch', v1.SliceWatchRequest, v1.SliceWatchResponse);
 export const ServicesList = d<shoal.v1.ListServicesRequest, shoal.v1.ListServicesResponse>('shoal.v1.Services', 'List', v1.ListServicesRequest, v1.ListServicesResponse);
 export const ServicesGet = d<shoal.v1.GetServiceRequest, shoal.v1.GetServiceResponse>('shoal.v1.Services', 'Get', v1.GetServiceRequest, v1.GetServiceResponse);
+export const NetworksCreate = d<shoal.v1.CreateNetworkRequest, shoal.v1.CreateNetworkResponse>('shoal.v1.Networks', 'Create', v1.CreateNetworkRequest, v1.CreateNetworkResponse);
+export const NetworksList = d<shoal.v1.ListNetworksRequest, shoal.v1.ListNetworksResponse>('shoal.v1.Networks', 'List', v1.ListNetworksRequest, v1.ListNetworksResponse);
+export const NetworksDelete = d<shoal.v1.DeleteNetworkRequest, shoal.v1.DeleteNetworkResponse>('shoal.v1.Networks', 'Delete', v1.DeleteNetworkRequest, v1.DeleteNetworkResponse);
 export const SlicesDemote = d<shoal.v1.DemoteRequest, shoal.v1.DemoteResponse>('shoal.v1.Slices', 'Demote', v1.DemoteRequest, v1.DemoteResponse);

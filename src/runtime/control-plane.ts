@@ -16,11 +16,12 @@ import type { Logger } from '../log/logger.js';
 import { systemClock } from '../platform/system-clock.js';
 import { shoal } from '../gen/proto.js';
 import type { Job } from '../jobspec/types.js';
+import { isValidName } from '../jobspec/checks.js';
 import { computePlan } from '../scheduler/index.js';
 import { ClusterState, isTerminal, type NodeSlice, type AllocUpdate, type Allocation, type ApplyResult, type Command, type Evaluation, type JobRecord, type NodeRecord } from '../state/index.js';
 import {
   AllocReportsUpdate, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop,
-  NodesDrain, NodesEligibility, NodesList, type CallContext, type MethodDescriptor, type RpcServer,
+  NetworksCreate, NetworksDelete, NetworksList, NodesDrain, NodesEligibility, NodesList, type CallContext, type MethodDescriptor, type RpcServer,
 } from '../rpc/index.js';
 import type { RaftGroup } from './raft-group.js';
 import type { NodeRunner } from './node-runner.js';
@@ -210,6 +211,20 @@ export class ControlPlane {
       const result = await this.#write(raft, { type: 'node.eligibility', nodeId: node.id, eligible: req.eligible }, ctx);
       return shoal.v1.NodeEligibilityResponse.fromObject({ nodeId: node.id, index: result.index ?? 0 });
     }));
+    rpc.register(NetworksCreate, (req, ctx) => o.leaderOnly(NetworksCreate, req, ctx, async (raft) => {
+      const name = nonEmpty(req.name, 'network name');
+      if (!isValidName(name)) throw new InvalidArgumentError(`network name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`);
+      const result = await this.#write(raft, { type: 'network.create', name, internal: req.internal === true }, ctx);
+      return shoal.v1.CreateNetworkResponse.fromObject({ index: result.index ?? 0 });
+    }));
+    rpc.register(NetworksDelete, (req, ctx) => o.leaderOnly(NetworksDelete, req, ctx, async (raft) => {
+      const result = await this.#write(raft, { type: 'network.delete', name: nonEmpty(req.name, 'network name') }, ctx);
+      return shoal.v1.DeleteNetworkResponse.fromObject({ index: result.index ?? 0 });
+    }));
+    rpc.register(NetworksList, (req, ctx) => this.#serveRead(NetworksList, req, ctx, (state) => shoal.v1.ListNetworksResponse.fromObject({
+      networks: state.networks().map((n) => ({ name: n.name, internal: n.internal, jobs: state.jobsOnNetwork(n.name), createIndex: n.createIndex })),
+      index: state.index,
+    })));
     rpc.register(AllocReportsUpdate, (req, ctx) => {
       // Only an agent reports, over its authenticated peer link (or the leader's own node runner, in process).
       if (!ctx.forwardedFrom || ctx.forwardedFrom !== req.nodeId) {

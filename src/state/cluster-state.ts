@@ -15,10 +15,12 @@ import type { Job, Resources, ServiceSpec } from '../jobspec/types.js';
 import type { ApplyResult, Command, Plan } from './commands.js';
 import { LIMITS } from '../lib/limits.js';
 import { jobCatalog, sameEntry, type CatalogService, type CatalogView } from './catalog.js';
-import { holdsResources, isTerminal, type Allocation, type EvalTrigger, type Evaluation, type JobRecord, type NodeRecord } from './types.js';
+import { holdsResources, isTerminal, type Allocation, type EvalTrigger, type Evaluation, type JobRecord, type NetworkRecord, type NodeRecord } from './types.js';
 
 export interface StateSnapshot {
   index: number;
+  /** Absent in snapshots taken before shared networks existed. */
+  networks?: NetworkRecord[];
   jobs: JobRecord[];
   nodes: NodeRecord[];
   allocations: Allocation[];
@@ -33,6 +35,7 @@ export class ClusterState implements CatalogView {
   readonly #nodes = new Map<string, NodeRecord>();
   readonly #allocs = new Map<string, Allocation>();
   readonly #evals = new Map<string, Evaluation>();
+  readonly #networks = new Map<string, NetworkRecord>();
   readonly #evalsByJob = new Map<string, Set<string>>();
   readonly #allocsByNode = new Map<string, Set<string>>();
   readonly #allocsByJob = new Map<string, Set<string>>();
@@ -110,6 +113,20 @@ export class ClusterState implements CatalogView {
     const claims = this.#portClaims.get(nodeId)?.get(port);
     if (!claims || claims.length === 0) return undefined;
     return claims.reduce((a, b) => (b.createIndex > a.createIndex || (b.createIndex === a.createIndex && b.id > a.id) ? b : a)).id;
+  }
+
+  /** Shared networks, sorted by name. */
+  networks(): NetworkRecord[] {
+    return [...this.#networks.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  network(name: string): NetworkRecord | undefined {
+    return this.#networks.get(name);
+  }
+
+  /** Jobs (not stopped) whose services use the shared network `name`. */
+  jobsOnNetwork(name: string): string[] {
+    return [...this.#jobs.values()].filter((r) => !r.stopped && r.job.networks.some((n) => n.external === name)).map((r) => r.job.name).sort();
   }
 
   evaluation(id: string): Evaluation | undefined {
@@ -271,6 +288,19 @@ export class ClusterState implements CatalogView {
       }
       case 'plan.apply':
         return this.#applyPlan(index, ids, command.plan);
+      case 'network.create': {
+        if (this.#networks.has(command.name)) return { ok: false, code: 'ERR_ALREADY_EXISTS', message: `network "${command.name}" already exists`, evalIds: [] };
+        if (this.#networks.size >= LIMITS.stateMaxNetworks) return { ok: false, code: 'ERR_LIMIT_EXCEEDED', message: `the cluster has ${this.#networks.size} shared networks (limit stateMaxNetworks)`, evalIds: [] };
+        this.#networks.set(command.name, { name: command.name, internal: command.internal, createIndex: index });
+        return { ok: true, evalIds: [] };
+      }
+      case 'network.delete': {
+        if (!this.#networks.has(command.name)) return { ok: false, code: 'ERR_NOT_FOUND', message: `no network named "${command.name}"`, evalIds: [] };
+        const users = this.jobsOnNetwork(command.name);
+        if (users.length > 0) return { ok: false, code: 'ERR_IN_USE', message: `network "${command.name}" is in use by job${users.length > 1 ? 's' : ''} ${users.map((u) => `"${u}"`).join(', ')}: stop ${users.length > 1 ? 'them' : 'it'} first`, evalIds: [] };
+        this.#networks.delete(command.name);
+        return { ok: true, evalIds: [] };
+      }
       case 'barrier':
         return { ok: true, evalIds: [], index };
       case 'eval.complete': {
@@ -315,6 +345,12 @@ export class ClusterState implements CatalogView {
     if (existing && !existing.stopped && JSON.stringify(existing.job) === JSON.stringify(job)) {
       // Registering the same job again changes nothing and schedules nothing (like `nomad job run` on an unchanged file).
       return { ok: true, evalIds: [] };
+    }
+    // A shared network must exist before a job joins it (and cannot be removed while a job uses it).
+    for (const n of job.networks) {
+      if (n.external !== null && !this.#networks.has(n.external)) {
+        return { ok: false, code: 'ERR_NOT_FOUND', evalIds: [], message: `network "${n.external}" (the job's "${n.name}", external) does not exist: create it with \`shoal network create ${n.external}\`` };
+      }
     }
     // Ingress ports answer on every node: one job's claim on a port excludes every other job's.
     for (const spec of job.services) {
@@ -519,6 +555,7 @@ export class ClusterState implements CatalogView {
   snapshot(): StateSnapshot {
     return structuredClone({
       index: this.#index,
+      networks: this.networks(),
       jobs: this.jobs(),
       nodes: this.nodes(),
       allocations: this.allocations(),
@@ -533,6 +570,7 @@ export class ClusterState implements CatalogView {
     s.#restoredIndex = copy.index;
     for (const j of copy.jobs) s.#jobs.set(j.job.name, j);
     for (const n of copy.nodes) s.#nodes.set(n.id, n);
+    for (const n of copy.networks ?? []) s.#networks.set(n.name, n);
     s.#nodeList = undefined;
     for (const e of copy.evaluations) {
       s.#evals.set(e.id, e);

@@ -51,6 +51,8 @@ export type Command =
   | { type: 'node.drain'; nodeId: string; draining: boolean }
   | { type: 'plan.apply'; plan: Plan }
   | { type: 'alloc.update'; nodeId: string; updates: AllocUpdate[] }
+  | { type: 'network.create'; name: string; internal: boolean }
+  | { type: 'network.delete'; name: string }
   /** Changes nothing: a write that proves the group can commit (Operator/RaftBarrier). */
   | { type: 'barrier' }
   /** Marks evaluations done without a plan (superseded by a newer one for the same job, or their job is gone). */

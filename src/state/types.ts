@@ -6,6 +6,14 @@ import type { Job, Resources } from '../jobspec/types.js';
 
 export type NodeStatus = 'ready' | 'down' | 'left';
 
+/** A network shared between jobs (`shoal network create`); jobs name it with `external: true`. */
+export interface NetworkRecord {
+  name: string;
+  /** No route out of the cluster for the tasks on it. */
+  internal: boolean;
+  createIndex: number;
+}
+
 export interface NodeRecord {
   id: string;
   name: string;

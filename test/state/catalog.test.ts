@@ -195,3 +195,32 @@ t.test('a restored state rebuilds the same catalog', async (t) => {
   t.same(restored.catalog().map((e) => ({ ...e, modifyIndex: 0 })), w.state.catalog().map((e) => ({ ...e, modifyIndex: 0 })));
   t.equal(restored.catalogIndex, w.state.index);
 });
+
+t.test('shared networks: a job joins only one that exists; one in use cannot be removed; snapshots keep them', async (t) => {
+  const w = new World();
+  const external = job(`
+name: api
+networks:
+  shared: { external: true, name: backbone }
+services:
+  api:
+    x-shoal: { driver: process }
+    command: node api.js
+    expose: [3000]
+    networks: { shared: { aliases: [api-v1] } }
+`);
+  const refused = w.apply({ type: 'job.register', job: external });
+  t.equal(refused.ok, false);
+  t.match(refused.ok ? '' : refused.message, /network "backbone" .* does not exist/);
+  t.equal(w.apply({ type: 'network.create', name: 'backbone', internal: false }).ok, true);
+  t.match(w.apply({ type: 'network.create', name: 'backbone', internal: false }), { ok: false, code: 'ERR_ALREADY_EXISTS' });
+  t.equal(w.apply({ type: 'job.register', job: external }).ok, true);
+  t.same(w.state.catalogService('api/api')!.networks, [{ network: 'backbone', aliases: ['api-v1'] }]);
+  t.same(w.state.jobsOnNetwork('backbone'), ['api']);
+  t.match(w.apply({ type: 'network.delete', name: 'backbone' }), { ok: false, code: 'ERR_IN_USE' });
+  const restored = ClusterState.restore(w.state.snapshot());
+  t.same(restored.networks().map((n) => n.name), ['backbone'], 'a snapshot keeps the networks');
+  w.apply({ type: 'job.stop', name: 'api' });
+  t.equal(w.apply({ type: 'network.delete', name: 'backbone' }).ok, true, 'removable once no running job uses it');
+  t.match(w.apply({ type: 'network.delete', name: 'backbone' }), { ok: false, code: 'ERR_NOT_FOUND' });
+});
