@@ -230,6 +230,8 @@ export const LIMITS = {
   readMaxMinIndexWaitMs: 10_000,
   /** Evaluations and finished allocations kept in the replicated state per job before the oldest are collected. */
   stateMaxHistoryPerJob: 200,
+  /** Virtual addresses (one per service and network, in 127.77.0.0/16) the cluster hands out. */
+  stateMaxVips: 60_000,
   /** Shared networks (`shoal network create`) the cluster holds. */
   stateMaxNetworks: 1_024,
 
@@ -304,6 +306,14 @@ export const LIMITS = {
   meshMaxPortProbes: 64,
   /** Service listeners and ingress ports one agent holds. */
   meshMaxListeners: 1_024,
+  /** Largest DNS query the agent's DNS server reads; longer ones are dropped. */
+  meshDnsMaxMessageBytes: 4 * KiB,
+  /** Queries for outside names being forwarded at once per service; more get SERVFAIL. */
+  meshDnsMaxForwards: 256,
+  /** How long a forwarded query waits for a resolver before the next is asked. */
+  meshDnsUpstreamTimeoutMs: 2_000,
+  /** Resolvers asked for one forwarded query before SERVFAIL. */
+  meshDnsMaxUpstreamTries: 3,
   /** Ports the agent hands to process tasks: the default range of `--task-ports`. */
   meshTaskPortsLow: 20_000,
   meshTaskPortsHigh: 29_999,

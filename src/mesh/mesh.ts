@@ -23,6 +23,8 @@ import type { ServiceSpec } from '../jobspec/types.js';
 import type { Transport } from '../transport/index.js';
 import { reachableServices, serviceEnvName, serviceKey, targetPortsOf, type Allocation, type CatalogService, type CatalogView } from '../state/index.js';
 import { orderEndpoints, type BalanceStrategy } from './balance.js';
+import { ServiceDns, systemUpstreams, type Upstream } from './dns.js';
+import { sharedVip } from './names.js';
 import { StreamMux, type StreamTarget } from './streams.js';
 
 export const LISTENERS_FILE = 'mesh-listeners.json';
@@ -47,10 +49,14 @@ export interface ServiceMeshOptions {
   transport: Transport;
   logger: Logger;
   balance?: BalanceStrategy;
+  /** `<job>/<service>` of every task this node runs (or is starting): their virtual addresses are listened on. */
+  localServices?: () => string[];
+  /** Resolvers for names that are not the cluster's; default: the nameservers of /etc/resolv.conf. */
+  dnsUpstreams?: Upstream[];
 }
 
 export interface ListenerStatus {
-  kind: 'service' | 'ingress';
+  kind: 'service' | 'ingress' | 'vip';
   service: string;
   targetPort: number;
   /** The address it listens on; for an ingress port, the published port. */
@@ -61,7 +67,9 @@ export interface ListenerStatus {
 }
 
 interface Listener {
-  kind: 'service' | 'ingress';
+  kind: 'service' | 'ingress' | 'vip';
+  /** The address it listens on (the bind IP, or a virtual address). */
+  host: string;
   /** Service key `<job>/<service>`. */
   service: string;
   target: number;
@@ -83,6 +91,10 @@ export class ServiceMesh {
   /** Ports given to tasks that may not have started yet (a task's own ports reach the runner once it runs). */
   readonly #handedOut = new Map<number, number>();
   readonly #turns = new Map<string, number>();
+  /** DNS servers by the service whose tasks ask. */
+  readonly #dns = new Map<string, ServiceDns>();
+  readonly #dnsOpening = new Map<string, Promise<ServiceDns>>();
+  #upstreams: Upstream[] | undefined;
   readonly #active = new Map<string, number>();
   readonly #failedUntil = new Map<string, number>();
   #connections = 0;
@@ -108,6 +120,10 @@ export class ServiceMesh {
     }
     for (const [k, port] of Object.entries(saved)) {
       if (typeof port !== 'number' || !Number.isInteger(port)) continue;
+      if (k.startsWith('dns:')) {
+        this.#servicePorts.set(k, port); // reopened by the refresh below, for the services that run here
+        continue;
+      }
       const sep = k.lastIndexOf(':');
       const service = k.slice(0, sep);
       const target = Number(k.slice(sep + 1));
@@ -138,9 +154,8 @@ export class ServiceMesh {
   }
 
   status(): ListenerStatus[] {
-    const host = this.#o.bindHost;
     return [...this.#listeners.values()].map((l) => ({
-      kind: l.kind, service: l.service, targetPort: l.target, address: `${host}:${l.port}`, connections: l.connections.size, error: l.error,
+      kind: l.kind, service: l.service, targetPort: l.target, address: `${l.host}:${l.port}`, connections: l.connections.size, error: l.error,
     })).sort((a, b) => (a.address < b.address ? -1 : 1));
   }
 
@@ -190,6 +205,9 @@ export class ServiceMesh {
         }
         if (firstAddress) env[serviceEnvName(name)] = firstAddress;
       }
+      await this.#syncVips([self.key]);
+      const dns = await this.#dnsFor(self.key);
+      env['SHOAL_DNS'] = `${this.advertisedHost}:${dns.port}`;
     }
     return { env, ports };
   }
@@ -197,6 +215,8 @@ export class ServiceMesh {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.streams.stop();
+    for (const d of this.#dns.values()) d.close();
+    this.#dns.clear();
     const closing: Promise<void>[] = [];
     for (const l of this.#listeners.values()) closing.push(this.#close(l));
     this.#listeners.clear();
@@ -221,20 +241,29 @@ export class ServiceMesh {
           this.#listeners.delete(k);
           await this.#close(l);
         }
-      } else if (!byKey.has(l.service)) {
+      } else if (l.kind === 'service' && !byKey.has(l.service)) {
         this.#listeners.delete(k);
         this.#servicePorts.delete(k);
         await this.#close(l);
         this.#saveServicePorts();
       }
     }
+    for (const [key, d] of this.#dns) {
+      if (byKey.has(key)) continue;
+      d.close();
+      this.#dns.delete(key);
+      this.#servicePorts.delete(`dns:${key}`);
+      this.#saveServicePorts();
+    }
+    await this.#syncVips(this.#o.localServices?.() ?? []);
+    for (const key of new Set(this.#o.localServices?.() ?? [])) if (byKey.has(key)) await this.#dnsFor(key).catch((err: unknown) => this.#log.warn({ service: key, err: describeError(err) }, 'cannot serve DNS for a service'));
     for (const [published, w] of wanted) {
       const k = `ingress:${published}`;
       const existing = this.#listeners.get(k);
       if (existing && existing.server) continue;
       if (existing) this.#listeners.delete(k); // retry one that failed before: the port may be free now
       if (this.#listeners.size >= LIMITS.meshMaxListeners) break;
-      const l: Listener = { kind: 'ingress', service: w.service.key, target: w.target, port: published, server: undefined, connections: new Set(), error: '' };
+      const l: Listener = { kind: 'ingress', host: this.#o.bindHost, service: w.service.key, target: w.target, port: published, server: undefined, connections: new Set(), error: '' };
       this.#listeners.set(k, l);
       try {
         l.server = await this.#listen(l, published);
@@ -244,6 +273,85 @@ export class ServiceMesh {
         if (!existing || existing.error !== l.error) this.#log.warn({ service: l.service, port: published, err: describeError(err) }, 'cannot publish an ingress port on this node');
       }
     }
+  }
+
+  /**
+   * Listens on the virtual addresses of the services the tasks here reach (each on the service's ports), and stops
+   * listening on those no task here reaches any more. `local` are the services of the tasks on this node.
+   */
+  async #syncVips(local: readonly string[]): Promise<void> {
+    const view = this.#o.catalog();
+    if (!view) return;
+    const catalog = view.catalog();
+    const wanted = new Map<string, { service: string; vip: string; port: number }>();
+    for (const key of new Set(local)) {
+      const from = view.catalogService(key);
+      if (!from) continue;
+      for (const to of new Set(reachableServices(from, catalog).values())) {
+        const vip = sharedVip(from, to);
+        if (vip === '') continue;
+        for (const port of to.targetPorts) wanted.set(`vip:${vip}:${port}`, { service: to.key, vip, port });
+      }
+    }
+    // Only a full refresh (every local service) may close what is no longer wanted; a task starting adds only.
+    if (local.length === new Set(this.#o.localServices?.() ?? local).size) {
+      for (const [k, l] of this.#listeners) {
+        const w = wanted.get(k);
+        if (l.kind === 'vip' && (!w || w.service !== l.service)) {
+          this.#listeners.delete(k);
+          await this.#close(l);
+        }
+      }
+    }
+    for (const [k, w] of wanted) {
+      if (this.#listeners.get(k)?.server) continue;
+      if (this.#listeners.size >= LIMITS.meshMaxListeners) break;
+      const l: Listener = { kind: 'vip', host: w.vip, service: w.service, target: w.port, port: w.port, server: undefined, connections: new Set(), error: '' };
+      this.#listeners.set(k, l);
+      try {
+        l.server = await this.#listen(l, w.port);
+      } catch (err) {
+        l.error = `cannot listen on ${w.vip}:${w.port}: ${describeError(err)}`;
+        this.#log.warn({ service: w.service, vip: w.vip, port: w.port, err: describeError(err) }, 'cannot listen on a virtual address');
+      }
+    }
+  }
+
+  /** The DNS server of a service's tasks on this node, started if needed on a persisted port. */
+  #dnsFor(service: string): Promise<ServiceDns> {
+    const running = this.#dns.get(service);
+    if (running) return Promise.resolve(running);
+    let opening = this.#dnsOpening.get(service);
+    if (!opening) {
+      opening = this.#openDns(service).finally(() => this.#dnsOpening.delete(service));
+      this.#dnsOpening.set(service, opening);
+    }
+    return opening;
+  }
+
+  async #openDns(service: string): Promise<ServiceDns> {
+    this.#upstreams ??= this.#o.dnsUpstreams ?? systemUpstreams();
+    const k = `dns:${service}`;
+    const saved = this.#servicePorts.get(k);
+    const candidates = saved !== undefined ? [saved] : [];
+    const taken = new Set<number>();
+    for (let i = 0; i < LIMITS.meshMaxPortProbes; i++) {
+      const port = candidates.shift() ?? await this.#freePort(taken, this.#o.bindHost);
+      const dns = new ServiceDns({ service, catalog: this.#o.catalog, upstreams: this.#upstreams, logger: this.#log });
+      try {
+        await dns.listen(this.#o.bindHost, port);
+      } catch {
+        taken.add(port);
+        continue;
+      }
+      this.#dns.set(service, dns);
+      if (saved !== port) {
+        this.#servicePorts.set(k, port);
+        this.#saveServicePorts();
+      }
+      return dns;
+    }
+    throw new ShoalError('ERR_NO_PORT', `no free port in --task-ports ${this.#o.taskPorts.low}-${this.#o.taskPorts.high} for the DNS server of ${service}`);
   }
 
   /**
@@ -293,7 +401,7 @@ export class ServiceMesh {
 
   async #openService(service: string, target: number, port: number): Promise<void> {
     const k = `${service}:${target}`;
-    const l: Listener = { kind: 'service', service, target, port, server: undefined, connections: new Set(), error: '' };
+    const l: Listener = { kind: 'service', host: this.#o.bindHost, service, target, port, server: undefined, connections: new Set(), error: '' };
     l.server = await this.#listen(l, port);
     const old = this.#listeners.get(k);
     if (old) await this.#close(old);
@@ -304,7 +412,7 @@ export class ServiceMesh {
     return new Promise((resolve, reject) => {
       const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(l, socket));
       server.once('error', reject);
-      server.listen({ host: this.#o.bindHost, port, exclusive: true }, () => {
+      server.listen({ host: l.host, port, exclusive: true }, () => {
         server.off('error', reject);
         server.on('error', (err) => this.#log.warn({ service: l.service, port, err: describeError(err) }, 'listener error'));
         resolve(server);

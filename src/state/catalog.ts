@@ -22,6 +22,36 @@ export interface CatalogNetwork {
   network: string;
   /** Names the service answers to on it besides its own. */
   aliases: string[];
+  /**
+   * The service's stable virtual address on this network (`vipFor`), which names resolve to and every agent whose
+   * tasks reach the service listens on; '' when the service answers on no TCP port.
+   */
+  vip: string;
+}
+
+/** Virtual addresses are loopback addresses: every host routes them to itself, where its agent listens. */
+export const VIP_PREFIX = '127.77.';
+export const VIP_COUNT = 65_534;
+
+/** The key a virtual address is held under: one per service and network. */
+export function vipKey(network: string, service: string): string {
+  return `${network}|${service}`;
+}
+
+/**
+ * A free virtual address for `key`: from a start that depends on the key only, the first not in `used`. Pure, so
+ * every replica of the state picks the same one.
+ */
+export function pickVip(key: string, used: ReadonlySet<string>): string | undefined {
+  let h = 2166136261;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619) >>> 0;
+  for (let probe = 0; probe < VIP_COUNT; probe++) {
+    const n = ((h + probe) % VIP_COUNT) + 1;
+    const ip = `${VIP_PREFIX}${n >> 8}.${n & 255}`;
+    if ((n & 255) === 0 || (n & 255) === 255) continue;
+    if (!used.has(ip)) return ip;
+  }
+  return undefined;
 }
 
 export interface IngressPort {
@@ -85,7 +115,7 @@ export function isEndpoint(alloc: Allocation, nodeReady: boolean): boolean {
 }
 
 /** The catalog entry of one service of a job that is not stopped. */
-export function catalogEntry(job: Job, spec: ServiceSpec, allocs: readonly Allocation[], nodeReady: (nodeId: string) => boolean, index: number): CatalogService {
+export function catalogEntry(job: Job, spec: ServiceSpec, allocs: readonly Allocation[], nodeReady: (nodeId: string) => boolean, index: number, vip: (key: string) => string = () => ''): CatalogService {
   const nets = new Map(job.networks.map((n) => [n.name, n]));
   const endpoints = allocs
     .filter((a) => a.service === spec.name && isEndpoint(a, nodeReady(a.nodeId)))
@@ -97,7 +127,8 @@ export function catalogEntry(job: Job, spec: ServiceSpec, allocs: readonly Alloc
     service: spec.name,
     networks: spec.networks.map((n) => {
       const net = nets.get(n.name);
-      return { network: net ? clusterNetworkName(job.name, net) : `${job.name}_${n.name}`, aliases: [...n.aliases] };
+      const network = net ? clusterNetworkName(job.name, net) : `${job.name}_${n.name}`;
+      return { network, aliases: [...n.aliases], vip: vip(vipKey(network, serviceKey(job.name, spec.name))) };
     }),
     endpointMode: spec.deploy.endpointMode,
     targetPorts: targetPortsOf(spec),
@@ -144,7 +175,21 @@ export function reachableServices(from: CatalogService, all: readonly CatalogSer
 }
 
 /** Catalog entries of every service of a job record (none when the job is stopped). */
-export function jobCatalog(rec: JobRecord, allocs: readonly Allocation[], nodeReady: (nodeId: string) => boolean, index: number): CatalogService[] {
+export function jobCatalog(rec: JobRecord, allocs: readonly Allocation[], nodeReady: (nodeId: string) => boolean, index: number, vip: (key: string) => string = () => ''): CatalogService[] {
   if (rec.stopped) return [];
-  return rec.job.services.map((spec) => catalogEntry(rec.job, spec, allocs, nodeReady, index));
+  return rec.job.services.map((spec) => catalogEntry(rec.job, spec, allocs, nodeReady, index, vip));
+}
+
+/** The virtual-address keys a job needs: one per service that answers on a TCP port, per network it is on. */
+export function jobVipKeys(job: Job): string[] {
+  const nets = new Map(job.networks.map((n) => [n.name, n]));
+  const out: string[] = [];
+  for (const spec of job.services) {
+    if (targetPortsOf(spec).length === 0) continue;
+    for (const n of spec.networks) {
+      const net = nets.get(n.name);
+      out.push(vipKey(net ? clusterNetworkName(job.name, net) : `${job.name}_${n.name}`, serviceKey(job.name, spec.name)));
+    }
+  }
+  return out.sort();
 }

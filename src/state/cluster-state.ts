@@ -14,13 +14,15 @@ import { Random } from '../lib/random.js';
 import type { Job, Resources, ServiceSpec } from '../jobspec/types.js';
 import type { ApplyResult, Command, Plan } from './commands.js';
 import { LIMITS } from '../lib/limits.js';
-import { jobCatalog, sameEntry, type CatalogService, type CatalogView } from './catalog.js';
+import { jobCatalog, jobVipKeys, pickVip, sameEntry, type CatalogService, type CatalogView } from './catalog.js';
 import { holdsResources, isTerminal, type Allocation, type EvalTrigger, type Evaluation, type JobRecord, type NetworkRecord, type NodeRecord } from './types.js';
 
 export interface StateSnapshot {
   index: number;
   /** Absent in snapshots taken before shared networks existed. */
   networks?: NetworkRecord[];
+  /** Virtual addresses by service and network (catalog.ts `vipKey`); absent in older snapshots. */
+  vips?: [string, string][];
   jobs: JobRecord[];
   nodes: NodeRecord[];
   allocations: Allocation[];
@@ -36,6 +38,9 @@ export class ClusterState implements CatalogView {
   readonly #allocs = new Map<string, Allocation>();
   readonly #evals = new Map<string, Evaluation>();
   readonly #networks = new Map<string, NetworkRecord>();
+  /** Virtual address per service and network, and the addresses in use. */
+  readonly #vips = new Map<string, string>();
+  readonly #vipsUsed = new Set<string>();
   readonly #evalsByJob = new Map<string, Set<string>>();
   readonly #allocsByNode = new Map<string, Set<string>>();
   readonly #allocsByJob = new Map<string, Set<string>>();
@@ -194,7 +199,7 @@ export class ClusterState implements CatalogView {
   #refreshCatalog(): void {
     for (const name of this.#catalogDirty) {
       const rec = this.#jobs.get(name);
-      const entries = rec ? jobCatalog(rec, this.allocationsOfJob(name), (id) => this.#nodes.get(id)?.status === 'ready', this.#index) : [];
+      const entries = rec ? jobCatalog(rec, this.allocationsOfJob(name), (id) => this.#nodes.get(id)?.status === 'ready', this.#index, (k) => this.#vips.get(k) ?? '') : [];
       const keep = new Set(entries.map((e) => e.key));
       for (const [key, old] of this.#catalog) {
         if (old.job === name && !keep.has(key)) {
@@ -233,6 +238,7 @@ export class ClusterState implements CatalogView {
         if (!rec) return { ok: false, code: 'ERR_NOT_FOUND', message: `no job named "${command.name}"`, evalIds: [] };
         rec.stopped = true;
         rec.modifyIndex = index;
+        this.#assignVips(command.name, []);
         this.#touchJob(command.name);
         return { ok: true, evalIds: [this.#createEval(index, ids, command.name, 'job-stop')] };
       }
@@ -367,6 +373,9 @@ export class ClusterState implements CatalogView {
           }
         }
       }
+    }
+    if (!this.#assignVips(job.name, jobVipKeys(job))) {
+      return { ok: false, code: 'ERR_LIMIT_EXCEEDED', evalIds: [], message: `no virtual address is free for job "${job.name}" (${this.#vipsUsed.size} in use)` };
     }
     const version = existing ? existing.version + 1 : 1;
     this.#jobs.set(job.name, {
@@ -527,6 +536,30 @@ export class ClusterState implements CatalogView {
     }
   }
 
+  /**
+   * Gives each of `keys` (a job's services on its networks) a virtual address, keeping the ones it has, and frees the
+   * job's addresses no longer needed. False, changing nothing, when the range is full.
+   */
+  #assignVips(jobName: string, keys: readonly string[]): boolean {
+    const prefix = `|${jobName}/`;
+    const wanted = new Set(keys);
+    const missing = keys.filter((k) => !this.#vips.has(k));
+    if (this.#vipsUsed.size + missing.length > LIMITS.stateMaxVips) return false;
+    for (const [k, ip] of this.#vips) {
+      if (k.includes(prefix) && !wanted.has(k)) {
+        this.#vips.delete(k);
+        this.#vipsUsed.delete(ip);
+      }
+    }
+    for (const k of missing) {
+      const ip = pickVip(k, this.#vipsUsed);
+      if (ip === undefined) return false;
+      this.#vips.set(k, ip);
+      this.#vipsUsed.add(ip);
+    }
+    return true;
+  }
+
   /** A node became ready or stopped being: its tasks join or leave the catalog. */
   #nodeCatalogDirty(nodeId: string): void {
     for (const id of this.#allocsByNode.get(nodeId) ?? []) this.#catalogDirty.add(this.#allocs.get(id)!.jobName);
@@ -556,6 +589,7 @@ export class ClusterState implements CatalogView {
     return structuredClone({
       index: this.#index,
       networks: this.networks(),
+      vips: [...this.#vips].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
       jobs: this.jobs(),
       nodes: this.nodes(),
       allocations: this.allocations(),
@@ -571,6 +605,10 @@ export class ClusterState implements CatalogView {
     for (const j of copy.jobs) s.#jobs.set(j.job.name, j);
     for (const n of copy.nodes) s.#nodes.set(n.id, n);
     for (const n of copy.networks ?? []) s.#networks.set(n.name, n);
+    for (const [k, ip] of copy.vips ?? []) {
+      s.#vips.set(k, ip);
+      s.#vipsUsed.add(ip);
+    }
     s.#nodeList = undefined;
     for (const e of copy.evaluations) {
       s.#evals.set(e.id, e);

@@ -7,6 +7,8 @@
 import t, { type Test } from 'tap';
 import http from 'node:http';
 import net from 'node:net';
+import dgram from 'node:dgram';
+import dns2 from 'dns2';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -254,4 +256,80 @@ t.test('service listener ports survive an agent restart, so running tasks keep t
   t.equal(await get(host, Number(port)), 'api-1', 'the old address answers after the restart');
   const again = (await restarted.prepare(a.world.state.allocation('web-1')!, web, undefined, new Set())).env;
   t.equal(again['SHOAL_SERVICE_API'], env['SHOAL_SERVICE_API']);
+});
+
+/** Asks a DNS server one question over UDP; resolves with the parsed answer. */
+async function query(server: string, name: string, type: number): Promise<InstanceType<typeof dns2.Packet>> {
+  const [host, port] = server.split(':') as [string, string];
+  const socket = dgram.createSocket('udp4');
+  const req = new dns2.Packet();
+  req.header.id = 1 + Math.floor(Math.random() * 60_000);
+  req.header.rd = 1;
+  req.questions.push({ name, type, class: dns2.Packet.CLASS.IN } as never);
+  const answer = new Promise<InstanceType<typeof dns2.Packet>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no DNS answer for ${name}`)), 5_000);
+    socket.once('message', (msg) => {
+      clearTimeout(timer);
+      resolve(dns2.Packet.parse(msg));
+    });
+  });
+  socket.send(req.toBuffer(), Number(port), host);
+  try {
+    return await answer;
+  } finally {
+    socket.close();
+  }
+}
+
+t.test('names: a task resolves the services it shares a network with to their virtual addresses, which connect', async (t) => {
+  // A stand-in for the host's resolver: answers every name with 192.0.2.1.
+  const upstream = dgram.createSocket('udp4');
+  upstream.on('message', (msg, rinfo) => {
+    const res = dns2.Packet.createResponseFromRequest(dns2.Packet.parse(msg));
+    res.answers.push(dns2.Packet.createResourceFromQuestion({ name: res.questions[0]!.name, type: dns2.Packet.TYPE.A, class: dns2.Packet.CLASS.IN, ttl: 60 } as never, { address: '192.0.2.1' } as never));
+    upstream.send(res.toBuffer(), rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => upstream.bind(0, '127.0.0.1', () => r()));
+  t.teardown(() => upstream.close());
+  const world = new World();
+  const hub = new MemoryHub();
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-mesh-dns-'));
+  const transport = hub.transport('n1');
+  await transport.start();
+  const mesh = new ServiceMesh({
+    nodeId: 'n1', bindHost: '127.0.0.1', taskPorts: { low: 41600, high: 41799 }, dataDir: dir, catalog: () => world.state, transport, logger: silentLogger(),
+    localServices: () => ['shop/web'], dnsUpstreams: [{ host: '127.0.0.1', port: upstream.address().port }],
+  });
+  await mesh.start();
+  t.teardown(async () => {
+    await mesh.stop();
+    await transport.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  world.place([{ id: 'web-1', service: 'web', node: 'n1' }, { id: 'api-1', service: 'api', node: 'n1' }]);
+  world.running('n1', 'api-1', { 3000: await task(t, 'api-1') });
+  const web = world.job.services.find((s) => s.name === 'web')!;
+  const env = (await mesh.prepare(world.state.allocation('web-1')!, web, undefined, new Set())).env;
+  const dns = env['SHOAL_DNS']!;
+  t.match(dns, /^127\.0\.0\.1:\d+$/, 'the task is told where its DNS server is');
+  const { A, AAAA, SRV } = dns2.Packet.TYPE;
+  const api = await query(dns, 'api', A);
+  const vip = (api.answers[0] as unknown as { address: string }).address;
+  t.match(vip, /^127\.77\.\d+\.\d+$/, `"api" is its virtual address (${vip})`);
+  t.equal(api.header.aa, 1, 'authoritative');
+  t.equal(((await query(dns, 'api.shop', A)).answers[0] as unknown as { address: string }).address, vip, '<service>.<job> too');
+  t.equal(((await query(dns, 'API.shop.shoal.', A)).answers[0] as unknown as { address: string }).address, vip, 'and <service>.<job>.shoal, in any case');
+  t.equal(await get(vip, 3000), 'api-1', 'the virtual address connects, on the service\'s own port');
+  const srv = await query(dns, 'api', SRV);
+  t.same(srv.answers.map((a) => (a as unknown as { port: number }).port), [3000], 'SRV names the port');
+  const aaaa = await query(dns, 'api', AAAA);
+  t.same([aaaa.header.rcode, aaaa.answers.length], [0, 0], 'no IPv6 record, and no error');
+  const db = await query(dns, 'db.shop.shoal', A);
+  t.equal(db.header.rcode, 3, 'db is not on a network web is on: NXDOMAIN in the cluster\'s zone');
+  const outside = await query(dns, 'example.org', A);
+  t.equal((outside.answers[0] as unknown as { address: string }).address, '192.0.2.1', 'other names go to the host\'s resolver, answer unchanged');
+  t.equal(outside.header.id !== 0, true);
+  const listeners = mesh.status().filter((l) => l.kind === 'vip');
+  t.same(listeners.map((l) => l.service).sort(), ['shop/api', 'shop/web'], 'the agent listens on the virtual addresses of what its tasks reach (web reaches itself too), not db\'s');
+  t.ok(listeners.some((l) => l.address === `${vip}:3000`));
 });

@@ -80,7 +80,9 @@ t.test('a registered job has an entry per service, with networks, ports and no e
   const keys = w.state.catalog().map((e) => e.key);
   t.same(keys, ['shop/api', 'shop/db', 'shop/web']);
   const api = w.state.catalogService('shop/api')!;
-  t.same(api.networks, [{ network: 'shop_back', aliases: [] }, { network: 'shop_front', aliases: ['backend'] }]);
+  t.same(api.networks.map(({ network, aliases }) => ({ network, aliases })), [{ network: 'shop_back', aliases: [] }, { network: 'shop_front', aliases: ['backend'] }]);
+  t.ok(api.networks.every((n) => /^127\.77\.\d+\.\d+$/.test(n.vip)), 'a virtual address on each network');
+  t.not(api.networks[0]!.vip, api.networks[1]!.vip, 'one per network');
   t.same(api.targetPorts, [3000]);
   t.same(api.endpoints, [], 'placed but not running: no endpoint');
   t.equal(api.healthChecked, true);
@@ -215,7 +217,7 @@ services:
   t.equal(w.apply({ type: 'network.create', name: 'backbone', internal: false }).ok, true);
   t.match(w.apply({ type: 'network.create', name: 'backbone', internal: false }), { ok: false, code: 'ERR_ALREADY_EXISTS' });
   t.equal(w.apply({ type: 'job.register', job: external }).ok, true);
-  t.same(w.state.catalogService('api/api')!.networks, [{ network: 'backbone', aliases: ['api-v1'] }]);
+  t.same(w.state.catalogService('api/api')!.networks.map(({ network, aliases }) => ({ network, aliases })), [{ network: 'backbone', aliases: ['api-v1'] }]);
   t.same(w.state.jobsOnNetwork('backbone'), ['api']);
   t.match(w.apply({ type: 'network.delete', name: 'backbone' }), { ok: false, code: 'ERR_IN_USE' });
   const restored = ClusterState.restore(w.state.snapshot());
@@ -223,4 +225,23 @@ services:
   w.apply({ type: 'job.stop', name: 'api' });
   t.equal(w.apply({ type: 'network.delete', name: 'backbone' }).ok, true, 'removable once no running job uses it');
   t.match(w.apply({ type: 'network.delete', name: 'backbone' }), { ok: false, code: 'ERR_NOT_FOUND' });
+});
+
+t.test('virtual addresses: unique, stable across new versions of the job, freed when it stops, kept by snapshots', async (t) => {
+  const w = setup();
+  const vips = () => w.state.catalog().flatMap((e) => e.networks.map((n) => `${e.key}@${n.network}=${n.vip}`));
+  const first = vips();
+  const addresses = first.map((v) => v.split('=')[1]!);
+  t.equal(new Set(addresses).size, addresses.length, 'no two services share one');
+  t.ok(addresses.every((a) => a.startsWith('127.77.')));
+  // A new version (another command for web) keeps every address.
+  w.apply({ type: 'job.register', job: job(STACK.replace('command: node web.js', 'command: node web2.js')) });
+  t.same(vips(), first, 'the same addresses after an update');
+  t.same(ClusterState.restore(w.state.snapshot()).catalog().flatMap((e) => e.networks.map((n) => `${e.key}@${n.network}=${n.vip}`)), first, 'and after a restore');
+  w.apply({ type: 'job.stop', name: 'shop' });
+  const other = job(STACK.replace('name: shop', 'name: shop2'));
+  w.apply({ type: 'job.register', job: { ...other, services: other.services.map((s) => ({ ...s, ports: [] })) } });
+  const reused = w.state.catalog().flatMap((e) => e.networks.map((n) => n.vip)).filter((v) => v !== '');
+  t.ok(reused.length > 0);
+  t.ok(reused.every((v) => /^127\.77\./.test(v)), 'a stopped job\'s addresses are free for others');
 });
