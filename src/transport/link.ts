@@ -99,6 +99,8 @@ export class Link {
   #bulk: Uint8Array[] = [];
   #bulkHead = 0;
   #bulkBytes = 0;
+  /** Bulk bytes written since the stream last drained: what may be buffered ahead of the next control frame. */
+  #bulkSinceDrain = 0;
   #backpressured = false;
   #state: LinkState = 'handshaking';
   #handshakeTimer: NodeJS.Timeout | undefined;
@@ -115,7 +117,7 @@ export class Link {
     const s = options.stream;
     s.on('data', (chunk) => this.#onData(chunk));
     s.on('end', () => this.#onEnd());
-    s.on('drain', () => this.#flush());
+    s.on('drain', () => this.#flush(true));
     s.on('message', (datagram) => this.#onDatagram(datagram));
     s.on('error', (err) => this.#log.debug({ err: describeError(err) }, 'link stream error'));
     s.on('close', () => {
@@ -165,7 +167,7 @@ export class Link {
       }
       this.#bulk.push(frame);
       this.#bulkBytes += frame.length;
-      if (!this.#backpressured) this.#flush();
+      this.#flush(false);
       return undefined;
     }
     if (this.#backpressured || this.#queue.length > 0) {
@@ -212,17 +214,24 @@ export class Link {
     if (this.#o.stream.write(frame) === false) this.#backpressured = true;
   }
 
-  #flush(): void {
-    this.#backpressured = false;
+  #flush(drained = true): void {
+    if (drained) {
+      this.#backpressured = false;
+      this.#bulkSinceDrain = 0;
+    }
     while (this.#queue.length > 0 && !this.#backpressured && this.#state === 'up') {
       const frame = this.#queue.shift()!;
       this.#queuedBytes -= frame.length;
       this.#writeFrame(frame);
     }
-    while (this.#bulkHead < this.#bulk.length && !this.#backpressured && this.#state === 'up') {
+    // Bulk frames go only when no other frame waits, and past the stream's own (small) buffer only up to
+    // LIMITS.transportBulkInflightBytes since it last drained: enough to keep a fast link busy, little enough that a
+    // heartbeat written next waits for at most that much.
+    while (this.#bulkHead < this.#bulk.length && this.#queue.length === 0 && this.#bulkSinceDrain < LIMITS.transportBulkInflightBytes && this.#state === 'up') {
       const frame = this.#bulk[this.#bulkHead]!;
       this.#bulk[this.#bulkHead++] = EMPTY;
       this.#bulkBytes -= frame.length;
+      this.#bulkSinceDrain += frame.length;
       this.#writeFrame(frame);
     }
     if (this.#bulkHead > 1024 && this.#bulkHead * 2 > this.#bulk.length) {
