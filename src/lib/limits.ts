@@ -299,7 +299,12 @@ export const LIMITS = {
   /** Connections the agent forwards at once, all listeners and streams together. */
   meshMaxConnections: 16_384,
   /** How long opening a connection to a task (local, or through a peer) may take before the next endpoint is tried. */
-  meshConnectTimeoutMs: 3_000,
+  meshConnectTimeoutMs: 1_000,
+  /**
+   * How long the agent waits for a peer to accept a stream (its own connect to the task included) before it tries
+   * the next endpoint: a node that died a moment ago still has a link until the link times out.
+   */
+  meshRemoteOpenTimeoutMs: 1_500,
   /** Endpoints tried for one incoming connection before it is closed (HAProxy's `retries` with `redispatch`). */
   meshMaxConnectAttempts: 3,
   /** How long an endpoint that refused a connection is tried last by this agent. */
@@ -355,6 +360,7 @@ export function checkLimits(limits: Record<keyof Limits, number> = LIMITS): void
   invariant(limits.transportSendQueueMaxBytes >= limits.maxFrameBytes + limits.frameHeaderBytes, 'a link send queue must hold at least one largest frame');
   invariant(limits.meshMaxStreamsPerPeer * limits.meshStreamWindowBytes <= limits.transportBulkQueueMaxBytes, 'every stream to a peer filling its window must fit in the link\'s bulk queue');
   invariant(limits.meshChunkBytes + 64 <= limits.maxEnvelopePayloadBytes && limits.meshChunkBytes <= limits.meshStreamWindowBytes, 'a mesh chunk must fit in one envelope and in one window');
+  invariant(limits.meshRemoteOpenTimeoutMs > limits.meshConnectTimeoutMs, 'a remote open must outlast the peer\'s own connect to the task');
   invariant(limits.meshTaskPortsLow < limits.meshTaskPortsHigh && limits.meshTaskPortsHigh <= 65_535, 'the default task port range must be a range of ports');
   invariant(limits.transportStreamTimeoutMs > 2 * limits.transportKeepAliveMs, 'the stream timeout must allow at least two missed keep-alives');
   invariant(limits.transportRedialBaseMs <= limits.transportRedialMaxMs, 'the first redial delay must not exceed the largest one');

@@ -53,6 +53,11 @@ export interface ServiceMeshOptions {
   localServices?: () => string[];
   /** Resolvers for names that are not the cluster's; default: the nameservers of /etc/resolv.conf. */
   dnsUpstreams?: Upstream[];
+  /**
+   * False for a node gossip suspects or declared dead: its endpoints are tried last, before the catalog drops them
+   * (a node that died a moment ago still has a link, and a stream to it waits out its open timeout).
+   */
+  peerHealthy?: (nodeId: string) => boolean;
 }
 
 export interface ListenerStatus {
@@ -491,11 +496,14 @@ export class ServiceMesh {
     const endpoints = (entry?.endpoints ?? []).filter((e) => e.ports[key] !== undefined);
     const now = Date.now();
     for (const [id, until] of this.#failedUntil) if (until <= now) this.#failedUntil.delete(id);
+    const failed = new Set(this.#failedUntil.keys());
+    const healthy = this.#o.peerHealthy;
+    if (healthy) for (const e of endpoints) if (e.nodeId !== this.#o.nodeId && !healthy(e.nodeId)) failed.add(e.allocId);
     const turn = this.#turns.get(l.service) ?? 0;
     this.#turns.set(l.service, turn + 1);
     const order = orderEndpoints({
       endpoints, selfNodeId: this.#o.nodeId, strategy: this.#o.balance ?? 'round-robin', turn,
-      active: (id) => this.#active.get(id) ?? 0, failed: new Set(this.#failedUntil.keys()),
+      active: (id) => this.#active.get(id) ?? 0, failed,
     }).slice(0, LIMITS.meshMaxConnectAttempts);
     for (const e of order) {
       if (socket.destroyed) return;

@@ -112,7 +112,7 @@ export class StreamMux {
     this.#nextId = this.#nextId >= ACCEPTOR_BIT - 1 ? 1 : this.#nextId + 1;
     const s = this.#newStream(peer, id, true);
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => this.#failOpen(s, 'ERR_TIMEOUT', `node ${peer.slice(0, 16)} did not answer within ${LIMITS.meshConnectTimeoutMs} ms`), LIMITS.meshConnectTimeoutMs);
+      const timer = setTimeout(() => this.#failOpen(s, 'ERR_TIMEOUT', `node ${peer.slice(0, 16)} did not answer within ${LIMITS.meshRemoteOpenTimeoutMs} ms`), LIMITS.meshRemoteOpenTimeoutMs);
       s.pending = {
         resolve: () => {
           clearTimeout(timer);

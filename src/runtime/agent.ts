@@ -180,6 +180,7 @@ export class Agent {
       nodeId: transport.nodeId, bindHost: c.bind.host, taskPorts: c.taskPorts, dataDir: c.dataDir, transport, logger: this.log,
       balance: c.meshBalance, catalog: () => (this.#raft ? this.#state : this.#sliceClient?.slice),
       localServices: () => (this.#runner?.core.tasks() ?? []).filter((t) => t.phase !== 'dead').map((t) => `${t.jobName}/${t.service}`),
+      peerHealthy: (id) => membership.member(id)?.status === 'alive',
     });
     this.#mesh = mesh;
     this.#unsubscribe.push(

@@ -333,3 +333,47 @@ t.test('names: a task resolves the services it shares a network with to their vi
   t.same(listeners.map((l) => l.service).sort(), ['shop/api', 'shop/web'], 'the agent listens on the virtual addresses of what its tasks reach (web reaches itself too), not db\'s');
   t.ok(listeners.some((l) => l.address === `${vip}:3000`));
 });
+
+t.test('a peer that holds its link but answers nothing: retried after the open timeout, or skipped at once when gossip suspects it', async (t) => {
+  const world = new World();
+  world.apply({ type: 'node.upsert', node: { id: 'n3', name: 'n3', address: 'n3:1', labels: {}, capacity: { cpuMillicores: 8000, memoryBytes: 8e9 }, drivers: ['process'], roles: [] } });
+  let suspectN3 = false;
+  const hub = new MemoryHub();
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-mesh-dead-'));
+  const [t1, t2, t3] = ['n1', 'n2', 'n3'].map((id) => hub.transport(id)) as [MemoryTransport, MemoryTransport, MemoryTransport];
+  const mesh1 = new ServiceMesh({ nodeId: 'n1', bindHost: '127.0.0.1', taskPorts: { low: 41800, high: 41899 }, dataDir: dir, catalog: () => world.state, transport: t1, logger: silentLogger(), peerHealthy: (id) => !(id === 'n3' && suspectN3) });
+  const mesh2 = new ServiceMesh({ nodeId: 'n2', bindHost: '127.0.0.2', taskPorts: { low: 41900, high: 41999 }, dataDir: dir, catalog: () => world.state, transport: t2, logger: silentLogger() });
+  t1.onMessage((m) => m.envelope.type === MessageType.MESSAGE_TYPE_STREAM && mesh1.receive(m.from, m.envelope.payload));
+  t2.onMessage((m) => m.envelope.type === MessageType.MESSAGE_TYPE_STREAM && mesh2.receive(m.from, m.envelope.payload));
+  // n3's agent is frozen: its link is up, nothing it receives is answered.
+  for (const x of [t1, t2, t3]) await x.start();
+  t.teardown(async () => {
+    await mesh1.stop();
+    await mesh2.stop();
+    for (const x of [t1, t2, t3]) await x.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  world.place([{ id: 'web-1', service: 'web', node: 'n1' }, { id: 'api-2', service: 'api', node: 'n2' }, { id: 'api-3', service: 'api', node: 'n3' }]);
+  world.running('n2', 'api-2', { 3000: await task(t, 'api-2') });
+  world.running('n3', 'api-3', { 3000: 1 });
+  const web = world.job.services.find((s) => s.name === 'web')!;
+  const env = (await mesh1.prepare(world.state.allocation('web-1')!, web, undefined, new Set())).env;
+  const [host, port] = env['SHOAL_SERVICE_API']!.split(':') as [string, string];
+  // Round-robin puts n3 first on some turn: that request waits out the open timeout, then n2 answers.
+  const times: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const start = Date.now();
+    t.equal(await get(host, Number(port)), 'api-2');
+    times.push(Date.now() - start);
+  }
+  t.ok(Math.max(...times) >= 1_400, `one request waited for the frozen peer, then went on (${times.join(', ')} ms)`);
+  suspectN3 = true;
+  await new Promise((r) => setTimeout(r, 5_100)); // the frozen peer's failure mark expires
+  const fast: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const start = Date.now();
+    t.equal(await get(host, Number(port)), 'api-2');
+    fast.push(Date.now() - start);
+  }
+  t.ok(Math.max(...fast) < 1_000, `with n3 suspected, no request waits for it (${fast.join(', ')} ms)`);
+});
