@@ -158,6 +158,11 @@ export class ServiceMesh {
     this.streams.linkDown(peer);
   }
 
+  /** Gossip suspects the node or declared it dead: connections waiting on it try another endpoint now. */
+  peerUnreachable(peer: string): void {
+    this.streams.peerUnreachable(peer);
+  }
+
   status(): ListenerStatus[] {
     return [...this.#listeners.values()].map((l) => ({
       kind: l.kind, service: l.service, targetPort: l.target, address: `${l.host}:${l.port}`, connections: l.connections.size, error: l.error,

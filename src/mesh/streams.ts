@@ -207,6 +207,16 @@ export class StreamMux {
     }
   }
 
+  /**
+   * Gossip suspects `peer` (or declared it dead): opens still waiting for it fail at once, so their connections try
+   * another endpoint now rather than at the open timeout. Open streams are left alone: a suspicion may be false.
+   */
+  peerUnreachable(peer: string): void {
+    for (const s of [...(this.#peers.get(peer)?.values() ?? [])]) {
+      if (s.pending) this.#failOpen(s, 'ERR_PEER_UNREACHABLE', `node ${peer.slice(0, 16)} is suspected by gossip`);
+    }
+  }
+
   /** Ends every stream (the agent stops). */
   stop(): void {
     for (const peer of [...this.#peers.keys()]) {

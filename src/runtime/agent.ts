@@ -461,8 +461,10 @@ export class Agent {
       if (kind === 'joined' || kind === 'alive') transport.connect(member.id);
       if (kind === 'left' || kind === 'reaped') transport.forget(member.id);
       // A quiet Raft group has no heartbeats to miss: gossip's failure detector stands in for them.
-      if (kind === 'suspect' || kind === 'dead' || kind === 'left') this.#raft?.memberUnreachable(member.id);
-      else this.#raft?.memberReachable(member.id);
+      if (kind === 'suspect' || kind === 'dead' || kind === 'left') {
+        this.#raft?.memberUnreachable(member.id);
+        this.#mesh?.peerUnreachable(member.id);
+      } else this.#raft?.memberReachable(member.id);
     }
     this.#scheduleTick();
   }

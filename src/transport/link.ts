@@ -99,7 +99,7 @@ export class Link {
   #bulk: Uint8Array[] = [];
   #bulkHead = 0;
   #bulkBytes = 0;
-  /** Bulk bytes written since the stream last drained: what may be buffered ahead of the next control frame. */
+  /** Bulk bytes written since the stream reported full: what may be buffered ahead of the next control frame. */
   #bulkSinceDrain = 0;
   #backpressured = false;
   #state: LinkState = 'handshaking';
@@ -224,15 +224,17 @@ export class Link {
       this.#queuedBytes -= frame.length;
       this.#writeFrame(frame);
     }
-    // Bulk frames go only when no other frame waits, and past the stream's own (small) buffer only up to
-    // LIMITS.transportBulkInflightBytes since it last drained: enough to keep a fast link busy, little enough that a
-    // heartbeat written next waits for at most that much.
-    while (this.#bulkHead < this.#bulk.length && this.#queue.length === 0 && this.#bulkSinceDrain < LIMITS.transportBulkInflightBytes && this.#state === 'up') {
+    // Bulk frames go only when no other frame waits. While the stream takes them (its buffer under its high-water
+    // mark) they flow freely; once it reports full, at most LIMITS.transportBulkInflightBytes more go in before its
+    // next drain: enough to keep a fast link busy, little enough that a heartbeat written next waits for at most that.
+    while (this.#bulkHead < this.#bulk.length && this.#queue.length === 0 && this.#state === 'up'
+      && (!this.#backpressured || this.#bulkSinceDrain < LIMITS.transportBulkInflightBytes)) {
       const frame = this.#bulk[this.#bulkHead]!;
       this.#bulk[this.#bulkHead++] = EMPTY;
       this.#bulkBytes -= frame.length;
-      this.#bulkSinceDrain += frame.length;
+      const full = this.#backpressured;
       this.#writeFrame(frame);
+      if (full || this.#backpressured) this.#bulkSinceDrain += frame.length;
     }
     if (this.#bulkHead > 1024 && this.#bulkHead * 2 > this.#bulk.length) {
       this.#bulk = this.#bulk.slice(this.#bulkHead);

@@ -235,3 +235,27 @@ t.test('a peer that sends more than the window, or garbage, gets its stream rese
   t.ok(resets.length >= 2, 'garbage is answered with resets, never a crash');
   t.equal(muxB.openWith('a'), 0);
 });
+
+t.test('opens waiting on a peer gossip suspects fail at once; open streams stay', async (t) => {
+  const hub = new MemoryHub();
+  const a = hub.transport('a');
+  const b = hub.transport('b'); // frozen: receives, never answers
+  const mux = new StreamMux({ transport: a, logger: silentLogger(), resolve: () => ({ code: 'ERR_NOT_ENDPOINT', reason: 'none' }) });
+  a.onMessage((m) => m.envelope.type === MessageType.MESSAGE_TYPE_STREAM && mux.receive(m.from, m.envelope.payload));
+  await a.start();
+  await b.start();
+  t.teardown(async () => {
+    mux.stop();
+    await Promise.all([a.stop(), b.stop()]);
+  });
+  const { inner } = await clientSocket(t);
+  const started = Date.now();
+  const opening = mux.open('b', target, inner).then(() => undefined, (e: unknown) => e);
+  await new Promise((r) => setTimeout(r, 50));
+  mux.peerUnreachable('b');
+  const err = await opening;
+  t.type(err, StreamOpenError);
+  t.equal((err as StreamOpenError).code, 'ERR_PEER_UNREACHABLE');
+  t.ok(Date.now() - started < LIMITS.meshRemoteOpenTimeoutMs, 'well before the open timeout');
+  t.notOk(inner.destroyed, 'the client is left for the next endpoint');
+});

@@ -319,6 +319,18 @@ t.test('bulk frames wait behind every other frame beyond a bounded budget, and t
   a.link.close();
 });
 
+t.test('many small bulk frames on a stream that never reports full all go through (no stall after the budget)', async (t) => {
+  const key = randomBytes(32);
+  const { a, b } = pairOfLinks(key);
+  await until('up', () => a.up && b.up);
+  const n = Math.ceil((3 * LIMITS.transportBulkInflightBytes) / 1024);
+  for (let i = 0; i < n; i++) t.equal(a.link.sendFrame(encodeFrame({ type: MessageType.MESSAGE_TYPE_STREAM, group: '', payload: Buffer.alloc(1024, i & 255) }), true), undefined);
+  await until(`${n} bulk frames delivered`, () => b.messages.length >= n);
+  t.equal(b.messages.length, n, `${n} frames of 1 KiB, three budgets' worth, all arrived`);
+  t.equal(a.link.bulkQueuedBytes, 0);
+  a.link.close();
+});
+
 t.test('cluster key parsing, derived topic and auth key, node seed file', async (t) => {
   const key = randomBytes(32);
   t.same(Buffer.from(parseClusterKey(`${key.toString('hex')}\n`, 'x')), key, 'hex with newline');
