@@ -181,7 +181,8 @@ export class ServiceMesh {
 
   /**
    * The TaskNetwork of the node runner: the ports a task listens on and its environment (PORT, SHOAL_PORT_<TARGET>,
-   * SHOAL_SERVICE_<NAME>[_<TARGET>]).
+   * SHOAL_SERVICE_<NAME>[_<TARGET>], SHOAL_DNS). Opens what the task will use first: the service listeners, the
+   * virtual addresses of the services it reaches, and its service's DNS server.
    */
   async prepare(alloc: Allocation, spec: ServiceSpec, previous: Record<string, number> | undefined, inUse: ReadonlySet<number>): Promise<{ env: Record<string, string>; ports: Record<string, number> }> {
     const ports: Record<string, number> = {};

@@ -623,7 +623,7 @@ services:
   agent:
     command: node-exporter
     x-shoal: { driver: process }
-    ports: ["9100:9100"]
+    ports: [{ target: 9100, published: 9100, mode: host }]
     deploy:
       mode: global
       resources: { reservations: { cpus: 0.1, memory: 64M } }
@@ -635,7 +635,7 @@ services:
   worker:
     command: queue-worker
     x-shoal: { driver: process }
-    ports: ["7070:7070"]
+    ports: [{ target: 7070, published: 7070, mode: host }]
     deploy:
       replicas: 4
       resources: { reservations: { cpus: 0.2, memory: 128M } }

@@ -135,9 +135,9 @@ t.test('plan, scale, logs, health restarts, drain, batch jobs and a leaving agen
   t.match(`${r.stdout}${r.stderr}`, /huge: 2 replicas? not placed: resources: memory exhausted/, 'with the reason');
   t.equal(cli('job', 'stop', 'huge').status, 0);
 
-  // A published host port is a node resource: 4 replicas wanting it fit on the 3 nodes once each.
+  // A port published in host mode is a node resource: 4 replicas wanting it fit on the 3 nodes once each.
   const ported = join(dir, 'ported.yaml');
-  writeFileSync(ported, `name: ported\nservices:\n  p:\n    x-shoal: { driver: process }\n    command: ["sleep", "100000"]\n    environment: { MARKER: ${marker} }\n    ports: ["18080:18080"]\n    deploy:\n      replicas: 4\n`);
+  writeFileSync(ported, `name: ported\nservices:\n  p:\n    x-shoal: { driver: process }\n    command: ["sleep", "100000"]\n    environment: { MARKER: ${marker} }\n    ports: [{ target: 18080, published: 18080, mode: host }]\n    deploy:\n      replicas: 4\n`);
   r = cli('job', 'run', ported);
   t.equal(r.status, 2, `one replica cannot be placed: exit 2\n${r.stdout}${r.stderr}`);
   t.match(`${r.stdout}${r.stderr}`, /p: 1 replica not placed: port 18080\/tcp in use \(3\)/, 'because every node has the port taken');
