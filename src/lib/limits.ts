@@ -50,7 +50,7 @@ export const LIMITS = {
    */
   transportBulkQueueMaxBytes: 64 * MiB,
   /** Bulk bytes a link writes into its stream between two drains: the most a control frame can find ahead of it. */
-  transportBulkInflightBytes: 1 * MiB,
+  transportBulkInflightBytes: 4 * MiB,
   /** Time a new connection has to complete the Hello exchange before it is closed. */
   transportHandshakeTimeoutMs: 10_000,
   /** Keep-alive interval on every encrypted stream, so a silent dead peer is noticed. */

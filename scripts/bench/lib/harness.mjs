@@ -151,7 +151,9 @@ export function keygen(dir) {
 export async function startShoal({ name, dataDir, bind, join: joinAddr, keyFile, ns, api = '127.0.0.1:0', extraArgs = [], readyTimeoutMs = 60_000 }) {
   const argv = [SHOAL_BIN, 'agent', '--name', name, '--data-dir', dataDir, '--bind', bind, '--cluster-key-file', keyFile, '--api', api, '--log-level', 'warn',
     ...(joinAddr ? ['--join', joinAddr] : []), ...extraArgs];
-  const proc = start(process.execPath, argv, { ns });
+  // SHOAL_BENCH_NODE_ARGS passes options to the agents' node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
+  const nodeArgs = (process.env.SHOAL_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = start(process.execPath, [...nodeArgs, ...argv], { ns });
   const ready = await new Promise((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`shoal agent ${name} not ready within ${readyTimeoutMs} ms\n${proc.output()}`)), readyTimeoutMs);
