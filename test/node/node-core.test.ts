@@ -210,3 +210,26 @@ t.test('finished tasks the leader no longer wants are destroyed beyond the kept 
   t.same(destroyed, ids.slice(0, 3), 'the three oldest were destroyed');
   t.equal(core.tasks().length, LIMITS.nodeMaxDeadTasksKept);
 });
+
+t.test('a task\'s ports and health reach the leader with its status, and health changes are reported as they come', async (t) => {
+  const { h, core } = setup(svc('{ condition: on-failure }', '    expose: [3000]\n    healthcheck: { test: ["CMD", "true"], interval: 1s }\n'));
+  core.observe(h.state);
+  const ids = starts(core.drainEffects());
+  core.started(ids[0]!, 'h1', { 3000: 20001 }, true);
+  core.started(ids[1]!, 'h2', { 3000: 20002 }, true);
+  const sent = report(h, core);
+  t.same(sent.map((u) => [u.taskPorts, u.health]), [[{ 3000: 20001 }, 'starting'], [{ 3000: 20002 }, 'starting']], 'ports and a starting check with running');
+  t.same(h.state.catalogService('app/w')!.endpoints, [], 'a task whose check has not passed is no endpoint');
+  core.health(ids[0]!, 'healthy');
+  t.same(report(h, core).map((u) => [u.allocId, u.health]), [[ids[0], 'healthy']], 'only the change is reported');
+  t.same(h.state.catalogService('app/w')!.endpoints.map((e) => [e.allocId, e.ports]), [[ids[0], { 3000: 20001 }]]);
+  t.same(report(h, core), [], 'nothing more once the state shows it');
+  core.health(ids[0]!, 'healthy');
+  t.same(report(h, core), [], 'the same status again is no change');
+  core.exited(ids[0]!, { failed: true, message: 'exit code 1' });
+  const after = report(h, core).find((u) => u.allocId === ids[0]);
+  t.equal(after?.taskPorts, undefined, 'a task that is not running reports no ports');
+  t.equal(after?.health, undefined, 'and no health');
+  t.same(h.state.catalogService('app/w')!.endpoints, [], 'and leaves the catalog');
+  t.same(core.task(ids[0]!)!.ports, { 3000: 20001 }, 'but keeps its ports for its restart');
+});
