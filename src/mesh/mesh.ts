@@ -105,6 +105,7 @@ export class ServiceMesh {
   #connections = 0;
   #cursor = 0;
   #refreshScheduled = false;
+  #refreshing: Promise<void> = Promise.resolve();
   #stopped = false;
   #refusedConnections = 0;
 
@@ -143,10 +144,16 @@ export class ServiceMesh {
   refresh(): void {
     if (this.#refreshScheduled || this.#stopped) return;
     this.#refreshScheduled = true;
-    setImmediate(() => {
+    // One refresh at a time: two at once would open the same port twice and lose track of one listener.
+    this.#refreshing = this.#refreshing.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(async () => {
       this.#refreshScheduled = false;
-      if (!this.#stopped) void this.#refresh().catch((err: unknown) => this.#log.warn({ err: describeError(err) }, 'mesh refresh failed'));
+      if (!this.#stopped) await this.#refresh().catch((err: unknown) => this.#log.warn({ err: describeError(err) }, 'mesh refresh failed'));
     });
+  }
+
+  /** Resolves once every refresh asked for so far is done (for tests and an orderly stop). */
+  settled(): Promise<void> {
+    return this.#refreshing;
   }
 
   /** A MESSAGE_TYPE_STREAM payload from a peer. */
@@ -225,6 +232,7 @@ export class ServiceMesh {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    await this.#refreshing;
     this.streams.stop();
     for (const d of this.#dns.values()) d.close();
     this.#dns.clear();
@@ -315,7 +323,9 @@ export class ServiceMesh {
       }
     }
     for (const [k, w] of wanted) {
-      if (this.#listeners.get(k)?.server) continue;
+      const existing = this.#listeners.get(k);
+      // Listening, or being opened by a task starting at the same moment (no error yet): nothing to do.
+      if (existing && (existing.server || existing.error === '')) continue;
       if (this.#listeners.size >= LIMITS.meshMaxListeners) break;
       const l: Listener = { kind: 'vip', host: w.vip, service: w.service, target: w.port, port: w.port, server: undefined, connections: new Set(), error: '' };
       this.#listeners.set(k, l);
