@@ -33,7 +33,7 @@ export const ALLOWED_IMPORTS = {
   drivers: ['lib', 'log', 'platform'],
   rpc: ['lib', 'log', 'gen', 'wire'],
   api: ['lib', 'log', 'gen', 'rpc'],
-  mesh: ['lib', 'log', 'gen', 'wire', 'transport', 'jobspec', 'state'],
+  mesh: ['lib', 'log', 'platform', 'gen', 'wire', 'transport', 'jobspec', 'state'],
   runtime: ['lib', 'log', 'platform', 'gen', 'wire', 'transport', 'membership', 'consensus', 'autopilot', 'storage', 'jobspec', 'state', 'scheduler', 'node', 'partitions', 'drivers', 'rpc', 'api', 'mesh'],
   scenarios: ['lib', 'sim', 'membership', 'consensus', 'autopilot', 'jobspec', 'state', 'scheduler', 'node', 'partitions', 'drivers'],
   cli: ['lib', 'log', 'platform', 'gen', 'rpc', 'jobspec', 'runtime'],

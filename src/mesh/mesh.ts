@@ -14,11 +14,12 @@
  * it again on the node that runs the task, so a task that is stopping gets no new connection.
  */
 import net from 'node:net';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ShoalError, describeError } from '../lib/errors.js';
 import { LIMITS } from '../lib/limits.js';
 import type { Logger } from '../log/logger.js';
+import { writeFileDurably } from '../platform/durable-file.js';
 import type { ServiceSpec } from '../jobspec/types.js';
 import type { Transport } from '../transport/index.js';
 import { reachableServices, serviceEnvName, serviceKey, targetPortsOf, type Allocation, type CatalogService, type CatalogView } from '../state/index.js';
@@ -471,17 +472,8 @@ export class ServiceMesh {
   }
 
   #saveServicePorts(): void {
-    const file = join(this.#o.dataDir, LISTENERS_FILE);
-    const tmp = `${file}.tmp`;
     try {
-      const fd = openSync(tmp, 'w', 0o600);
-      try {
-        writeSync(fd, JSON.stringify(Object.fromEntries([...this.#servicePorts].sort())));
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, file);
+      writeFileDurably(join(this.#o.dataDir, LISTENERS_FILE), JSON.stringify(Object.fromEntries([...this.#servicePorts].sort())));
     } catch (err) {
       this.#log.warn({ err: describeError(err) }, `could not save ${LISTENERS_FILE}: after a restart, tasks' service addresses may change`);
     }

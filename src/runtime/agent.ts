@@ -9,7 +9,7 @@
  * Effects from the membership core are performed here in the one order that is safe: persist (the incarnation,
  * fsynced), then send, then act on events.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, ShoalError, describeError } from '../lib/errors.js';
@@ -17,12 +17,14 @@ import { checkLimits } from '../lib/limits.js';
 import type { Logger } from '../log/logger.js';
 import { createLogger } from '../log/logger.js';
 import { systemClock, seededFromEntropy } from '../platform/system-clock.js';
+import { writeFileDurably } from '../platform/durable-file.js';
 import { MessageType } from '../wire/frame.js';
 import { shoal } from '../gen/proto.js';
 import { HyperswarmTransport, loadClusterKey, loadOrCreateNodeSeed, type Transport } from '../transport/index.js';
 import { AGENT_MEMBERSHIP_CONFIG, Membership, type MembershipEffect, type NodeMeta } from '../membership/index.js';
 import { RpcServer, AgentSelf, MembersList } from '../rpc/index.js';
-import { DockerDriver, ProcessDriver, type Fingerprint, type TaskDriver } from '../drivers/index.js';
+import type { Fingerprint, TaskDriver } from '../drivers/index.js';
+import { fingerprintDrivers } from './drivers-setup.js';
 import { OperatorRaftState, OperatorRaftBarrier, SlicesDemote, SlicesWatch, type CallContext, type MethodDescriptor } from '../rpc/index.js';
 import { PeerRpc } from './peer-rpc.js';
 import { SqliteLogDatabase, type SqliteLogStorage } from '../storage/index.js';
@@ -33,7 +35,7 @@ import { RaftGroup } from './raft-group.js';
 import { BOOTSTRAP_LABEL, bootstrapDecision, proposalHash } from './bootstrap.js';
 import { autopilotStep } from '../autopilot/index.js';
 import { LIMITS } from '../lib/limits.js';
-import type { AgentConfig } from './config.js';
+import { readApiToken, type AgentConfig } from './config.js';
 import { decodeGossip, encodeGossip } from './gossip-codec.js';
 import { AGENT_VERSION } from './version.js';
 import { advertisedHost, checkBindable, isServerMember, memberToProto, rolesOf } from './members.js';
@@ -166,7 +168,9 @@ export class Agent {
     });
     this.#transport = transport;
     this.log.info({ node: transport.nodeId, name: c.name, newIdentity: created, seed: randomSeed }, 'agent starting');
-    await this.#fingerprintDrivers();
+    const found = await fingerprintDrivers(c, this.log);
+    this.#drivers = found.drivers;
+    this.#fingerprints = found.fingerprints;
     await checkBindable(c.bind.host);
     await transport.start();
     const peerAddress = `${advertisedHost(c.bind.host)}:${transport.address().port}`;
@@ -258,7 +262,7 @@ export class Agent {
 
     const rpc = new RpcServer({
       host: c.api.host, port: c.api.port, logger: this.log,
-      ...(c.apiTokenFile === null ? {} : { token: this.#readToken(c.apiTokenFile) }),
+      ...(c.apiTokenFile === null ? {} : { token: readApiToken(c.apiTokenFile) }),
       health: () => ({ name: c.name, id: transport.nodeId }),
     });
     rpc.register(AgentSelf, () => shoal.v1.SelfResponse.fromObject({
@@ -773,29 +777,6 @@ export class Agent {
     });
   }
 
-  /** Probes every driver; the usable ones are gossiped in the node's metadata, the others logged with the reason. */
-  async #fingerprintDrivers(): Promise<void> {
-    const candidates: TaskDriver[] = [
-      new ProcessDriver({ dataDir: this.config.dataDir, logger: this.log }),
-      new DockerDriver({ socketPath: this.config.dockerSocket, logger: this.log }),
-    ];
-    this.#fingerprints = await Promise.all(candidates.map(async (d) => {
-      try {
-        return await d.fingerprint();
-      } catch (err) {
-        return { driver: d.name, available: false, reason: describeError(err), attributes: {} } satisfies Fingerprint;
-      }
-    }));
-    for (const [i, fp] of this.#fingerprints.entries()) {
-      if (fp.available) {
-        this.#drivers.set(fp.driver, candidates[i]!);
-        this.log.info({ driver: fp.driver, version: fp.version, ...fp.attributes }, 'task driver available');
-      } else {
-        this.log.warn({ driver: fp.driver, reason: fp.reason }, 'task driver unavailable');
-      }
-    }
-  }
-
   #readIncarnation(): number {
     try {
       const n = Number(readFileSync(join(this.config.dataDir, INCARNATION_FILE), 'utf8').trim());
@@ -806,27 +787,7 @@ export class Agent {
   }
 
   #persistIncarnation(incarnation: number): void {
-    const file = join(this.config.dataDir, INCARNATION_FILE);
-    const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `${incarnation}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-  }
-
-  #readToken(file: string): string {
-    let token: string;
-    try {
-      token = readFileSync(file, 'utf8').trim();
-    } catch (err) {
-      throw new InvalidArgumentError(`cannot read the API token file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-    if (token.length < 16) throw new InvalidArgumentError(`the API token in ${file} is shorter than 16 characters`);
-    return token;
+    writeFileDurably(join(this.config.dataDir, INCARNATION_FILE), `${incarnation}\n`);
   }
 }
 

@@ -245,3 +245,15 @@ export function loadAgentConfig(overrides: ConfigOverrides & { config?: string }
     meshBalance,
   };
 }
+
+/** The bearer token remote API callers must send (`--api-token-file`): at least 16 characters. */
+export function readApiToken(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read the API token file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (token.length < 16) throw new InvalidArgumentError(`the API token in ${file} is shorter than 16 characters`);
+  return token;
+}

@@ -16,12 +16,13 @@
  * `driver.recover()`; what answers is re-attached (its exit watched again), what does not is handed to the restart
  * policy as lost.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ShoalError, describeError } from '../lib/errors.js';
 import { LIMITS } from '../lib/limits.js';
 import type { Logger } from '../log/logger.js';
 import { systemClock } from '../platform/system-clock.js';
+import { writeFileDurably } from '../platform/durable-file.js';
 import { DriverError } from '../drivers/errors.js';
 import { type ExitResult, type HealthCheckSpec, type TaskDriver, type TaskHandle, type TaskSpec } from '../drivers/index.js';
 import { NodeCore, type NodeEffect, type NodeStateView, type TaskRecord } from '../node/index.js';
@@ -519,15 +520,7 @@ export class NodeRunner {
       rmSync(file, { force: true });
       return;
     }
-    const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(record));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
+    writeFileDurably(file, JSON.stringify(record));
   }
 }
 

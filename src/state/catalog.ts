@@ -86,6 +86,11 @@ export interface CatalogView {
   catalogService(key: string): CatalogService | undefined;
 }
 
+/** Catalog entries in key order (how every view lists them). */
+export function sortedEntries(entries: Iterable<CatalogService>): CatalogService[] {
+  return [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
 export function serviceKey(job: string, service: string): string {
   return `${job}/${service}`;
 }
@@ -157,7 +162,7 @@ export function mayReach(from: CatalogService, to: CatalogService): boolean {
 export function reachableServices(from: CatalogService, all: readonly CatalogService[]): Map<string, CatalogService> {
   const out = new Map<string, CatalogService>();
   const mine = new Set(from.networks.map((n) => n.network));
-  const sorted = [...all].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const sorted = sortedEntries(all);
   for (const to of sorted) {
     if (to.job !== from.job) continue;
     if (!mayReach(from, to)) continue;

@@ -14,7 +14,7 @@ import { Random } from '../lib/random.js';
 import type { Job, Resources, ServiceSpec } from '../jobspec/types.js';
 import type { ApplyResult, Command, Plan } from './commands.js';
 import { LIMITS } from '../lib/limits.js';
-import { jobCatalog, jobVipKeys, pickVip, sameEntry, type CatalogService, type CatalogView } from './catalog.js';
+import { jobCatalog, jobVipKeys, pickVip, sameEntry, sortedEntries, type CatalogService, type CatalogView } from './catalog.js';
 import { holdsResources, isTerminal, type Allocation, type EvalTrigger, type Evaluation, type JobRecord, type NetworkRecord, type NodeRecord } from './types.js';
 
 export interface StateSnapshot {
@@ -188,7 +188,7 @@ export class ClusterState implements CatalogView {
 
   /** Every service of every running job, with its endpoints, sorted by key. */
   catalog(): CatalogService[] {
-    return [...this.#catalog.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return sortedEntries(this.#catalog.values());
   }
 
   catalogService(key: string): CatalogService | undefined {

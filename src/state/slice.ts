@@ -12,7 +12,7 @@
  * answer (the caller waits, or asks another server). Both halves are pure, so the simulator runs them as they are.
  */
 import { InvalidArgumentError } from '../lib/errors.js';
-import type { CatalogService, CatalogView } from './catalog.js';
+import { sortedEntries, type CatalogService, type CatalogView } from './catalog.js';
 import type { ClusterState } from './cluster-state.js';
 import type { Allocation, JobRecord } from './types.js';
 
@@ -145,7 +145,7 @@ export class NodeSlice implements CatalogView {
   }
 
   catalog(): CatalogService[] {
-    return [...this.#catalog.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return sortedEntries(this.#catalog.values());
   }
 
   catalogService(key: string): CatalogService | undefined {
