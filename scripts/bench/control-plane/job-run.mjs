@@ -34,7 +34,7 @@
 // docker_gwbridge interface when this run created it, temp dirs) is removed at the end, also on failure or ^C;
 // only pids started here are killed.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +42,7 @@ import { performance } from 'node:perf_hooks';
 import Docker from 'dockerode';
 import { ShoalClient } from '../../../dist/rpc/index.js';
 import { SHOAL_BIN, cleanup, freeUdpPort, keygen, kill, median, onCleanup, pidAlive, sleep, start, startShoal, tempDir, waitUntil } from '../lib/harness.mjs';
+import { removeTaskCgroups } from '../lib/harness.mjs';
 
 const ROUNDS = Number(process.argv[2] ?? process.env.ROUNDS ?? 3);
 const REPLICAS = Number(process.env.REPLICAS ?? 30);
@@ -88,23 +89,8 @@ function killOurTaskProcesses() {
 // task; the last stopped tasks are kept (for their logs) until the agent collects them, so when the agents are gone
 // their empty cgroups remain. Those of this run's allocations are removed here.
 const ourAllocIds = new Set();
-const CGROUP_PARENTS = ['/sys/fs/cgroup/shoal', '/sys/fs/cgroup/memory/shoal', '/sys/fs/cgroup/cpu/shoal', '/sys/fs/cgroup/cpu,cpuacct/shoal'];
 function removeOurCgroups() {
-  let left = [];
-  for (const parent of CGROUP_PARENTS) for (const id of ourAllocIds) if (existsSync(path.join(parent, id))) left.push(path.join(parent, id));
-  // A killed task leaves its cgroup a moment after the signal: retry briefly (rmdir of a cgroup fails while busy).
-  for (let attempt = 0; attempt < 20 && left.length > 0; attempt++) {
-    if (attempt > 0) spawnSync('sleep', ['0.1']);
-    left = left.filter((dir) => {
-      try {
-        rmdirSync(dir);
-        return false;
-      } catch {
-        return existsSync(dir);
-      }
-    });
-  }
-  if (left.length > 0) console.error(`cleanup: could not remove ${left.length} task cgroups, e.g. ${left[0]}`);
+  removeTaskCgroups(ourAllocIds);
 }
 
 onCleanup(() => {

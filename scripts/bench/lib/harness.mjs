@@ -2,9 +2,9 @@
 // and temp dir so they are removed whatever happens, waiting, free ports, and starting a Shoal agent.
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import path, { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const SHOAL_BIN = fileURLToPath(new URL('../../../bin/shoal', import.meta.url));
@@ -171,4 +171,27 @@ export async function startShoal({ name, dataDir, bind, join: joinAddr, keyFile,
     });
   });
   return { ...proc, proc, name, api: ready.api, id: ready.id, url: `http://${ready.api}` };
+}
+
+const TASK_CGROUP_PARENTS = ['/sys/fs/cgroup/shoal', '/sys/fs/cgroup/memory/shoal', '/sys/fs/cgroup/cpu/shoal', '/sys/fs/cgroup/cpu,cpuacct/shoal'];
+
+/**
+ * Removes the cgroups the process driver left for these allocations (it keeps stopped tasks' until the agent collects
+ * them). A killed task leaves its cgroup a moment after the signal: retried briefly, since rmdir of a busy one fails.
+ */
+export function removeTaskCgroups(allocIds) {
+  let left = [];
+  for (const parent of TASK_CGROUP_PARENTS) for (const id of allocIds) if (existsSync(path.join(parent, id))) left.push(path.join(parent, id));
+  for (let attempt = 0; attempt < 20 && left.length > 0; attempt++) {
+    if (attempt > 0) spawnSync('sleep', ['0.1']);
+    left = left.filter((dir) => {
+      try {
+        rmdirSync(dir);
+        return false;
+      } catch {
+        return existsSync(dir);
+      }
+    });
+  }
+  if (left.length > 0) console.error(`cleanup: could not remove ${left.length} task cgroups, e.g. ${left[0]}`);
 }

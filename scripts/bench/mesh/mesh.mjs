@@ -45,7 +45,7 @@
 // their task processes and cgroups, HAProxy, the tunnel and bare-link processes, load generators, temp dirs) is
 // removed at the end, also on failure or ^C; only pids started here are killed. --keep-logs DIR keeps the agents' logs.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,6 +54,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ShoalClient } from '../../../dist/rpc/index.js';
 import { SHOAL_BIN, cleanup, freeUdpPort, keygen, kill, median, onCleanup, pidAlive, sleep, start, startShoal, tempDir, waitUntil } from '../lib/harness.mjs';
+import { removeTaskCgroups } from '../lib/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BACKEND = path.join(HERE, 'backend.mjs');
@@ -162,23 +163,8 @@ function killPids(pids) {
 }
 
 const ourAllocIds = new Set();
-const CGROUP_PARENTS = ['/sys/fs/cgroup/shoal', '/sys/fs/cgroup/memory/shoal', '/sys/fs/cgroup/cpu/shoal', '/sys/fs/cgroup/cpu,cpuacct/shoal'];
 function removeOurCgroups() {
-  let left = [];
-  for (const parent of CGROUP_PARENTS) for (const id of ourAllocIds) if (existsSync(path.join(parent, id))) left.push(path.join(parent, id));
-  // A killed task leaves its cgroup a moment after the signal: retry briefly (rmdir of a busy cgroup fails).
-  for (let attempt = 0; attempt < 20 && left.length > 0; attempt++) {
-    if (attempt > 0) spawnSync('sleep', ['0.1']);
-    left = left.filter((dir) => {
-      try {
-        rmdirSync(dir);
-        return false;
-      } catch {
-        return existsSync(dir);
-      }
-    });
-  }
-  if (left.length > 0) console.error(`cleanup: could not remove ${left.length} task cgroups, e.g. ${left[0]}`);
+  removeTaskCgroups(ourAllocIds);
 }
 
 onCleanup(() => {
