@@ -6,9 +6,11 @@
  * - The image is pulled only when missing; progress goes to the caller's callback. Pull errors that mean "this
  *   image does not exist" are permanent (ImageNotFoundError), others (registry unreachable) recoverable.
  * - Network mode `none` by default, `host` when asked or when the task declares ports (host mode: the port is
- *   the port). No bridge networks: Shoal does not manage container networking.
+ *   the port), `bridge` for a task on Shoal's networks: the container joins the engine networks the task names
+ *   (the mesh creates them, `docker-networks.ts`), its ports are published on the host address given, and its
+ *   address on each network is kept in the handle (`addresses`).
  * - CMD/CMD-SHELL health checks are Docker's own (they keep running while the agent restarts); HTTP/TCP probes
- *   run in the agent against the host's network, which is the task's network.
+ *   run in the agent, against the container's address on bridges, else the host's network.
  * - stop sends the signal itself and SIGKILL after the grace period, in milliseconds (the Engine's own stop
  *   counts whole seconds).
  * - dockerode (with docker-modem and ssh2 behind it, ~20 MB of an agent's memory) is loaded on the first container
@@ -36,7 +38,7 @@ import {
 import { HealthMonitor, NO_HEALTH, httpProbe, tcpProbe } from './health.js';
 import { lastLines } from './logfiles.js';
 import { stopParameters, validateTaskSpec } from './spec.js';
-import type { ExitResult, Fingerprint, HealthReport, HealthStatus, LogChunk, LogOptions, PullProgress, StartOptions, TaskDriver, TaskHandle, TaskSpec, TaskStats, TaskStatus } from './types.js';
+import type { ExitResult, Fingerprint, HealthReport, HealthStatus, LogChunk, LogOptions, PortSpec, PullProgress, StartOptions, TaskDriver, TaskHandle, TaskSpec, TaskStats, TaskStatus } from './types.js';
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 export const LABEL_ALLOC = 'shoal.alloc';
@@ -66,6 +68,22 @@ const engineMessage = (err: unknown): string => {
 };
 
 export const containerName = (taskId: string): string => `shoal-${taskId}`;
+
+/** A container's address on each engine network it is on. */
+function addressesOf(info: Docker.ContainerInspectInfo): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, n] of Object.entries(info.NetworkSettings?.Networks ?? {})) if (n.IPAddress) out[name] = n.IPAddress;
+  return out;
+}
+
+/** The address of a container on bridges on its first network, as its handle recorded it. */
+export function firstAddress(handle: TaskHandle): string | undefined {
+  const addresses = handle.state['addresses'];
+  const first = handle.spec.networks?.[0];
+  if (!first || typeof addresses !== 'object' || addresses === null || Array.isArray(addresses)) return undefined;
+  const a = (addresses as Record<string, unknown>)[first];
+  return typeof a === 'string' ? a : undefined;
+}
 
 /** Splits the Engine's multiplexed stream (8-byte header: stream type, 3 zero bytes, big-endian length). */
 export class Demuxer {
@@ -198,7 +216,7 @@ export class DockerDriver implements TaskDriver {
   }
 
   #createOptions(spec: TaskSpec): Docker.ContainerCreateOptions {
-    const networkMode = spec.networkMode ?? ((spec.ports?.length ?? 0) > 0 ? 'host' : 'none');
+    const networkMode = spec.networkMode === 'bridge' ? 'bridge' : spec.networkMode ?? ((spec.ports?.length ?? 0) > 0 ? 'host' : 'none');
     const stop = stopParameters(spec);
     const hc = spec.healthcheck;
     const ns = (ms: number): number => ms * 1_000_000;
@@ -212,9 +230,12 @@ export class DockerDriver implements TaskDriver {
         StartPeriod: ns(hc.startPeriodMs),
       }
       : undefined;
+    const bridge = spec.networkMode === 'bridge';
+    const portKey = (p: PortSpec): string => `${p.target ?? p.port}/${p.protocol ?? 'tcp'}`;
     return {
       name: containerName(spec.id),
       Image: spec.image!,
+      ...(bridge && spec.ports?.length ? { ExposedPorts: Object.fromEntries(spec.ports.map((p) => [portKey(p), {}])) } : {}),
       ...(spec.command !== undefined ? { Cmd: [spec.command, ...(spec.args ?? [])] } : spec.args ? { Cmd: [...spec.args] } : {}),
       Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
       ...(spec.workingDir !== undefined ? { WorkingDir: spec.workingDir } : {}),
@@ -222,8 +243,11 @@ export class DockerDriver implements TaskDriver {
       StopSignal: stop.signal,
       StopTimeout: Math.ceil(stop.graceMs / 1000),
       ...(healthcheck ? { Healthcheck: healthcheck } : {}),
+      ...(bridge && spec.addresses?.[spec.networks![0]!] ? { NetworkingConfig: { EndpointsConfig: { [spec.networks![0]!]: { IPAMConfig: { IPv4Address: spec.addresses[spec.networks![0]!]! } } } } } : {}),
       HostConfig: {
-        NetworkMode: networkMode,
+        NetworkMode: bridge ? spec.networks![0]! : networkMode,
+        ...(bridge && spec.ports?.length ? { PortBindings: Object.fromEntries(spec.ports.map((p) => [portKey(p), [{ HostIp: p.hostIp ?? '', HostPort: String(p.port) }]])) } : {}),
+        ...(spec.dns?.length ? { Dns: [...spec.dns] } : {}),
         ...(spec.resources?.cpus !== undefined ? { NanoCpus: Math.round(spec.resources.cpus * 1e9) } : {}),
         // MemorySwap equal to Memory: no swap, so the limit kills instead of slowing down.
         ...(spec.resources?.memoryBytes !== undefined ? { Memory: spec.resources.memoryBytes, MemorySwap: spec.resources.memoryBytes } : {}),
@@ -249,8 +273,15 @@ export class DockerDriver implements TaskDriver {
       await old.remove({ force: true }).catch(() => undefined);
       container = await (await this.#engine()).createContainer(create).catch((e: unknown) => Promise.reject(this.#startError(spec, e)));
     }
+    let addresses: Record<string, string> = {};
     try {
+      // The engine's API 1.41 joins one network at creation; the others are joined before the start.
+      for (const name of spec.networkMode === 'bridge' ? (spec.networks ?? []).slice(1) : []) {
+        const ip = spec.addresses?.[name];
+        await (await this.#engine()).getNetwork(name).connect({ Container: container.id, ...(ip ? { EndpointConfig: { IPAMConfig: { IPv4Address: ip } } } : {}) });
+      }
       await container.start();
+      if (spec.networkMode === 'bridge') addresses = addressesOf(await container.inspect());
     } catch (err) {
       await container.remove({ force: true }).catch(() => undefined);
       throw this.#startError(spec, err);
@@ -261,7 +292,7 @@ export class DockerDriver implements TaskDriver {
       taskId: spec.id,
       spec,
       startedAtMs: Date.now(),
-      state: { containerId: container.id, containerName: create.name! },
+      state: { containerId: container.id, containerName: create.name!, ...(spec.networkMode === 'bridge' ? { addresses } : {}) },
     };
     this.#attach(handle, container.id, true);
     this.#log.info({ task: spec.id, container: container.id.slice(0, 12), image: spec.image }, 'container started');
@@ -283,7 +314,9 @@ export class DockerDriver implements TaskDriver {
     const entry: Entry = { handle, containerId };
     const test = handle.spec.healthcheck?.test;
     if (running && handle.spec.healthcheck && test && (test.kind === 'http' || test.kind === 'tcp')) {
-      const probe = test.kind === 'tcp' ? tcpProbe(test.port, test.host) : httpProbe(test.port, test.path, test.host);
+      // A container on bridges answers on its own address, not on the host's.
+      const host = test.host ?? firstAddress(handle);
+      const probe = test.kind === 'tcp' ? tcpProbe(test.port, host) : httpProbe(test.port, test.path, host);
       entry.monitor = new HealthMonitor(handle.spec.healthcheck, probe, this.#clock, this.#clock.nowMs());
     }
     this.#entries.set(handle.taskId, entry);
@@ -321,7 +354,8 @@ export class DockerDriver implements TaskDriver {
     } catch (_bad) {
       return undefined;
     }
-    return { version: 1, driver: 'docker', taskId, spec, startedAtMs: Date.parse(info.State.StartedAt) || 0, state: { containerId: info.Id, containerName: info.Name.replace(/^\//, '') } };
+    const state = { containerId: info.Id, containerName: info.Name.replace(/^\//, ''), ...(spec.networkMode === 'bridge' ? { addresses: addressesOf(info) } : {}) };
+    return { version: 1, driver: 'docker', taskId, spec, startedAtMs: Date.parse(info.State.StartedAt) || 0, state };
   }
 
   async recover(handle: TaskHandle): Promise<void> {

@@ -169,6 +169,7 @@ export class ProcessDriver implements TaskDriver {
 
   async start(spec: TaskSpec): Promise<TaskHandle> {
     validateTaskSpec(spec, { command: true });
+    if (spec.networkMode === 'bridge') throw new InvalidTaskError(spec.id, 'networkMode', 'a process shares its node\'s network; bridges are for containers');
     const previous = this.#entries.get(spec.id);
     if (previous && previous.exit === undefined) throw new InvalidTaskError(spec.id, 'id', 'a task with this id is already running');
     const taskDir = path.join(this.#opts.dataDir, 'tasks', spec.id);

@@ -3,6 +3,7 @@
  * error (field path included) before it creates anything.
  */
 import { constants } from 'node:os';
+import { isIP } from 'node:net';
 import { LIMITS } from '../lib/limits.js';
 import { InvalidTaskError } from './errors.js';
 import type { HealthCheckSpec, TaskSpec } from './types.js';
@@ -74,14 +75,26 @@ export function validateTaskSpec(spec: TaskSpec, needs: { image?: boolean; comma
   }
   (spec.ports ?? []).forEach((p, i) => {
     if (!Number.isSafeInteger(p.port) || p.port < 1 || p.port > 65535) throw new InvalidTaskError(id, `ports[${i}].port`, `must be in [1, 65535], got ${p.port}`);
+    if (p.target !== undefined && (!Number.isSafeInteger(p.target) || p.target < 1 || p.target > 65535)) throw new InvalidTaskError(id, `ports[${i}].target`, `must be in [1, 65535], got ${p.target}`);
+    if (p.hostIp !== undefined && isIP(p.hostIp) === 0) throw new InvalidTaskError(id, `ports[${i}].hostIp`, `must be an IP address, got "${p.hostIp}"`);
   });
+  (spec.dns ?? []).forEach((d, i) => {
+    if (isIP(d) === 0) throw new InvalidTaskError(id, `dns[${i}]`, `must be an IP address, got "${d}"`);
+  });
+  if (spec.networkMode === 'bridge' && (spec.networks?.length ?? 0) === 0) throw new InvalidTaskError(id, 'networks', 'a task on bridges needs at least one network');
+  if (spec.networkMode !== 'bridge' && (spec.networks?.length ?? 0) > 0) throw new InvalidTaskError(id, 'networks', 'only a task in network mode "bridge" joins networks');
+  checkCount(id, 'networks', spec.networks?.length ?? 0);
+  for (const [name, ip] of Object.entries(spec.addresses ?? {})) {
+    if (!(spec.networks ?? []).includes(name)) throw new InvalidTaskError(id, `addresses.${name}`, 'names a network the task is not on');
+    if (isIP(ip) !== 4) throw new InvalidTaskError(id, `addresses.${name}`, `must be an IPv4 address, got "${ip}"`);
+  }
   if ((spec.ports?.length ?? 0) > 0 && spec.networkMode === 'none') throw new InvalidTaskError(id, 'ports', 'a task with network mode "none" cannot publish ports');
   (spec.mounts ?? []).forEach((m, i) => {
     if (!m.source.startsWith('/')) throw new InvalidTaskError(id, `mounts[${i}].source`, `must be an absolute host path, got "${m.source}"`);
     if (!m.target.startsWith('/')) throw new InvalidTaskError(id, `mounts[${i}].target`, `must be an absolute path, got "${m.target}"`);
   });
-  if (spec.networkMode !== undefined && spec.networkMode !== 'host' && spec.networkMode !== 'none') {
-    throw new InvalidTaskError(id, 'networkMode', `must be "host" or "none", got "${String(spec.networkMode)}"`);
+  if (spec.networkMode !== undefined && spec.networkMode !== 'bridge' && spec.networkMode !== 'host' && spec.networkMode !== 'none') {
+    throw new InvalidTaskError(id, 'networkMode', `must be "bridge", "host" or "none", got "${String(spec.networkMode)}"`);
   }
   if (spec.stopSignal !== undefined && !isSignalName(spec.stopSignal)) throw new InvalidTaskError(id, 'stopSignal', `"${spec.stopSignal}" is not a signal name (e.g. SIGTERM)`);
   if (spec.stopGraceMs !== undefined) checkMs(id, 'stopGraceMs', spec.stopGraceMs, 0, LIMITS.driverMaxStopGraceMs);

@@ -6,12 +6,17 @@
 import type { DriverError } from './errors.js';
 
 export type DriverName = 'docker' | 'process' | 'mock';
-export type NetworkMode = 'host' | 'none';
+export type NetworkMode = 'bridge' | 'host' | 'none';
 
 /** A port the task listens on. Tasks run in host network mode, so the host port is the port. */
 export interface PortSpec {
+  /** The port on the host. */
   readonly port: number;
   readonly protocol?: 'tcp' | 'udp';
+  /** The container's port, for a container on bridges (default: `port`). */
+  readonly target?: number;
+  /** The host address the port is published on, for a container on bridges (default: every address). */
+  readonly hostIp?: string;
 }
 
 /** A host path bound into the task (docker) or simply expected to exist (process). */
@@ -66,8 +71,17 @@ export interface TaskSpec {
   /** Time between the stop signal and SIGKILL (default LIMITS.driverDefaultStopGraceMs). */
   readonly stopGraceMs?: number;
   readonly healthcheck?: HealthCheckSpec;
-  /** Default 'none' for docker; processes always share the host network. */
+  /**
+   * Default 'none' for docker; processes always share the host network. 'bridge' (docker only): the container
+   * joins the engine networks named in `networks`, the first as its primary.
+   */
   readonly networkMode?: NetworkMode;
+  /** Engine network names, for 'bridge'. */
+  readonly networks?: readonly string[];
+  /** The container's address on each of `networks` (chosen by the caller, so that it knows who the container is). */
+  readonly addresses?: Readonly<Record<string, string>>;
+  /** Nameservers the container uses (docker). */
+  readonly dns?: readonly string[];
   /** Options only one driver reads (e.g. the mock's script). Plain JSON. */
   readonly driverConfig?: Readonly<Record<string, unknown>>;
 }

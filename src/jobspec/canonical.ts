@@ -126,7 +126,7 @@ const serviceSchema = z.strictObject({
   ports: z.array(portSchema),
   expose: sortedList(exposedSchema, compareExposed, 'by port, then protocol'),
   networks: sortedList(serviceNetworkSchema, (a, b) => compareNames(a.name, b.name), 'by name'),
-  networkMode: z.enum(['host', 'none'], { error: 'networkMode must be "host" or "none"' }),
+  networkMode: z.enum(['bridge', 'host', 'none'], { error: 'networkMode must be "bridge", "host" or "none"' }),
   volumes: z.array(mountSchema),
   labels: stringMap('label'),
   healthcheck: healthSchema.nullable(),

@@ -96,6 +96,12 @@ function checkNetworks(job: Job, report: ReportIssue): void {
     service.networks.forEach((n, k) => {
       if (!names.has(n.name)) report(['services', i, 'networks', k], `network "${n.name}" is not one of the job's networks (${known}): declare it under the top-level "networks"`);
     });
+    // An internal bridge has no way to the host's ports: Docker publishes nothing for a container on internal ones only.
+    const internal = new Set(job.networks.filter((n) => n.internal).map((n) => n.name));
+    const hostPort = service.ports.findIndex((p) => p.mode === 'host');
+    if (service.networkMode === 'bridge' && hostPort >= 0 && service.networks.length > 0 && service.networks.every((n) => internal.has(n.name))) {
+      report(['services', i, 'ports', hostPort], 'a container on internal networks only cannot publish a port in host mode: publish it in ingress mode, or add a network that is not internal');
+    }
   });
 }
 
@@ -164,6 +170,7 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
     if (s.command === null || s.command.length === 0) report(['command'], 'a process service needs a "command"');
     if (s.entrypoint !== null) report(['entrypoint'], 'a process service takes no entrypoint; put the whole argv in "command"');
     if (s.networkMode === 'none') report(['networkMode'], 'the process driver runs tasks in the node\'s network; network_mode: none needs the docker driver');
+    if (s.networkMode === 'bridge') report(['networkMode'], 'the process driver runs tasks in the node\'s network; a bridge needs the docker driver');
   }
   if (s.networkMode === 'none' && s.ports.length > 0) report(['ports'], 'a service with network_mode: none cannot publish ports');
   if (s.networkMode === 'none' && s.expose.length > 0) report(['expose'], 'a service with network_mode: none cannot expose ports');
@@ -197,6 +204,7 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
 function checkServiceNetworks(s: ServiceSpec, report: ReportIssue): void {
   // A Compose file cannot say both (it is an error there); a canonical job must not either.
   if (s.networkMode === 'none' && s.networks.length > 0) report(['networks'], 'a service with network_mode: none is on no network');
+  if (s.networkMode === 'bridge' && s.networks.length === 0) report(['networks'], 'a container on a bridge must be on at least one network');
   if (s.networks.length > JOBSPEC_LIMITS.maxNetworksPerService) report(['networks'], `a service may be on at most ${JOBSPEC_LIMITS.maxNetworksPerService} networks, got ${s.networks.length}`);
   const names = new Set<string>();
   s.networks.forEach((n, k) => {

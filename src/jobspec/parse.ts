@@ -615,8 +615,10 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
   const driver = driverName === 'process' ? 'process' : 'docker';
   const command = toArgv(s.command, [...path, 'command'], c);
   const entrypoint = toArgv(s.entrypoint, [...path, 'entrypoint'], c);
-  const networkMode = s.network_mode ?? 'host';
-  if (networkMode !== 'host' && networkMode !== 'none') {
+  // A container goes on the job's networks (a bridge per network on its node) unless the file says otherwise; a
+  // process always shares its node's network.
+  const networkMode = s.network_mode ?? (driver === 'docker' ? 'bridge' : 'host');
+  if (s.network_mode !== undefined && networkMode !== 'host' && networkMode !== 'none') {
     c.error([...path, 'network_mode'], `network_mode "${networkMode}" is not supported: put the service on the job's networks with "networks", or use network_mode host or none`);
   }
   const ports = convertPorts(s.ports, [...path, 'ports'], c);
@@ -660,7 +662,7 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     ports: ports.ports,
     expose: expose.expose,
     networks: networks.networks,
-    networkMode: networkMode === 'none' ? 'none' : 'host',
+    networkMode: networkMode === 'none' ? 'none' : networkMode === 'bridge' ? 'bridge' : 'host',
     volumes: convertVolumes(s.volumes, [...path, 'volumes'], c, baseDir),
     labels,
     healthcheck: convertHealth(s.healthcheck, [...path, 'healthcheck'], c),

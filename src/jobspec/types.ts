@@ -109,7 +109,12 @@ export interface ServiceSpec {
   expose: ExposedPort[];
   /** The networks the service is on, sorted by name; `[{ name: 'default', aliases: [] }]` when the file says none. */
   networks: ServiceNetwork[];
-  networkMode: 'host' | 'none';
+  /**
+   * Where the tasks' network lives. `bridge` (a docker service's default): a container on a bridge of its node per
+   * Shoal network, named and reached through the agent. `host`: the node's own network (a process task always).
+   * `none`: no network at all.
+   */
+  networkMode: 'bridge' | 'host' | 'none';
   volumes: BindMount[];
   labels: Record<string, string>;
   healthcheck: HealthCheck | null;

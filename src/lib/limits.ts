@@ -324,6 +324,14 @@ export const LIMITS = {
   /** Ports the agent hands to process tasks: the default range of `--task-ports`. */
   meshTaskPortsLow: 20_000,
   meshTaskPortsHigh: 29_999,
+  /** Addresses of a bridge the agent keeps for its services (the top half of its /24, less the broadcast). */
+  meshMaxVipsPerBridge: 127,
+  /** Bridges one agent creates on its engine (one per Shoal network its containers are on). */
+  meshMaxBridges: 64,
+  /** Subnets of the pool tried when a bridge is created and the engine finds them taken, before giving up. */
+  meshMaxBridgeSubnetTries: 16,
+  /** The longest an engine network request or an `ip addr` may take. */
+  meshBridgeRequestTimeoutMs: 15_000,
 
   // --- Logging --------------------------------------------------------------------------------------------------
   /** Longest string field a log line keeps; longer ones are cut. */

@@ -11,7 +11,7 @@ import dns2 from 'dns2';
 import { describeError } from '../lib/errors.js';
 import { LIMITS } from '../lib/limits.js';
 import type { Logger } from '../log/logger.js';
-import type { CatalogView } from '../state/index.js';
+import type { CatalogService, CatalogView } from '../state/index.js';
 import { resolveName } from './names.js';
 
 const { Packet } = dns2;
@@ -38,8 +38,10 @@ export function systemUpstreams(file = '/etc/resolv.conf'): Upstream[] {
 }
 
 export interface ServiceDnsOptions {
-  /** `<job>/<service>`: whose tasks ask. */
-  service: string;
+  /** `<job>/<service>` whose tasks ask; or, for a server many services share (a bridge's), who asks from an address. */
+  asker: string | ((address: string) => string | undefined);
+  /** The address a service answers at for the asker (default: its virtual address on their first shared network). */
+  vipOf?: (from: CatalogService, to: CatalogService) => string;
   catalog: () => CatalogView | undefined;
   upstreams: readonly Upstream[];
   logger: Logger;
@@ -76,7 +78,7 @@ export class ServiceDns {
         resolve();
       });
     });
-    socket.on('error', (err) => this.#o.logger.warn({ service: this.#o.service, err: describeError(err) }, 'DNS socket error'));
+    socket.on('error', (err) => this.#o.logger.warn({ dns: `${host}:${this.port}`, err: describeError(err) }, 'DNS socket error'));
     socket.on('message', (msg, rinfo) => this.#onQuery(msg, rinfo));
     this.#socket = socket;
     this.port = socket.address().port;
@@ -112,8 +114,9 @@ export class ServiceDns {
       return;
     }
     const view = this.#o.catalog();
-    const asker = view?.catalogService(this.#o.service);
-    const answer = view && asker ? resolveName(q.name, asker, view.catalog()) : { kind: 'forward' as const };
+    const askerKey = typeof this.#o.asker === 'string' ? this.#o.asker : this.#o.asker(rinfo.address);
+    const asker = askerKey === undefined ? undefined : view?.catalogService(askerKey);
+    const answer = view && asker ? resolveName(q.name, asker, view.catalog(), this.#o.vipOf) : { kind: 'forward' as const };
     if (answer.kind === 'forward') return this.#forward(msg, req.header.id, rinfo);
     reply((res) => {
       res.header.aa = 1;

@@ -24,6 +24,7 @@ import type { ServiceSpec } from '../jobspec/types.js';
 import type { Transport } from '../transport/index.js';
 import { reachableServices, serviceEnvName, serviceKey, targetPortsOf, type Allocation, type CatalogService, type CatalogView } from '../state/index.js';
 import { orderEndpoints, type BalanceStrategy } from './balance.js';
+import { ContainerBridges, type BridgeEngine } from './bridges.js';
 import { ServiceDns, systemUpstreams, type Upstream } from './dns.js';
 import { sharedVip } from './names.js';
 import { StreamMux, type StreamTarget } from './streams.js';
@@ -59,6 +60,30 @@ export interface ServiceMeshOptions {
    * (a node that died a moment ago still has a link, and a stream to it waits out its open timeout).
    */
   peerHealthy?: (nodeId: string) => boolean;
+  /** Containers on bridges (`networkMode: bridge`): the engine, and the pool the bridges' /24s come from. */
+  bridges?: { engine: BridgeEngine; pool: string };
+  /** The tasks this node runs or is starting, with a container's addresses on its bridges once it has started. */
+  localTasks?: () => readonly LocalTask[];
+}
+
+export interface LocalTask {
+  allocId: string;
+  /** `<job>/<service>`. */
+  service: string;
+  /** Engine network name to the container's address on it (containers on bridges). */
+  addresses?: Readonly<Record<string, string>>;
+}
+
+/** How a container on bridges is attached: what the node runner adds to its task before it starts. */
+export interface ContainerAttachment {
+  /** Engine network names, the first the container's primary. */
+  networks: string[];
+  /** Its address on each. */
+  addresses: Record<string, string>;
+  /** Its nameserver: the agent, on its first bridge's gateway. */
+  dns: string[];
+  /** Ports published in host mode, on the agent's bind address. */
+  publish: { port: number; target: number; protocol: 'tcp' | 'udp'; hostIp?: string }[];
 }
 
 export interface ListenerStatus {
@@ -83,6 +108,8 @@ interface Listener {
   server: net.Server | undefined;
   connections: Set<net.Socket>;
   error: string;
+  /** A service's address on a bridge answers only its own bridge (addresses starting so): networks stay apart. */
+  onlyFrom?: string;
 }
 
 export class ServiceMesh {
@@ -109,11 +136,19 @@ export class ServiceMesh {
   #refreshing: Promise<void> = Promise.resolve();
   #stopped = false;
   #refusedConnections = 0;
+  readonly #bridges: ContainerBridges | undefined;
 
   constructor(options: ServiceMeshOptions) {
     this.#o = options;
     this.#log = options.logger.child({ component: 'mesh' });
     this.streams = new StreamMux({ transport: options.transport, logger: options.logger, resolve: (t) => this.#resolveLocal(t) });
+    if (options.bridges) {
+      this.#bridges = new ContainerBridges({
+        engine: options.bridges.engine, pool: options.bridges.pool, nodeId: options.nodeId, catalog: options.catalog, logger: this.#log,
+        upstreams: () => (this.#upstreams ??= options.dnsUpstreams ?? systemUpstreams()),
+        saved: this.#servicePorts, save: () => this.#saveServicePorts(),
+      });
+    }
     this.#cursor = (hashString(options.nodeId) % Math.max(1, options.taskPorts.high - options.taskPorts.low + 1));
   }
 
@@ -127,7 +162,7 @@ export class ServiceMesh {
     }
     for (const [k, port] of Object.entries(saved)) {
       if (typeof port !== 'number' || !Number.isInteger(port)) continue;
-      if (k.startsWith('dns:')) {
+      if (k.startsWith('dns:') || k.startsWith('bridge:')) {
         this.#servicePorts.set(k, port); // reopened by the refresh below, for the services that run here
         continue;
       }
@@ -192,7 +227,8 @@ export class ServiceMesh {
    * SHOAL_SERVICE_<NAME>[_<TARGET>], SHOAL_DNS). Opens what the task will use first: the service listeners, the
    * virtual addresses of the services it reaches, and its service's DNS server.
    */
-  async prepare(alloc: Allocation, spec: ServiceSpec, previous: Record<string, number> | undefined, inUse: ReadonlySet<number>): Promise<{ env: Record<string, string>; ports: Record<string, number> }> {
+  async prepare(alloc: Allocation, spec: ServiceSpec, previous: Record<string, number> | undefined, inUse: ReadonlySet<number>): Promise<{ env: Record<string, string>; ports: Record<string, number>; container?: ContainerAttachment }> {
+    if (spec.driver === 'docker' && spec.networkMode === 'bridge') return this.#prepareContainer(alloc, spec);
     const ports: Record<string, number> = {};
     const env: Record<string, string> = {};
     const order = [...spec.ports.map((p) => p.target), ...spec.expose.map((p) => p.port)];
@@ -231,9 +267,51 @@ export class ServiceMesh {
     return { env, ports };
   }
 
+  /** A container on bridges: a bridge per network it is on, an address on each, the services' addresses there. */
+  async #prepareContainer(alloc: Allocation, spec: ServiceSpec): Promise<{ env: Record<string, string>; ports: Record<string, number>; container: ContainerAttachment }> {
+    const bridges = this.#bridges;
+    if (!bridges) throw new ShoalError('ERR_UNSUPPORTED', 'this agent runs containers on bridges only with the docker driver enabled; use network_mode: host');
+    const view = this.#o.catalog();
+    const self = view?.catalogService(serviceKey(alloc.jobName, spec.name));
+    if (!view || !self) throw new ShoalError('ERR_UNAVAILABLE', `service ${alloc.jobName}/${spec.name} is not in this agent's catalog yet`);
+    const container: ContainerAttachment = { networks: [], addresses: {}, dns: [], publish: [] };
+    for (const n of self.networks) {
+      const bridge = await bridges.ensure(n.network, n.internal === true);
+      container.networks.push(bridge.engineName);
+      container.addresses[bridge.engineName] = await bridges.containerAddress(bridge, alloc.id, self.key);
+      if (container.dns.length === 0) {
+        await bridges.dns(bridge);
+        container.dns.push(bridge.gateway);
+      }
+    }
+    await this.#syncVips([self.key]);
+    const ports: Record<string, number> = {};
+    const env: Record<string, string> = {};
+    for (const target of targetPortsOf(spec)) {
+      ports[String(target)] = target; // a container listens on its own address
+      env[`SHOAL_PORT_${target}`] = String(target);
+    }
+    const first = [...spec.ports.map((p) => p.target), ...spec.expose.map((p) => p.port)][0];
+    if (first !== undefined) env['PORT'] = String(first);
+    for (const p of spec.ports) {
+      if (p.mode !== 'host' || p.published <= 0) continue;
+      const hostIp = this.#o.bindHost === '0.0.0.0' || this.#o.bindHost === '' ? undefined : this.#o.bindHost;
+      container.publish.push({ port: p.published, target: p.target, protocol: p.protocol, ...(hostIp ? { hostIp } : {}) });
+    }
+    for (const [name, to] of reachableServices(self, view.catalog())) {
+      const vip = bridges.vipOf(self, to);
+      if (vip === '' || to.targetPorts.length === 0) continue;
+      for (const target of to.targetPorts) env[`${serviceEnvName(name)}_${target}`] = `${vip}:${target}`;
+      env[serviceEnvName(name)] = `${vip}:${to.targetPorts[0]}`;
+    }
+    if (container.dns[0]) env['SHOAL_DNS'] = `${container.dns[0]}:53`;
+    return { env, ports, container };
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#refreshing;
+    this.#bridges?.close();
     this.streams.stop();
     for (const d of this.#dns.values()) d.close();
     this.#dns.clear();
@@ -275,6 +353,7 @@ export class ServiceMesh {
       this.#servicePorts.delete(`dns:${key}`);
       this.#saveServicePorts();
     }
+    await this.#refreshBridges(catalog);
     await this.#syncVips(this.#o.localServices?.() ?? []);
     for (const key of new Set(this.#o.localServices?.() ?? [])) if (byKey.has(key)) await this.#dnsFor(key).catch((err: unknown) => this.#log.warn({ service: key, err: describeError(err) }, 'cannot serve DNS for a service'));
     for (const [published, w] of wanted) {
@@ -296,6 +375,35 @@ export class ServiceMesh {
   }
 
   /**
+   * The bridges follow the containers here: addresses of containers found running after a restart are taken back,
+   * those of containers gone are forgotten, each bridge with containers answers DNS, and bridges of networks no task
+   * here is on are removed.
+   */
+  async #refreshBridges(catalog: readonly CatalogService[]): Promise<void> {
+    const bridges = this.#bridges;
+    if (!bridges) return;
+    const tasks = this.#o.localTasks?.() ?? [];
+    try {
+      await bridges.load(); // once: this agent's bridges from before a restart, with the containers still on them
+    } catch (err) {
+      this.#log.warn({ err: describeError(err) }, 'cannot list the engine\'s networks; container bridges are left as they are');
+      return;
+    }
+    const keep = new Set<string>();
+    for (const t of tasks) {
+      keep.add(t.allocId);
+      for (const [engineName, ip] of Object.entries(t.addresses ?? {})) bridges.adoptContainer(engineName, ip, t.allocId, t.service);
+    }
+    bridges.forgetContainers(keep);
+    const local = new Set(tasks.map((t) => t.service));
+    const networks = new Set(catalog.filter((e) => local.has(e.key)).flatMap((e) => e.networks.map((n) => n.network)));
+    for (const b of bridges.bridges) {
+      if (b.containers.size > 0) await bridges.dns(b).catch((err: unknown) => this.#log.warn({ network: b.network, err: describeError(err) }, 'cannot answer DNS on a bridge'));
+    }
+    await bridges.prune(networks);
+  }
+
+  /**
    * Listens on the virtual addresses of the services the tasks here reach (each on the service's ports), and stops
    * listening on those no task here reaches any more. `local` are the services of the tasks on this node.
    */
@@ -303,7 +411,7 @@ export class ServiceMesh {
     const view = this.#o.catalog();
     if (!view) return;
     const catalog = view.catalog();
-    const wanted = new Map<string, { service: string; vip: string; port: number }>();
+    const wanted = new Map<string, { service: string; vip: string; port: number; onlyFrom?: string }>();
     for (const key of new Set(local)) {
       const from = view.catalogService(key);
       if (!from) continue;
@@ -313,6 +421,8 @@ export class ServiceMesh {
         for (const port of to.targetPorts) wanted.set(`vip:${vip}:${port}`, { service: to.key, vip, port });
       }
     }
+    // Containers reach every service on their bridges' networks at its address on the bridge.
+    for (const w of await this.#bridges?.serviceListeners(catalog) ?? []) wanted.set(`vip:${w.host}:${w.port}`, { service: w.service, vip: w.host, port: w.port, onlyFrom: w.onlyFrom });
     // Only a full refresh (every local service) may close what is no longer wanted; a task starting adds only.
     if (local.length === new Set(this.#o.localServices?.() ?? local).size) {
       for (const [k, l] of this.#listeners) {
@@ -328,7 +438,7 @@ export class ServiceMesh {
       // Listening, or being opened by a task starting at the same moment (no error yet): nothing to do.
       if (existing && (existing.server || existing.error === '')) continue;
       if (this.#listeners.size >= LIMITS.meshMaxListeners) break;
-      const l: Listener = { kind: 'vip', host: w.vip, service: w.service, target: w.port, port: w.port, server: undefined, connections: new Set(), error: '' };
+      const l: Listener = { kind: 'vip', host: w.vip, service: w.service, target: w.port, port: w.port, server: undefined, connections: new Set(), error: '', ...(w.onlyFrom ? { onlyFrom: w.onlyFrom } : {}) };
       this.#listeners.set(k, l);
       try {
         l.server = await this.#listen(l, w.port);
@@ -359,7 +469,7 @@ export class ServiceMesh {
     const taken = new Set<number>();
     for (let i = 0; i < LIMITS.meshMaxPortProbes; i++) {
       const port = candidates.shift() ?? await this.#freePort(taken, this.#o.bindHost);
-      const dns = new ServiceDns({ service, catalog: this.#o.catalog, upstreams: this.#upstreams, logger: this.#log });
+      const dns = new ServiceDns({ asker: service, catalog: this.#o.catalog, upstreams: this.#upstreams, logger: this.#log });
       try {
         await dns.listen(this.#o.bindHost, port);
       } catch {
@@ -482,7 +592,8 @@ export class ServiceMesh {
   // --- connections ---------------------------------------------------------------------------------------------------
 
   #accept(l: Listener, socket: net.Socket): void {
-    if (this.#connections >= LIMITS.meshMaxConnections || l.connections.size >= LIMITS.meshMaxConnectionsPerListener) {
+    const from = socket.remoteAddress ?? '';
+    if (this.#connections >= LIMITS.meshMaxConnections || l.connections.size >= LIMITS.meshMaxConnectionsPerListener || (l.onlyFrom !== undefined && !from.replace(/^::ffff:/, '').startsWith(l.onlyFrom))) {
       this.#refusedConnections++;
       socket.destroy();
       return;
@@ -516,7 +627,7 @@ export class ServiceMesh {
     for (const e of order) {
       if (socket.destroyed) return;
       try {
-        if (e.nodeId === this.#o.nodeId) await this.#connectLocal(socket, e.ports[key]!);
+        if (e.nodeId === this.#o.nodeId) await this.#connectLocal(socket, this.#bridges?.hostOf(e.allocId) ?? '127.0.0.1', e.ports[key]!);
         else {
           const target: StreamTarget = { allocId: e.allocId, targetPort: l.target, service: l.service };
           await this.streams.open(e.nodeId, target, socket);
@@ -540,13 +651,13 @@ export class ServiceMesh {
   }
 
   /** Connects to a task on this node and joins the client to it; rejects (client untouched) when it does not answer. */
-  #connectLocal(client: net.Socket, port: number): Promise<void> {
+  #connectLocal(client: net.Socket, host: string, port: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const up = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+      const up = net.connect({ host, port, allowHalfOpen: true });
       const timer = setTimeout(() => up.destroy(new Error(`no answer within ${LIMITS.meshConnectTimeoutMs} ms`)), LIMITS.meshConnectTimeoutMs);
       up.once('error', (err) => {
         clearTimeout(timer);
-        reject(new ShoalError('ERR_CONNECT', `127.0.0.1:${port}: ${describeError(err)}`));
+        reject(new ShoalError('ERR_CONNECT', `${host}:${port}: ${describeError(err)}`));
       });
       up.once('connect', () => {
         clearTimeout(timer);
@@ -568,13 +679,13 @@ export class ServiceMesh {
   }
 
   /** The last hop, on the node that runs the task: is it an endpoint here, and on which port? */
-  #resolveLocal(t: StreamTarget): number | { code: string; reason: string } {
+  #resolveLocal(t: StreamTarget): { host: string; port: number } | { code: string; reason: string } {
     const entry = this.#o.catalog()?.catalogService(t.service);
     const e = entry?.endpoints.find((x) => x.allocId === t.allocId);
     if (!e || e.nodeId !== this.#o.nodeId) return { code: 'ERR_NOT_ENDPOINT', reason: `allocation ${t.allocId.slice(0, 8)} of ${t.service} is not an endpoint on this node` };
     const port = e.ports[String(t.targetPort)];
     if (port === undefined) return { code: 'ERR_NOT_ENDPOINT', reason: `${t.service} does not listen on target port ${t.targetPort}` };
-    return port;
+    return { host: this.#bridges?.hostOf(t.allocId) ?? '127.0.0.1', port };
   }
 }
 

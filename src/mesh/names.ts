@@ -27,14 +27,18 @@ export function sharedVip(from: CatalogService, to: CatalogService): string {
   return shared[0]?.vip ?? '';
 }
 
-export function resolveName(qname: string, asker: CatalogService, catalog: readonly CatalogService[]): NameAnswer {
+/**
+ * `vipOf` gives the address `to` answers at for `from` ('' for none): by default its virtual address on their first
+ * shared network; a bridge's DNS server gives the bridge's own addresses instead.
+ */
+export function resolveName(qname: string, asker: CatalogService, catalog: readonly CatalogService[], vipOf: (from: CatalogService, to: CatalogService) => string = sharedVip): NameAnswer {
   let name = qname.toLowerCase();
   if (name.endsWith('.')) name = name.slice(0, -1);
   const inZone = name === SHOAL_ZONE || name.endsWith(`.${SHOAL_ZONE}`);
   if (inZone) name = name === SHOAL_ZONE ? '' : name.slice(0, -SHOAL_ZONE.length - 1);
   const labels = name === '' ? [] : name.split('.');
   const found = (to: CatalogService | undefined): NameAnswer => {
-    const vip = to ? sharedVip(asker, to) : '';
+    const vip = to ? vipOf(asker, to) : '';
     return to && vip !== '' ? { kind: 'service', service: to, vip } : { kind: 'nxdomain' };
   };
   if (labels.length === 1 && !inZone) {

@@ -38,7 +38,7 @@ export interface StreamMuxOptions {
    * Where a task this node runs listens for `target`: its port on 127.0.0.1, or an error (code and reason) when the
    * allocation is not an endpoint here (stopping, unhealthy, gone).
    */
-  resolve: (target: StreamTarget) => number | { code: string; reason: string };
+  resolve: (target: StreamTarget) => { host: string; port: number } | { code: string; reason: string };
 }
 
 export interface StreamStats {
@@ -257,14 +257,14 @@ export class StreamMux {
       this.#sendRaw(peer, Kind.STREAM_FRAME_KIND_RESET, id | ACCEPTOR_BIT, resetBody('ERR_PROTOCOL', `OPEN does not decode: ${describeError(err)}`));
       return;
     }
-    const port = this.#o.resolve({ allocId: open.allocId, targetPort: open.targetPort, service: open.service });
-    if (typeof port !== 'number') {
-      this.#sendRaw(peer, Kind.STREAM_FRAME_KIND_RESET, id | ACCEPTOR_BIT, resetBody(port.code, port.reason));
+    const to = this.#o.resolve({ allocId: open.allocId, targetPort: open.targetPort, service: open.service });
+    if ('code' in to) {
+      this.#sendRaw(peer, Kind.STREAM_FRAME_KIND_RESET, id | ACCEPTOR_BIT, resetBody(to.code, to.reason));
       return;
     }
     streams.set(key(s), s);
     this.#stats.open++;
-    const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const socket = net.connect({ host: to.host, port: to.port, allowHalfOpen: true });
     socket.pause();
     const timer = setTimeout(() => socket.destroy(new Error(`no answer within ${LIMITS.meshConnectTimeoutMs} ms`)), LIMITS.meshConnectTimeoutMs);
     let connected = false;
@@ -281,7 +281,7 @@ export class StreamMux {
     });
     socket.once('error', (err) => {
       clearTimeout(timer);
-      if (!connected) this.#reset(s, 'ERR_CONNECT', `task ${open.allocId.slice(0, 8)} (${open.service}) did not accept on 127.0.0.1:${port}: ${describeError(err)}`);
+      if (!connected) this.#reset(s, 'ERR_CONNECT', `task ${open.allocId.slice(0, 8)} (${open.service}) did not accept on ${to.host}:${to.port}: ${describeError(err)}`);
     });
   }
 

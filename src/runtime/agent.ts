@@ -24,7 +24,7 @@ import { HyperswarmTransport, loadClusterKey, loadOrCreateNodeSeed, type Transpo
 import { AGENT_MEMBERSHIP_CONFIG, Membership, type MembershipEffect, type NodeMeta } from '../membership/index.js';
 import { RpcServer, AgentSelf, MembersList } from '../rpc/index.js';
 import type { Fingerprint, TaskDriver } from '../drivers/index.js';
-import { fingerprintDrivers } from './drivers-setup.js';
+import { bridgesFor, fingerprintDrivers } from './drivers-setup.js';
 import { OperatorRaftState, OperatorRaftBarrier, SlicesDemote, SlicesWatch, type CallContext, type MethodDescriptor } from '../rpc/index.js';
 import { PeerRpc } from './peer-rpc.js';
 import { SqliteLogDatabase, type SqliteLogStorage } from '../storage/index.js';
@@ -184,6 +184,7 @@ export class Agent {
       nodeId: transport.nodeId, bindHost: c.bind.host, taskPorts: c.taskPorts, dataDir: c.dataDir, transport, logger: this.log,
       balance: c.meshBalance, catalog: () => (this.#raft ? this.#state : this.#sliceClient?.slice),
       localServices: () => (this.#runner?.core.tasks() ?? []).filter((t) => t.phase !== 'dead').map((t) => `${t.jobName}/${t.service}`),
+      localTasks: () => this.#runner?.localTasks() ?? [], ...bridgesFor(c, found.drivers),
       peerHealthy: (id) => membership.member(id)?.status === 'alive',
     });
     this.#mesh = mesh;

@@ -8,10 +8,11 @@ import { readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar } from 'yaml';
-import { InvalidArgumentError } from '../lib/errors.js';
+import { InvalidArgumentError, describeError } from '../lib/errors.js';
 import { LIMITS } from '../lib/limits.js';
 import { DEFAULT_FAILURE_DOMAIN_LABEL } from '../autopilot/index.js';
 import { LOG_LEVELS } from '../log/logger.js';
+import { DEFAULT_BRIDGE_POOL, checkBridgePool } from '../mesh/bridges.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/shoal/agent.yaml';
 export const DEFAULT_API = '127.0.0.1:7646';
@@ -55,6 +56,11 @@ export interface AgentConfig {
   taskPorts: { low: number; high: number };
   /** How the mesh spreads connections over a service's endpoints: round-robin or least-connections. */
   meshBalance: 'round-robin' | 'least-connections';
+  /**
+   * `--bridge-pool CIDR`: where this agent's container bridges take their /24s. Agents that share a Docker engine
+   * may share a pool (a subnet the engine already has is skipped).
+   */
+  bridgePool: string;
 }
 
 /** What flags (or a test) may set; undefined means "not given". */
@@ -75,6 +81,7 @@ export type ConfigOverrides = Partial<{
   failureDomainLabel: string;
   taskPorts: string;
   meshBalance: string;
+  bridgePool: string;
 }>;
 
 /** The agent config file's keys and what each takes (checked by hand: zod would cost every agent 5 MB of memory). */
@@ -83,6 +90,7 @@ export const FILE_KEYS = {
   name: 'name', data_dir: 'string', bind: 'string', join: 'strings-or-string', cluster_key_file: 'string', api: 'string',
   api_token_file: 'string', labels: 'labels', log_level: 'string', public_dht: 'boolean', bootstrap_expect: 'integer',
   docker_socket: 'string', read_replicas: 'integer', failure_domain_label: 'name', task_ports: 'string', mesh_balance: 'string',
+  bridge_pool: 'string',
 } as const satisfies Record<string, FileValueKind>;
 type FileConfig = { -readonly [K in keyof typeof FILE_KEYS]?: FileValue<(typeof FILE_KEYS)[K]> };
 type FileValue<T extends FileValueKind> = T extends 'boolean' ? boolean : T extends 'integer' ? number : T extends 'labels' ? Record<string, string | number | boolean> : T extends 'strings-or-string' ? string | string[] : string;
@@ -221,6 +229,13 @@ export function loadAgentConfig(overrides: ConfigOverrides & { config?: string }
   if (meshBalance !== 'round-robin' && meshBalance !== 'least-connections') {
     throw new InvalidArgumentError(`${from('mesh-balance', 'mesh_balance')}: "${meshBalance}" is not round-robin or least-connections`);
   }
+  const bridgePoolText = pick('bridgePool', f.bridge_pool) ?? DEFAULT_BRIDGE_POOL;
+  let bridgePool: string;
+  try {
+    bridgePool = checkBridgePool(bridgePoolText);
+  } catch (err) {
+    throw new InvalidArgumentError(`${from('bridge-pool', 'bridge_pool')}: ${describeError(err)}`);
+  }
   const baseDir = file ? resolve(file, '..') : process.cwd();
   const absolute = (p: string | undefined): string | null => (p === undefined ? null : isAbsolute(p) ? p : resolve(baseDir, p));
   const labels = overrides.labels !== undefined
@@ -243,6 +258,7 @@ export function loadAgentConfig(overrides: ConfigOverrides & { config?: string }
     failureDomainLabel,
     taskPorts,
     meshBalance,
+    bridgePool,
   };
 }
 

@@ -2,6 +2,8 @@
 import { describeError } from '../lib/errors.js';
 import type { Logger } from '../log/logger.js';
 import { DockerDriver, ProcessDriver, type Fingerprint, type TaskDriver } from '../drivers/index.js';
+import { DockerBridges } from '../drivers/docker-networks.js';
+import type { BridgeEngine } from '../mesh/index.js';
 import type { AgentConfig } from './config.js';
 
 /** Probes every driver; the usable ones are returned (and gossiped in the node's metadata), the others logged with the reason. */
@@ -27,4 +29,9 @@ export async function fingerprintDrivers(config: Pick<AgentConfig, 'dataDir' | '
     }
   }
   return { drivers, fingerprints };
+}
+
+/** The mesh's container bridges, on the docker driver's engine; none when this agent has no docker driver. */
+export function bridgesFor(config: Pick<AgentConfig, 'dockerSocket' | 'bridgePool'>, drivers: ReadonlyMap<string, TaskDriver>): { bridges?: { engine: BridgeEngine; pool: string } } {
+  return drivers.has('docker') ? { bridges: { engine: new DockerBridges(config.dockerSocket), pool: config.bridgePool } } : {};
 }

@@ -57,7 +57,20 @@ export interface TaskNetwork {
    * the same allocation had (kept across restarts); `inUse` every port other live tasks on this node were given.
    * Throws, with what is wrong, when it cannot (no free port in the range).
    */
-  prepare(alloc: Allocation, spec: ServiceSpec, previous: Record<string, number> | undefined, inUse: ReadonlySet<number>): Promise<{ env: Record<string, string>; ports: Record<string, number> }>;
+  prepare(alloc: Allocation, spec: ServiceSpec, previous: Record<string, number> | undefined, inUse: ReadonlySet<number>): Promise<PreparedNetwork>;
+}
+
+/** A task's network, as the mesh prepared it. */
+export interface PreparedNetwork {
+  env: Record<string, string>;
+  ports: Record<string, number>;
+  /** For a container on bridges: its engine networks (the first its primary), its address on each, its nameserver, its host-mode ports. */
+  container?: {
+    networks: string[];
+    addresses: Record<string, string>;
+    dns: string[];
+    publish: { port: number; target: number; protocol: 'tcp' | 'udp'; hostIp?: string }[];
+  };
 }
 
 export interface LogWindow {
@@ -412,6 +425,10 @@ export class NodeRunner {
         const net = await this.#o.network.prepare(alloc, spec, this.core.task(allocId)?.ports, inUse);
         ports = net.ports;
         task = { ...task, env: { ...task.env, ...net.env } };
+        if (net.container) {
+          const c = net.container;
+          task = { ...task, networks: c.networks, addresses: c.addresses, dns: c.dns, ports: c.publish.map((p) => ({ port: p.port, target: p.target, protocol: p.protocol, ...(p.hostIp ? { hostIp: p.hostIp } : {}) })) };
+        }
       } catch (err) {
         log.warn({ err: describeError(err) }, 'the task\'s network could not be prepared');
         this.core.startFailed(allocId, describeError(err), true);
@@ -507,6 +524,25 @@ export class NodeRunner {
     const d = this.#o.drivers.get(name);
     if (!d) throw new ShoalError('ERR_DRIVER_UNAVAILABLE', `task driver "${name}" is not available on this node`);
     return d;
+  }
+
+  /**
+   * The tasks this node runs or is starting, for the mesh: allocation, `<job>/<service>`, and a container's
+   * addresses on its bridges from its handle (so a restarted agent knows its containers again).
+   */
+  localTasks(): { allocId: string; service: string; addresses?: Record<string, string> }[] {
+    return this.core.tasks().filter((t) => t.phase !== 'dead').map((t) => {
+      let addresses: Record<string, string> | undefined;
+      if (t.handle !== '') {
+        try {
+          const a = this.#handle(t.handle).state['addresses'];
+          if (a && typeof a === 'object' && !Array.isArray(a)) addresses = Object.fromEntries(Object.entries(a).filter((e): e is [string, string] => typeof e[1] === 'string'));
+        } catch {
+          // a handle that does not parse has no addresses; the driver reports it lost
+        }
+      }
+      return { allocId: t.allocId, service: `${t.jobName}/${t.service}`, ...(addresses ? { addresses } : {}) };
+    });
   }
 
   #handle(json: string): TaskHandle {

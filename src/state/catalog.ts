@@ -27,6 +27,8 @@ export interface CatalogNetwork {
    * tasks reach the service listens on; '' when the service answers on no TCP port.
    */
   vip: string;
+  /** The network has no route out of the cluster (`internal: true`): containers on it get no default route. */
+  internal?: boolean;
 }
 
 /** Virtual addresses are loopback addresses: every host routes them to itself, where its agent listens. */
@@ -133,7 +135,7 @@ export function catalogEntry(job: Job, spec: ServiceSpec, allocs: readonly Alloc
     networks: spec.networks.map((n) => {
       const net = nets.get(n.name);
       const network = net ? clusterNetworkName(job.name, net) : `${job.name}_${n.name}`;
-      return { network, aliases: [...n.aliases], vip: vip(vipKey(network, serviceKey(job.name, spec.name))) };
+      return { network, aliases: [...n.aliases], vip: vip(vipKey(network, serviceKey(job.name, spec.name))), ...(net?.internal ? { internal: true } : {}) };
     }),
     endpointMode: spec.deploy.endpointMode,
     targetPorts: targetPortsOf(spec),

@@ -75,7 +75,14 @@ t.test('spec validation names the field', async (t) => {
     [{ healthcheck: { ...hc, intervalMs: 1 } }, /healthcheck\.intervalMs/],
     [{ healthcheck: { ...hc, retries: 0 } }, /healthcheck\.retries/],
     [{ healthcheck: { ...hc, test: { kind: 'tcp', port: 0 } } }, /healthcheck\.test\.port/],
-    [{ networkMode: 'bridge' as never }, /networkMode/],
+    [{ networkMode: 'overlay' as never }, /networkMode/],
+    [{ networkMode: 'bridge' }, /networks: a task on bridges needs at least one network/],
+    [{ networks: ['n1'] }, /networks: only a task in network mode "bridge" joins networks/],
+    [{ networkMode: 'bridge', networks: ['n1'], addresses: { n2: '10.0.0.2' } }, /addresses\.n2: names a network the task is not on/],
+    [{ networkMode: 'bridge', networks: ['n1'], addresses: { n1: 'fd00::2' } }, /addresses\.n1: must be an IPv4 address/],
+    [{ dns: ['resolver.local'] }, /dns\[0\]: must be an IP address/],
+    [{ ports: [{ port: 80, target: 0 }] }, /ports\[0\]\.target/],
+    [{ ports: [{ port: 80, hostIp: 'localhost' }] }, /ports\[0\]\.hostIp/],
   ];
   for (const [patch, message] of bad) {
     t.throws(() => validateTaskSpec({ ...base, ...patch }), { code: 'ERR_TASK_INVALID', message }, String(message));

@@ -35,7 +35,7 @@ t.test('a multi-service stack in the shape of awesome-compose converts with its 
   t.same(byName['db']!.networks, [{ name: 'private', aliases: ['mysql'] }]);
   t.equal(byName['db']!.deploy.endpointMode, 'dnsrr');
   t.equal(byName['backend']!.deploy.endpointMode, 'vip');
-  t.ok(job.services.every((s) => s.networkMode === 'host'), 'tasks still run in the node\'s network; the job\'s networks are Shoal\'s');
+  t.ok(job.services.every((s) => s.networkMode === 'bridge'), 'containers go on bridges for the job\'s networks');
   t.same(warnings.map((w) => w.replace(/: .*$/, '')), ['stack.yaml:17:5', 'stack.yaml:24:5', 'stack.yaml:41:5'], 'only depends_on and restart warn');
   t.same(validateJob(JSON.parse(JSON.stringify(job)), 'rpc'), job, 'the canonical job validates');
 });
@@ -54,6 +54,16 @@ t.test('network_mode: none is on no network; host, as before, is on the default 
   t.same(job.services[0]!.networks, []);
   t.equal(job.services[0]!.networkMode, 'none');
   t.same(job.services[1]!.networks, [{ name: 'default', aliases: [] }]);
+  t.equal(job.services[1]!.networkMode, 'host');
+});
+
+t.test('a container without network_mode goes on bridges; a process always shares its node\'s network', async (t) => {
+  const { job } = ok('services:\n  a:\n    image: x\n  p:\n    command: [sleep, "1"]\n    x-shoal: { driver: process }\n');
+  t.same(job.services.map((s) => s.networkMode), ['bridge', 'host']);
+  const asProcess = { ...JSON.parse(JSON.stringify(job)), services: [{ ...job.services[1]!, networkMode: 'bridge' }] };
+  t.throws(() => validateJob(asProcess, 'rpc'), /services\.0\.networkMode: the process driver runs tasks in the node's network; a bridge needs the docker driver/);
+  const noNetwork = { ...JSON.parse(JSON.stringify(job)), services: [{ ...job.services[0]!, networks: [] }] };
+  t.throws(() => validateJob(noNetwork, 'rpc'), /services\.0\.networks: a container on a bridge must be on at least one network/);
 });
 
 t.test('top-level networks: internal, external (key, name, deprecated external.name), a configured default', async (t) => {

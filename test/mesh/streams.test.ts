@@ -23,7 +23,7 @@ interface Pair {
 }
 
 /** Two agents: `a` opens streams, `b` runs the "task" listening on `port` (resolve maps every target there). */
-async function pair(t: Test, resolve: (target: StreamTarget) => number | { code: string; reason: string }): Promise<Pair> {
+async function pair(t: Test, resolve: (target: StreamTarget) => { host: string; port: number } | { code: string; reason: string }): Promise<Pair> {
   const hub = new MemoryHub();
   const a = hub.transport('a');
   const b = hub.transport('b');
@@ -92,7 +92,7 @@ t.test('a stream carries bytes both ways and passes half-closes on', async (t) =
     s.on('data', (d: Buffer) => s.write(d.toString().toUpperCase()));
     s.on('end', () => s.end('!'));
   });
-  const { muxA, muxB } = await pair(t, () => taskPort);
+  const { muxA, muxB } = await pair(t, () => ({ host: '127.0.0.1', port: taskPort }));
   const { client, inner } = await clientSocket(t);
   await muxA.open('b', target, inner);
   t.equal(muxA.openWith('b'), 1);
@@ -116,7 +116,7 @@ t.test('a transfer far larger than the window arrives whole, in order, and never
   const taskPort = await listen(t, (s) => {
     s.end(payload);
   });
-  const { a, muxA, muxB } = await pair(t, () => taskPort);
+  const { a, muxA, muxB } = await pair(t, () => ({ host: '127.0.0.1', port: taskPort }));
   // Watch every frame b sends to a: the bytes of DATA not yet granted back never exceed the window.
   let outstanding = 0;
   let worst = 0;
@@ -166,7 +166,7 @@ t.test('a task that refuses the connection fails the open with ERR_CONNECT', asy
   await once(probe, 'listening');
   const dead = (probe.address() as net.AddressInfo).port;
   await new Promise<void>((r) => probe.close(() => r()));
-  const { muxA, muxB } = await pair(t, () => dead);
+  const { muxA, muxB } = await pair(t, () => ({ host: '127.0.0.1', port: dead }));
   const { inner } = await clientSocket(t);
   const err = await muxA.open('b', target, inner).then(() => undefined, (e: unknown) => e);
   t.type(err, StreamOpenError);
@@ -178,7 +178,7 @@ t.test('a task that refuses the connection fails the open with ERR_CONNECT', asy
 
 t.test('a link going down ends its streams; opening without a link fails at once', async (t) => {
   const taskPort = await listen(t, (s) => s.on('data', () => undefined));
-  const { hub, muxA } = await pair(t, () => taskPort);
+  const { hub, muxA } = await pair(t, () => ({ host: '127.0.0.1', port: taskPort }));
   const { client, inner } = await clientSocket(t);
   await muxA.open('b', target, inner);
   client.write('x');
@@ -199,7 +199,7 @@ t.test('a peer that sends more than the window, or garbage, gets its stream rese
   const hub = new MemoryHub();
   const a = hub.transport('a');
   const b = hub.transport('b');
-  const muxB = new StreamMux({ transport: b, logger: silentLogger(), resolve: () => taskPort });
+  const muxB = new StreamMux({ transport: b, logger: silentLogger(), resolve: () => ({ host: '127.0.0.1', port: taskPort }) });
   b.onMessage((m) => m.envelope.type === MessageType.MESSAGE_TYPE_STREAM && muxB.receive(m.from, m.envelope.payload));
   await a.start();
   await b.start();
