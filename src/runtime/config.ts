@@ -8,7 +8,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar } from 'yaml';
-import { InvalidArgumentError, describeError } from '../lib/errors.js';
+import { InvalidArgumentError } from '../lib/errors.js';
 import { LIMITS } from '../lib/limits.js';
 import { DEFAULT_FAILURE_DOMAIN_LABEL } from '../autopilot/index.js';
 import { LOG_LEVELS } from '../log/logger.js';
@@ -234,7 +234,7 @@ export function loadAgentConfig(overrides: ConfigOverrides & { config?: string }
   try {
     bridgePool = checkBridgePool(bridgePoolText);
   } catch (err) {
-    throw new InvalidArgumentError(`${from('bridge-pool', 'bridge_pool')}: ${describeError(err)}`);
+    throw new InvalidArgumentError(`${from('bridge-pool', 'bridge_pool')}: ${(err as Error).message}`);
   }
   const baseDir = file ? resolve(file, '..') : process.cwd();
   const absolute = (p: string | undefined): string | null => (p === undefined ? null : isAbsolute(p) ? p : resolve(baseDir, p));

@@ -48,6 +48,14 @@ t.test('errors name the source and the field', async (t) => {
   writeFileSync(join(dir, 'replicas.yaml'), 'read_replicas: -1\n');
   t.throws(() => loadAgentConfig({ config: join(dir, 'replicas.yaml') }, {}), { message: /replicas\.yaml: read_replicas: must be 0 to 2/ });
   t.throws(() => loadAgentConfig({ failureDomainLabel: 'a zone' }, {}), { message: /--failure-domain-label: "a zone" is not a label name/ });
+  t.throws(() => loadAgentConfig({ bridgePool: '10.213.0.0/26' }, {}), { message: /--bridge-pool: bridge pool "10\.213\.0\.0\/26" must have a prefix length from 8 to 24/ });
+  writeFileSync(join(dir, 'pool.yaml'), 'bridge_pool: 10.213.0.0\n');
+  t.throws(() => loadAgentConfig({ config: join(dir, 'pool.yaml') }, {}), { message: /pool\.yaml: bridge_pool: "10\.213\.0\.0" is not an IPv4 CIDR/ });
+});
+
+t.test('container bridges: the pool', async (t) => {
+  t.equal(loadAgentConfig({}, {}).bridgePool, '10.213.0.0/16');
+  t.equal(loadAgentConfig({ bridgePool: '172.30.0.0/20' }, {}).bridgePool, '172.30.0.0/20');
 });
 
 t.test('servers: read replicas and the failure-domain label', async (t) => {
