@@ -28,6 +28,7 @@ const PEER_PORT_OFFSET = 100;
 const TASK_PORTS_BASE = 21_000;
 const TASK_PORTS_PER_AGENT = 500;
 const COUNTER_PORT = Number(process.env.COUNTER_PORT ?? 8080);
+const CONTAINERS_PORT = Number(process.env.CONTAINERS_PORT ?? 8081);
 const READY_TIMEOUT_MS = 60_000;
 const LEADER_TIMEOUT_MS = 90_000;
 const STOP_GRACE_MS = 10_000;
@@ -44,8 +45,9 @@ function usage() {
   return `usage: node scripts/cluster.mjs [--agents N] [--base-port N] [--data-dir DIR]
 
 Starts Shoal agents (three by default) on 127.0.0.1, 127.0.0.2, ... and runs examples/hello.yaml on them, then
-examples/counter/counter.yaml (nginx, an app and redis-server) when nginx and redis-server are installed; Ctrl-C
-stops them. COUNTER_PORT (default 8080) is the port the counter stack publishes on every agent.
+examples/counter/counter.yaml (nginx, an app and redis-server) when nginx and redis-server are installed, and
+examples/containers.yaml when the agents have a Docker engine; Ctrl-C stops them. COUNTER_PORT (default 8080)
+and CONTAINERS_PORT (default 8081) are the ports the two stacks publish on every agent.
   --agents N      how many agents, ${DEFAULT_AGENTS} to ${MAX_AGENTS} (default ${DEFAULT_AGENTS}). Up to five are all voters; from eight on,
                   the cluster has 5 voters, 2 read replicas and clients (agents that hold no copy of the log)
   --base-port N   API ports N, N+1, ... and peer ports N+${PEER_PORT_OFFSET}, N+${PEER_PORT_OFFSET + 1}, ... (default ${DEFAULT_BASE_PORT})
@@ -330,6 +332,38 @@ async function runCounter() {
   return answered;
 }
 
+/**
+ * The container example (two services that find each other by name on the agents' bridges), when every agent has
+ * a Docker engine. Returns the ingress URL that answered, if any.
+ */
+async function runContainers() {
+  const nodes = shoalCli(['node', 'ls', '-o', 'json'], { env: { SHOAL_ADDR: apiAddress } });
+  let docker = false;
+  try {
+    const list = JSON.parse(nodes.stdout).nodes ?? [];
+    docker = list.length > 0 && list.every((n) => (n.drivers ?? []).includes('docker'));
+  } catch {
+    // no answer: treated as no engine
+  }
+  if (!docker) {
+    say(`\n7. Skipping examples/containers.yaml (two containers that find each other by name): no Docker engine answers at the agents' --docker-socket`);
+    return undefined;
+  }
+  say(`\n7. Running containers: shoal job run examples/containers.yaml (client fetches http://web:8080/ by name)`);
+  const run = shoalCli(['job', 'run', 'examples/containers.yaml', '--wait-timeout', '180'], { env: { SHOAL_ADDR: apiAddress, CONTAINERS_PORT: String(CONTAINERS_PORT) }, stdio: 'inherit', timeoutMs: 240_000 });
+  if (stopping || run.status !== 0) {
+    if (!stopping) say(`!! job containers did not start (shoal job run exited ${run.status ?? run.signal ?? run.error?.message}); see \`shoal job status containers\``);
+    return undefined;
+  }
+  const url = `http://${agents[0].host}:${CONTAINERS_PORT}/`;
+  const deadline = Date.now() + 30_000;
+  let body;
+  while (!stopping && Date.now() < deadline && !(body = await httpGet(url))?.startsWith('hello from web')) await sleep(500);
+  if (body?.startsWith('hello from web')) say(`   curl ${url}   ->  ${body.trim()}`);
+  else say(`!! ${url} did not answer; see \`shoal service status containers web\``);
+  return body ? url : undefined;
+}
+
 /** Task processes the agents' data dirs record (process driver handles in <data-dir>/allocs/*.json) that still run. */
 function recordedTasks() {
   const out = [];
@@ -506,6 +540,7 @@ async function main() {
     for (const e of endpoints) say(`   ${e.url}   (alloc ${e.alloc} on ${e.node})`);
   }
   const counter = jobOk ? await runCounter() : [];
+  const containers = jobOk ? await runContainers() : undefined;
   const curl = endpoints[0] ? endpoints[0].url : 'http://127.0.0.1:PORT   (PORT: from `shoal alloc logs <alloc id>`)';
   const shoal = path.relative(process.cwd(), SHOAL_BIN).startsWith('..') ? SHOAL_BIN : `./${path.relative(process.cwd(), SHOAL_BIN)}`;
   say(`
@@ -520,7 +555,8 @@ Try these (in another terminal, in ${process.cwd()}):
    ${shoal} job run examples/batch.yaml   # a batch job: runs once, then shows as complete${counter.length > 0 ? `
    curl ${counter[counter.length - 1].url}          # the counter stack, through any agent's address
    ${shoal} service ls                 # the service catalog: endpoints, networks, published ports
-   ${shoal} service status counter app # an app's endpoints, and where this agent listens for it` : ''}
+   ${shoal} service status counter app # an app's endpoints, and where this agent listens for it` : ''}${containers ? `
+   curl ${containers}               # two containers on the agents' bridges, web found by name` : ''}
    ${shoal} job stop hello${opts.agents < 8 ? `
    npm run cluster -- --agents 8       # (after Ctrl-C) 5 voters, 2 read replicas and a client that holds no log` : ''}
 Agent logs: ${agents.map((a) => rel(a.log)).join(', ')}
