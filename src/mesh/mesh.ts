@@ -308,9 +308,14 @@ export class ServiceMesh {
     return { env, ports, container };
   }
 
-  async stop(): Promise<void> {
+  /** Closes every listener; `removeBridges` (the node left, its tasks are stopped) also removes its bridges. */
+  async stop(options: { removeBridges?: boolean } = {}): Promise<void> {
     this.#stopped = true;
     await this.#refreshing;
+    if (options.removeBridges && this.#bridges) {
+      this.#bridges.forgetContainers(new Set());
+      await this.#bridges.prune(new Set());
+    }
     this.#bridges?.close();
     this.streams.stop();
     for (const d of this.#dns.values()) d.close();

@@ -370,7 +370,7 @@ export class Agent {
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     await this.#rpc?.stop();
-    await this.#mesh?.stop();
+    await this.#mesh?.stop({ removeBridges: leave }); // a node that left stopped its containers: their bridges go too
     await this.#transport?.stop();
     this.log.info({ left: leave }, 'agent stopped');
   }

@@ -128,6 +128,33 @@ t.test('job run: registers the parsed job, shows progress, exits 0 once every re
   t.ok(agent.calls.filter((c) => c.method === 'Jobs/Get').every((c) => (c.request['minIndex'] as number) >= 10 && c.request['name'] === 'web'), 'reads its own write');
 });
 
+t.test('job run: a read that finds no leader (an election under load) is retried; an error that is not transient ends the run', async (t) => {
+  const dir = t.testdir({ 'web.yaml': WEB_YAML });
+  const agent = await scriptedAgent(t, {
+    'Jobs/Register': () => registered,
+    'Jobs/Get': (_req, n) => {
+      if (n === 0) throw new ShoalError('ERR_NO_LEADER', 'no leader is known yet');
+      if (n === 1) throw new ShoalError('ERR_DEADLINE_EXCEEDED', 'shoal.v1.Jobs/Get did not complete within its deadline of 10000 ms');
+      return { job: summary([svc({ running: 3 })], { status: 'running' }), evaluations: [{ id: registered.evalId, status: 'complete', createIndex: 10 }], index: 14 };
+    },
+  });
+  const res = await shoalCli(['--address', agent.address, 'job', 'run', join(dir, 'web.yaml')]);
+  t.equal(res.code, 0, res.stderr);
+  t.match(res.stdout, /web: 3\/3 running\n/);
+  t.equal(agent.count('Jobs/Get'), 3, 'two transient failures, then the answer');
+
+  const broken = await scriptedAgent(t, {
+    'Jobs/Register': () => registered,
+    'Jobs/Get': () => {
+      throw new ShoalError('ERR_NOT_FOUND', 'job "web" does not exist');
+    },
+  });
+  const failed = await shoalCli(['--address', broken.address, 'job', 'run', join(dir, 'web.yaml')]);
+  t.not(failed.code, 0);
+  t.match(failed.stderr, /job "web" does not exist/);
+  t.equal(broken.count('Jobs/Get'), 1, 'not retried');
+});
+
 t.test('job run: a batch job is done when every replica completed', async (t) => {
   const dir = t.testdir({ 'once.yaml': 'name: once\nx-shoal: { type: batch }\nservices:\n  once: { image: busybox, deploy: { replicas: 2 } }\n' });
   const agent = await scriptedAgent(t, {

@@ -52,7 +52,7 @@ function unmountUnder(dir: string): void {
 }
 
 /** Imports a static busybox (with every applet linked) as TEST_IMAGE. */
-async function importBusybox(docker: Docker, dir: string, busybox: string): Promise<void> {
+export async function importBusybox(docker: Docker, dir: string, busybox: string): Promise<void> {
   const root = path.join(dir, 'image-root');
   mkdirSync(path.join(root, 'bin'), { recursive: true });
   mkdirSync(path.join(root, 'tmp'), { recursive: true });

@@ -105,4 +105,12 @@ t.test('containers find each other by name on their bridges, across an agent res
   t.equal(stop.status, 0, `job stop: ${stop.stdout}${stop.stderr}`);
   await waitFor('the bridges are removed', async () => (await docker.listNetworks()).every((n) => n.Labels?.['shoal.network'] === undefined), 60_000);
   t.pass('no bridge of the job is left on the engine');
+
+  // An agent that leaves (SIGTERM) stops its containers and removes its bridges.
+  const again = spawnSync(process.execPath, [SHOAL_BIN, '--address', agent.api, 'job', 'run', file], { encoding: 'utf8', timeout: 120_000 });
+  t.equal(again.status, 0, `job run again: ${again.stdout}${again.stderr}`);
+  t.ok((await docker.listNetworks()).some((n) => n.Labels?.['shoal.network'] !== undefined), 'bridges again');
+  agent.child.kill('SIGTERM');
+  t.equal(await agent.exited, 0, 'the agent left');
+  t.same((await docker.listNetworks()).filter((n) => n.Labels?.['shoal.network'] !== undefined).map((n) => n.Name), [], 'and took its bridges with it');
 });

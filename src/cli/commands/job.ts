@@ -243,13 +243,29 @@ function describeFailedAlloc(a: Allocation): string {
   return `${a.service}[${a.slot ?? 0}]: allocation ${shortId(a.id)} on ${a.nodeName || shortId(a.nodeId) || '?'} failed${a.clientMessage ? `: ${a.clientMessage}` : ''}`;
 }
 
+/** Codes a read may fail with while the cluster changes leader or is busy: the wait goes on until its own deadline. */
+const TRANSIENT = new Set(['ERR_NO_LEADER', 'ERR_NO_QUORUM', 'ERR_NOT_LEADER', 'ERR_RAFT_NOT_LEADER', 'ERR_PEER_UNREACHABLE', 'ERR_UNAVAILABLE', 'ERR_DEADLINE_EXCEEDED']);
+
+/** `jobs.get` for a wait loop: a transient failure is retried (after a poll interval) until `deadline`. */
+async function getForWait(client: ShoalClient, request: { name: string; minIndex: number }, deadline: number): Promise<shoal.v1.GetJobResponse> {
+  for (;;) {
+    try {
+      return await client.jobs.get(request);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (!TRANSIENT.has(code) || Date.now() + POLL_INTERVAL_MS > deadline) throw err;
+      await sleep(POLL_INTERVAL_MS);
+    }
+  }
+}
+
 async function waitForJob(client: ShoalClient, job: Job, registered: shoal.v1.RegisterJobResponse, waitMs: number): Promise<number> {
   const deadline = Date.now() + waitMs;
   const progress = new ProgressLines();
   let minIndex = u64(registered.index);
   let lastLines: string[] = [];
   for (;;) {
-    const got = await client.jobs.get({ name: registered.name || job.name, minIndex });
+    const got = await getForWait(client, { name: registered.name || job.name, minIndex }, deadline);
     minIndex = Math.max(minIndex, u64(got.index));
     const type = got.job?.type || job.type;
     lastLines = (got.job?.services ?? []).map((s) => progressLine(type, s));
@@ -279,7 +295,7 @@ async function waitForStop(client: ShoalClient, name: string, stopIndex: number,
   const progress = new ProgressLines();
   let minIndex = stopIndex;
   for (;;) {
-    const got = await client.jobs.get({ name, minIndex });
+    const got = await getForWait(client, { name, minIndex }, deadline);
     minIndex = Math.max(minIndex, u64(got.index));
     const live = got.allocations.filter((a) => a.desiredStatus === 'run' || a.clientStatus === 'running' || a.clientStatus === 'pending');
     if (live.length === 0) {
