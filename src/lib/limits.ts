@@ -326,6 +326,8 @@ export const LIMITS = {
   meshTaskPortsHigh: 29_999,
   /** Addresses of a bridge the agent keeps for its services (the top half of its /24, less the broadcast). */
   meshMaxVipsPerBridge: 127,
+  /** Ingress ports taken on a node that its gossip metadata carries (the first, in order); a peer sending more is refused. */
+  meshMaxPortsTakenReported: 64,
   /** Bridges one agent creates on its engine (one per Shoal network its containers are on). */
   meshMaxBridges: 64,
   /** Subnets of the pool tried when a bridge is created and the engine finds them taken, before giving up. */

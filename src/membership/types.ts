@@ -38,6 +38,8 @@ export interface NodeMeta {
   /** Task drivers available on the node, e.g. ["docker", "exec"]. */
   drivers: string[];
   roles: NodeRoles;
+  /** Ingress ports of the routing mesh another program holds on the node (absent: none). */
+  portsTaken?: number[];
 }
 
 /** One member as one node sees it. */

@@ -64,6 +64,8 @@ export interface ServiceMeshOptions {
   bridges?: { engine: BridgeEngine; pool: string };
   /** The tasks this node runs or is starting, with a container's addresses on its bridges once it has started. */
   localTasks?: () => readonly LocalTask[];
+  /** The ingress ports another program holds here changed (sorted, at most LIMITS.meshMaxPortsTakenReported). */
+  onPortsTaken?: (ports: number[]) => void;
 }
 
 export interface LocalTask {
@@ -137,6 +139,7 @@ export class ServiceMesh {
   #stopped = false;
   #refusedConnections = 0;
   readonly #bridges: ContainerBridges | undefined;
+  #portsTaken: number[] = [];
 
   constructor(options: ServiceMeshOptions) {
     this.#o = options;
@@ -210,6 +213,11 @@ export class ServiceMesh {
     return [...this.#listeners.values()].map((l) => ({
       kind: l.kind, service: l.service, targetPort: l.target, address: `${l.host}:${l.port}`, connections: l.connections.size, error: l.error,
     })).sort((a, b) => (a.address < b.address ? -1 : 1));
+  }
+
+  /** The ingress ports another program holds on this node (what `onPortsTaken` last reported). */
+  get portsTaken(): readonly number[] {
+    return this.#portsTaken;
   }
 
   get refusedConnections(): number {
@@ -376,6 +384,11 @@ export class ServiceMesh {
         l.error = `port ${published} is taken on this node: ${describeError(err)}`;
         if (!existing || existing.error !== l.error) this.#log.warn({ service: l.service, port: published, err: describeError(err) }, 'cannot publish an ingress port on this node');
       }
+    }
+    const taken = [...this.#listeners.values()].filter((l) => l.kind === 'ingress' && !l.server && l.error !== '').map((l) => l.port).sort((a, b) => a - b).slice(0, LIMITS.meshMaxPortsTakenReported);
+    if (taken.join(',') !== this.#portsTaken.join(',')) {
+      this.#portsTaken = taken;
+      this.#o.onPortsTaken?.(taken);
     }
   }
 

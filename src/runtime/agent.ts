@@ -185,6 +185,7 @@ export class Agent {
       balance: c.meshBalance, catalog: () => (this.#raft ? this.#state : this.#sliceClient?.slice),
       localServices: () => (this.#runner?.core.tasks() ?? []).filter((t) => t.phase !== 'dead').map((t) => `${t.jobName}/${t.service}`),
       localTasks: () => this.#runner?.localTasks() ?? [], ...bridgesFor(c, found.drivers),
+      onPortsTaken: (ports) => this.#patchMeta((meta) => ({ ...meta, portsTaken: ports })), // shown by `node ls`, `job status`
       peerHealthy: (id) => membership.member(id)?.status === 'alive',
     });
     this.#mesh = mesh;
@@ -308,9 +309,7 @@ export class Agent {
     this.#apiAddress = `${bound.address}:${bound.port}`;
     if (c.api.port === 0) {
       // The API port was picked now: gossip the real one.
-      const self = membership.member(membership.id)!;
-      membership.updateMeta({ ...self.meta, addresses: [peerAddress, `${advertisedHost(c.api.host)}:${bound.port}`] });
-      this.#flush();
+      this.#patchMeta((meta) => ({ ...meta, addresses: [peerAddress, `${advertisedHost(c.api.host)}:${bound.port}`] }));
     }
     this.#peerRpc = new PeerRpc(transport, this.log, (method, body, timeoutMs, from) => rpc.dispatch(method, body, timeoutMs, from));
     this.#peerRpc.start();
@@ -502,13 +501,18 @@ export class Agent {
 
   /** Gossips this agent's bootstrap proposal (or that it is in the group) in the reserved label. */
   #advertiseBootstrap(value: string): void {
-    const membership = this.#membership!;
-    const self = membership.member(membership.id);
-    if (!self || membership.leaving || (self.meta.labels[BOOTSTRAP_LABEL] ?? '') === value) return;
-    const labels = { ...self.meta.labels };
-    if (value === '') delete labels[BOOTSTRAP_LABEL];
-    else labels[BOOTSTRAP_LABEL] = value;
-    membership.updateMeta({ ...self.meta, labels });
+    const self = this.#membership?.member(this.#membership.id);
+    if (!self || (self.meta.labels[BOOTSTRAP_LABEL] ?? '') === value) return;
+    const { [BOOTSTRAP_LABEL]: _old, ...labels } = self.meta.labels;
+    this.#patchMeta((meta) => ({ ...meta, labels: value === '' ? labels : { ...labels, [BOOTSTRAP_LABEL]: value } }));
+  }
+
+  /** Changes this agent's gossiped metadata (not while it leaves) and sends the news at once. */
+  #patchMeta(change: (meta: NodeMeta) => NodeMeta): void {
+    const membership = this.#membership;
+    const self = membership?.member(membership.id);
+    if (!membership || !self || membership.leaving) return;
+    membership.updateMeta(change(self.meta));
     this.#flush();
   }
 
@@ -617,8 +621,7 @@ export class Agent {
     const leader = status?.role === 'leader';
     const replica = !voter && raft !== undefined;
     if (self && (self.meta.roles.voter !== voter || self.meta.roles.leader !== leader || (self.meta.roles.replica === true) !== replica)) {
-      membership.updateMeta({ ...self.meta, roles: { voter, leader, ...(replica ? { replica } : {}) } });
-      this.#flush();
+      this.#patchMeta((meta) => ({ ...meta, roles: { voter, leader, ...(replica ? { replica } : {}) } }));
     }
     if (!raft || !status || !leader || this.#reconciling) return;
     this.#autopilot();
@@ -629,9 +632,9 @@ export class Agent {
       const node = {
         id: m.id, name: m.meta.name, address: m.meta.addresses[0] ?? '', labels: m.meta.labels,
         capacity: { cpuMillicores: m.meta.resources.cpuMillicores, memoryBytes: m.meta.resources.memoryBytes }, drivers: m.meta.drivers,
-        roles: rolesOf(m),
+        roles: rolesOf(m), ...(m.meta.portsTaken?.length ? { portsTaken: m.meta.portsTaken } : {}),
       };
-      if (m.status === 'alive' && (!rec || rec.status !== 'ready' || JSON.stringify({ ...node }) !== JSON.stringify({ id: rec.id, name: rec.name, address: rec.address, labels: rec.labels, capacity: rec.capacity, drivers: rec.drivers, roles: rec.roles }))) {
+      if (m.status === 'alive' && (!rec || rec.status !== 'ready' || JSON.stringify({ ...node }) !== JSON.stringify({ id: rec.id, name: rec.name, address: rec.address, labels: rec.labels, capacity: rec.capacity, drivers: rec.drivers, roles: rec.roles, ...(rec.portsTaken?.length ? { portsTaken: rec.portsTaken } : {}) }))) {
         commands.push({ type: 'node.upsert', node });
       } else if (rec && m.status === 'dead' && rec.status === 'ready') {
         commands.push({ type: 'node.status', nodeId: m.id, status: 'down' });

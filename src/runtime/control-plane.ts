@@ -150,7 +150,7 @@ export class ControlPlane {
       return shoal.v1.GetJobResponse.fromObject({
         job: jobSummary(state, rec), jobJson: JSON.stringify(rec.job),
         allocations: state.allocationsOfJob(rec.job.name).sort(byCreation).map((a) => allocToProto(state, a)),
-        evaluations: shown.map(evalToProto), index: state.index,
+        evaluations: shown.map(evalToProto), index: state.index, portsTaken: portsTakenOf(state, rec.job),
       });
     }));
     rpc.register(JobsList, (req, ctx) => this.#serveRead(JobsList, req, ctx, (state) => {
@@ -425,12 +425,25 @@ function evalToProto(e: Evaluation): shoal.v1.IEvaluation {
   };
 }
 
+/** The job's ingress ports that another program holds on a ready node, as those nodes' agents gossip them. */
+function portsTakenOf(state: ClusterState, job: Job): shoal.v1.IPortTaken[] {
+  const out: shoal.v1.IPortTaken[] = [];
+  for (const s of job.services) {
+    for (const p of s.ports) {
+      if (p.mode !== 'ingress' || p.protocol !== 'tcp') continue;
+      for (const n of state.nodes()) if (n.status === 'ready' && n.portsTaken?.includes(p.published)) out.push({ port: p.published, service: s.name, nodeId: n.id, nodeName: n.name });
+    }
+  }
+  return out;
+}
+
 function nodeToProto(state: ClusterState, n: NodeRecord): shoal.v1.INode {
   const used = state.usage(n.id);
   return {
     id: n.id, name: n.name, address: n.address, status: n.status, eligible: n.eligible, draining: n.draining, labels: n.labels, drivers: n.drivers, roles: n.roles,
     cpuMillicores: n.capacity.cpuMillicores, memoryBytes: n.capacity.memoryBytes, allocatedCpuMillicores: used.cpuMillicores, allocatedMemoryBytes: used.memoryBytes,
     allocations: state.allocationsOnNode(n.id).filter((a) => a.desiredStatus === 'run' && !isTerminal(a)).length,
+    portsTaken: n.portsTaken ?? [],
   };
 }
 

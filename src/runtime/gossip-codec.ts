@@ -24,15 +24,20 @@ function metaToWire(m: NodeMeta): shoal.v1.IGossipNodeMeta {
     name: m.name, agentVersion: m.agentVersion, addresses: m.addresses, labels: m.labels,
     cpuMillicores: m.resources.cpuMillicores, memoryBytes: m.resources.memoryBytes, diskFreeBytes: m.resources.diskFreeBytes,
     drivers: m.drivers, voter: m.roles.voter, leader: m.roles.leader, replica: m.roles.replica === true,
+    ...(m.portsTaken?.length ? { portsTaken: m.portsTaken } : {}),
   };
 }
 
 function metaFromWire(m: shoal.v1.IGossipNodeMeta | null | undefined, where: string): NodeMeta {
   if (!m) throw new GossipDecodeError(`${where} has no metadata`);
+  const taken = m.portsTaken ?? [];
+  if (taken.length > LIMITS.meshMaxPortsTakenReported) throw new GossipDecodeError(`${where}.portsTaken has ${taken.length} ports, at most ${LIMITS.meshMaxPortsTakenReported} allowed`);
+  if (taken.some((p) => p < 1 || p > 65535)) throw new GossipDecodeError(`${where}.portsTaken has a port outside 1-65535`);
   return {
     name: m.name ?? '', agentVersion: m.agentVersion ?? '', addresses: [...(m.addresses ?? [])], labels: { ...(m.labels ?? {}) },
     resources: { cpuMillicores: Number(m.cpuMillicores ?? 0), memoryBytes: Number(m.memoryBytes ?? 0), diskFreeBytes: Number(m.diskFreeBytes ?? 0) },
     drivers: [...(m.drivers ?? [])], roles: { voter: m.voter === true, leader: m.leader === true, ...(m.replica === true ? { replica: true } : {}) },
+    ...(taken.length > 0 ? { portsTaken: [...taken] } : {}),
   };
 }
 

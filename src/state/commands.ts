@@ -44,7 +44,7 @@ export type Command =
   | { type: 'job.scale'; name: string; service: string; replicas: number }
   | {
       type: 'node.upsert';
-      node: { id: string; name: string; address: string; labels: Record<string, string>; capacity: Resources; drivers: string[]; roles: string[] };
+      node: { id: string; name: string; address: string; labels: Record<string, string>; capacity: Resources; drivers: string[]; roles: string[]; portsTaken?: number[] };
     }
   | { type: 'node.status'; nodeId: string; status: NodeStatus }
   | { type: 'node.eligibility'; nodeId: string; eligible: boolean }

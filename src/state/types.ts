@@ -24,6 +24,8 @@ export interface NodeRecord {
   capacity: Resources;
   drivers: string[];
   roles: string[];
+  /** Ingress ports another program holds on the node (absent: none), as its agent gossips them. */
+  portsTaken?: number[];
   status: NodeStatus;
   /** False when an operator made the node ineligible or it is draining: nothing new is placed on it. */
   eligible: boolean;

@@ -225,6 +225,8 @@ t.test('an ingress port answers on every node; a port taken on one node is repor
   t.equal(await get('127.0.0.1', 18480), 'web-1', 'n1 forwards its ingress port to the task on n2');
   const n2 = a.meshes.n2.status().find((l) => l.kind === 'ingress')!;
   t.match(n2.error, /port 18480 is taken on this node/, 'n2 reports the port it could not take');
+  t.same(a.meshes.n2.portsTaken, [18480], 'and gossips it (node ls, job status)');
+  t.same(a.meshes.n1.portsTaken, []);
   const n1 = a.meshes.n1.status().find((l) => l.kind === 'ingress')!;
   t.equal(n1.error, '');
   t.equal(n1.address, '127.0.0.1:18480');
@@ -233,6 +235,7 @@ t.test('an ingress port answers on every node; a port taken on one node is repor
   a.meshes.n2.refresh();
   await settle();
   t.equal(await get('127.0.0.2', 18480), 'web-1', 'n2 publishes the port once it is free');
+  t.same(a.meshes.n2.portsTaken, [], 'and no longer reports it');
   // The job stops: the ingress ports close everywhere.
   a.world.apply({ type: 'job.stop', name: 'shop' });
   a.meshes.n1.refresh();

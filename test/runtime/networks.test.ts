@@ -1,14 +1,16 @@
 /**
  * Shared networks and the catalog against a real agent: `shoal network create|ls|rm`, a job joining a network that
  * does not exist, removing a network a job uses (refused, nothing changes), and a blocking catalog query that
- * answers when the catalog changes.
+ * answers when the catalog changes; an ingress port another program holds, shown by `node ls` and `job status`.
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SHOAL_BIN, freeUdpPort, startAgent, waitFor } from '../helpers/agents.js';
 
+const INGRESS = 42_500 + (process.pid % 400);
 const ENV = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/root' };
 
 t.test('shared networks: create, join, refuse to remove while in use, remove; the catalog answers blocking queries', async (t) => {
@@ -80,4 +82,20 @@ t.test('shared networks: create, join, refuse to remove while in use, remove; th
   const status = cli('service', 'status', 'api', 'api');
   t.equal(status.status, 1, 'a stopped job has no services');
   t.match(status.stderr, /no running job named "api"/);
+
+  // An ingress port another program holds on the node: reported by `node ls` and `job status`, and cleared once
+  // the agent takes it.
+  const squatter = net.createServer();
+  await new Promise<void>((resolve) => squatter.listen(INGRESS, '127.0.0.1', resolve));
+  const web = join(dir, 'web.yaml');
+  writeFileSync(web, ['name: web', 'services:', '  web:', '    x-shoal: { driver: process }', '    command: ["sleep", "100000"]', `    ports: ["${INGRESS}:8080"]`, ''].join('\n'));
+  t.equal(cli('job', 'run', web).status, 0);
+  await waitFor('the node reports the port taken', async () => (await agent.client.nodes.list()).nodes[0]!.portsTaken?.includes(INGRESS) === true, 30_000);
+  t.match(cli('node', 'ls').stdout, new RegExp(`PORTS TAKEN[\\s\\S]*solo[^\\n]*${INGRESS}`), 'node ls shows it');
+  t.match(cli('job', 'status', 'web').stdout, new RegExp(`Ingress ports taken[^\\n]*\\n  ${INGRESS} \\(web\\) on solo`), 'job status shows it');
+  await new Promise<void>((resolve) => squatter.close(() => resolve()));
+  t.equal(cli('job', 'scale', 'web', 'web', '2').status, 0, 'a catalog change makes the agent try again');
+  await waitFor('the port is no longer reported', async () => ((await agent.client.nodes.list()).nodes[0]!.portsTaken ?? []).length === 0, 30_000);
+  t.notMatch(cli('job', 'status', 'web').stdout, /Ingress ports taken/);
+  t.equal(cli('job', 'stop', 'web').status, 0);
 });

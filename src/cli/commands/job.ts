@@ -347,6 +347,10 @@ function printJobStatus(res: shoal.v1.GetJobResponse): void {
       a.desiredStatus ?? '', a.clientStatus ?? '', String(a.restarts ?? 0), String(a.modifyIndex ?? 0),
     ]));
   }
+  if (res.portsTaken.length > 0) {
+    process.stdout.write('\nIngress ports taken (another program holds them there: the routing mesh does not answer on those nodes)\n');
+    for (const p of res.portsTaken) process.stdout.write(`  ${p.port} (${p.service}) on ${p.nodeName || shortId(p.nodeId)}\n`);
+  }
   const latest = newest(res.evaluations.filter((e) => e.status !== 'pending'));
   const pending = res.evaluations.filter((e) => e.status === 'pending').length;
   if (pending > 0) process.stdout.write(`\n${pending} ${pending === 1 ? 'evaluation is' : 'evaluations are'} pending\n`);

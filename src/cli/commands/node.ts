@@ -33,11 +33,13 @@ export function registerNode(program: Command): void {
         process.stdout.write('No nodes\n');
         return;
       }
-      printTable(['NAME', 'ID', 'STATUS', 'ELIGIBLE', 'DRAIN', 'ALLOCS', 'CPU', 'MEMORY', 'ROLES'], res.nodes.map((n) => [
+      const taken = res.nodes.some((n) => (n.portsTaken ?? []).length > 0);
+      printTable(['NAME', 'ID', 'STATUS', 'ELIGIBLE', 'DRAIN', 'ALLOCS', 'CPU', 'MEMORY', 'ROLES', ...(taken ? ['PORTS TAKEN'] : [])], res.nodes.map((n) => [
         n.name ?? '', shortId(n.id), n.status ?? '', n.eligible ? 'yes' : 'no', n.draining ? 'yes' : 'no', String(n.allocations ?? 0),
         `${formatCores(n.allocatedCpuMillicores)}/${formatCores(n.cpuMillicores)}`,
         `${formatMiB(n.allocatedMemoryBytes)}/${formatMiB(n.memoryBytes)} MiB`,
         (n.roles ?? []).join(',') || '-',
+        ...(taken ? [(n.portsTaken ?? []).join(',') || '-'] : []),
       ]));
     });
 
