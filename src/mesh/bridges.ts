@@ -96,6 +96,8 @@ export interface ContainerBridgesOptions {
   /** Persisted service addresses, `bridge:<network>|<service>` to the last octet (the mesh saves them). */
   saved: Map<string, number>;
   save: () => void;
+  /** Addresses of single tasks on a bridge (`tasks.<service>`, `dnsrr`): the mesh gives them and listens there. */
+  taskAddresses?: (bridge: Bridge, from: CatalogService, to: CatalogService) => Promise<string[]>;
 }
 
 /** A /24 or larger, as [first address, count]. */
@@ -176,8 +178,11 @@ export class ContainerBridges {
     for (const b of this.#bridges.values()) for (const [ip, c] of b.containers) if (!keep.has(c.allocId)) b.containers.delete(ip);
   }
 
-  /** The address of a service on a bridge, added to the bridge's interface the first time. */
-  async serviceAddress(bridge: Bridge, service: string): Promise<string> {
+  /**
+   * The address of a service (or `task:<alloc id>`, a single task) on a bridge, added to the bridge's interface the
+   * first time; `persist`: kept across restarts (a service's is in its containers' SHOAL_SERVICE_*; a task's is not).
+   */
+  async serviceAddress(bridge: Bridge, service: string, persist = true): Promise<string> {
     const have = bridge.vips.get(service);
     if (have) return have;
     const key = `bridge:${bridge.network}|${service}`;
@@ -189,19 +194,26 @@ export class ContainerBridges {
     const ip = `${bridge.prefix}${octet}`;
     await this.#o.engine.addAddress(bridge.bridgeName, ip);
     bridge.vips.set(service, ip);
-    if (saved !== octet) {
+    if (persist && saved !== octet) {
       this.#o.saved.set(key, octet);
       this.#o.save();
     }
     return ip;
   }
 
+  /** Forgets the addresses of single tasks that are no longer endpoints (`live`: the endpoints' allocations). */
+  forgetTasks(live: ReadonlySet<string>): void {
+    for (const b of this.#bridges.values()) for (const key of [...b.vips.keys()]) if (key.startsWith('task:') && !live.has(key.slice(5))) b.vips.delete(key);
+  }
+
   /** The bridge's DNS server, on its gateway, answering each container as its own service sees names. */
   async dns(bridge: Bridge): Promise<ServiceDns> {
     if (bridge.dns) return bridge.dns;
+    const tasks = this.#o.taskAddresses;
     const dns = new ServiceDns({
       asker: (address) => this.askerOf(address),
       vipOf: (from, to) => this.vipOf(from, to),
+      ...(tasks ? { taskAddresses: (from: CatalogService, to: CatalogService) => tasks(this.#sharedBridge(from, to) ?? bridge, from, to) } : {}),
       catalog: this.#o.catalog, upstreams: this.#o.upstreams(), logger: this.#o.logger,
     });
     await dns.listen(bridge.gateway, DNS_PORT);
@@ -233,6 +245,12 @@ export class ContainerBridges {
     return '';
   }
 
+  /** The bridge of the first network `from` and `to` share that has one here. */
+  #sharedBridge(from: CatalogService, to: CatalogService): Bridge | undefined {
+    const mine = new Set(from.networks.map((n) => n.network));
+    return [...to.networks].sort((a, b) => (a.network < b.network ? -1 : 1)).filter((n) => mine.has(n.network)).map((n) => this.#bridges.get(n.network)).find((b) => b !== undefined);
+  }
+
   /** The address a container of this node has on its first bridge, for connecting to it. */
   hostOf(allocId: string): string | undefined {
     for (const b of this.#bridges.values()) for (const [ip, c] of b.containers) if (c.allocId === allocId) return ip;
@@ -256,7 +274,7 @@ export class ContainerBridges {
         }
       }
       for (const [service, ip] of b.vips) {
-        if (catalog.some((e) => e.key === service && e.networks.some((n) => n.network === b.network))) continue;
+        if (service.startsWith('task:') || catalog.some((e) => e.key === service && e.networks.some((n) => n.network === b.network))) continue;
         b.vips.delete(service);
         this.#o.saved.delete(`bridge:${b.network}|${service}`);
         this.#o.save();

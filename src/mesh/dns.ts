@@ -42,6 +42,8 @@ export interface ServiceDnsOptions {
   asker: string | ((address: string) => string | undefined);
   /** The address a service answers at for the asker (default: its virtual address on their first shared network). */
   vipOf?: (from: CatalogService, to: CatalogService) => string;
+  /** One address per task of `to`, for `tasks.` names and `dnsrr` services (listening once this resolves). */
+  taskAddresses?: (from: CatalogService, to: CatalogService) => Promise<string[]>;
   catalog: () => CatalogView | undefined;
   upstreams: readonly Upstream[];
   logger: Logger;
@@ -118,7 +120,7 @@ export class ServiceDns {
     const asker = askerKey === undefined ? undefined : view?.catalogService(askerKey);
     const answer = view && asker ? resolveName(q.name, asker, view.catalog(), this.#o.vipOf) : { kind: 'forward' as const };
     if (answer.kind === 'forward') return this.#forward(msg, req.header.id, rinfo);
-    reply((res) => {
+    const answerWith = (addresses: readonly string[]): void => reply((res) => {
       res.header.aa = 1;
       if (answer.kind === 'nxdomain') {
         res.header.rcode = RCODE_NXDOMAIN;
@@ -126,12 +128,18 @@ export class ServiceDns {
       }
       const base = { name: q.name, class: Packet.CLASS.IN, ttl: TTL_S };
       const record = (r: Record<string, unknown>) => Packet.createResourceFromQuestion(base as never, r as never);
-      if (q.type === Packet.TYPE.A || q.type === Packet.TYPE.ANY) res.answers.push(record({ type: Packet.TYPE.A, address: answer.vip }));
+      if (q.type === Packet.TYPE.A || q.type === Packet.TYPE.ANY) for (const address of addresses) res.answers.push(record({ type: Packet.TYPE.A, address }));
       if (q.type === Packet.TYPE.SRV || q.type === Packet.TYPE.ANY) {
         for (const port of answer.service.targetPorts) res.answers.push(record({ type: Packet.TYPE.SRV, priority: 0, weight: 10, port, target: q.name }));
-        res.additionals.push(record({ type: Packet.TYPE.A, address: answer.vip }));
+        for (const address of addresses) res.additionals.push(record({ type: Packet.TYPE.A, address }));
       }
-      // Any other type (AAAA...): the name exists and has no such record, so a client falls back to A.
+      // Any other type (AAAA...), or a service with no task now: the name exists and has no such record.
+    });
+    if (answer.kind !== 'service' || !answer.tasks) return answerWith(answer.kind === 'service' ? [answer.vip] : []);
+    const tasks = this.#o.taskAddresses && asker ? this.#o.taskAddresses(asker, answer.service) : Promise.resolve([]);
+    tasks.then(answerWith, (err: unknown) => {
+      this.#o.logger.warn({ service: answer.service.key, err: describeError(err) }, 'cannot give a service\'s tasks addresses');
+      this.#servfail(msg, rinfo);
     });
   }
 

@@ -24,7 +24,7 @@ import type { ServiceSpec } from '../jobspec/types.js';
 import type { Transport } from '../transport/index.js';
 import { reachableServices, serviceEnvName, serviceKey, targetPortsOf, type Allocation, type CatalogService, type CatalogView } from '../state/index.js';
 import { orderEndpoints, type BalanceStrategy } from './balance.js';
-import { ContainerBridges, type BridgeEngine } from './bridges.js';
+import { ContainerBridges, type Bridge, type BridgeEngine } from './bridges.js';
 import { ServiceDns, systemUpstreams, type Upstream } from './dns.js';
 import { sharedVip } from './names.js';
 import { StreamMux, type StreamTarget } from './streams.js';
@@ -89,7 +89,7 @@ export interface ContainerAttachment {
 }
 
 export interface ListenerStatus {
-  kind: 'service' | 'ingress' | 'vip';
+  kind: 'service' | 'ingress' | 'vip' | 'task';
   service: string;
   targetPort: number;
   /** The address it listens on; for an ingress port, the published port. */
@@ -100,7 +100,7 @@ export interface ListenerStatus {
 }
 
 interface Listener {
-  kind: 'service' | 'ingress' | 'vip';
+  kind: 'service' | 'ingress' | 'vip' | 'task';
   /** The address it listens on (the bind IP, or a virtual address). */
   host: string;
   /** Service key `<job>/<service>`. */
@@ -112,7 +112,13 @@ interface Listener {
   error: string;
   /** A service's address on a bridge answers only its own bridge (addresses starting so): networks stay apart. */
   onlyFrom?: string;
+  /** A task's own address (`tasks.<service>`, `dnsrr`): connections go to this allocation only. */
+  allocId?: string;
 }
+
+/** Where the addresses of single tasks come from, for tasks on the host's network (a bridge has its own). */
+const TASK_VIP_PREFIX = '127.78.';
+const TASK_VIP_COUNT = 65_534;
 
 export class ServiceMesh {
   readonly streams: StreamMux;
@@ -140,6 +146,9 @@ export class ServiceMesh {
   #refusedConnections = 0;
   readonly #bridges: ContainerBridges | undefined;
   #portsTaken: number[] = [];
+  /** Loopback addresses given to single tasks, by allocation. */
+  readonly #taskVips = new Map<string, string>();
+  #taskVipCursor = 0;
 
   constructor(options: ServiceMeshOptions) {
     this.#o = options;
@@ -150,6 +159,7 @@ export class ServiceMesh {
         engine: options.bridges.engine, pool: options.bridges.pool, nodeId: options.nodeId, catalog: options.catalog, logger: this.#log,
         upstreams: () => (this.#upstreams ??= options.dnsUpstreams ?? systemUpstreams()),
         saved: this.#servicePorts, save: () => this.#saveServicePorts(),
+        taskAddresses: (bridge, from, to) => this.#taskAddresses(to, bridge),
       });
     }
     this.#cursor = (hashString(options.nodeId) % Math.max(1, options.taskPorts.high - options.taskPorts.low + 1));
@@ -367,6 +377,7 @@ export class ServiceMesh {
       this.#saveServicePorts();
     }
     await this.#refreshBridges(catalog);
+    await this.#pruneTaskListeners(catalog);
     await this.#syncVips(this.#o.localServices?.() ?? []);
     for (const key of new Set(this.#o.localServices?.() ?? [])) if (byKey.has(key)) await this.#dnsFor(key).catch((err: unknown) => this.#log.warn({ service: key, err: describeError(err) }, 'cannot serve DNS for a service'));
     for (const [published, w] of wanted) {
@@ -487,7 +498,7 @@ export class ServiceMesh {
     const taken = new Set<number>();
     for (let i = 0; i < LIMITS.meshMaxPortProbes; i++) {
       const port = candidates.shift() ?? await this.#freePort(taken, this.#o.bindHost);
-      const dns = new ServiceDns({ asker: service, catalog: this.#o.catalog, upstreams: this.#upstreams, logger: this.#log });
+      const dns = new ServiceDns({ asker: service, taskAddresses: (_from, to) => this.#taskAddresses(to, undefined), catalog: this.#o.catalog, upstreams: this.#upstreams, logger: this.#log });
       try {
         await dns.listen(this.#o.bindHost, port);
       } catch {
@@ -607,6 +618,68 @@ export class ServiceMesh {
     }
   }
 
+  // --- single tasks (tasks.<service>, dnsrr) ----------------------------------------------------------------------
+
+  /**
+   * One address per endpoint of `to` that answers on a port, each listened on (on every target port) by this agent
+   * and routed to that task alone: a loopback address for tasks on the host's network, an address of `bridge` for
+   * containers on it (a container on the same bridge of this node answers at its own address, directly).
+   */
+  async #taskAddresses(to: CatalogService, bridge: Bridge | undefined): Promise<string[]> {
+    const out: string[] = [];
+    for (const e of to.endpoints) {
+      const ports = to.targetPorts.filter((p) => e.ports[String(p)] !== undefined);
+      if (ports.length === 0) continue;
+      const own = bridge ? [...bridge.containers].find(([, c]) => c.allocId === e.allocId)?.[0] : undefined;
+      if (own) {
+        out.push(own);
+        continue;
+      }
+      const ip = bridge ? await this.#bridges!.serviceAddress(bridge, `task:${e.allocId}`, false) : this.#taskVip(e.allocId);
+      for (const port of ports) {
+        const k = `task:${ip}:${port}`;
+        if (this.#listeners.get(k)?.server) continue;
+        if (this.#listeners.size >= LIMITS.meshMaxListeners) throw new ShoalError('ERR_LIMIT_EXCEEDED', `this agent holds ${this.#listeners.size} listeners (limit meshMaxListeners)`);
+        const l: Listener = { kind: 'task', host: ip, service: to.key, target: port, port, server: undefined, connections: new Set(), error: '', allocId: e.allocId, ...(bridge ? { onlyFrom: bridge.prefix } : {}) };
+        this.#listeners.set(k, l);
+        try {
+          l.server = await this.#listen(l, port);
+        } catch (err) {
+          this.#listeners.delete(k);
+          throw err;
+        }
+      }
+      out.push(ip);
+    }
+    return out;
+  }
+
+  #taskVip(allocId: string): string {
+    const have = this.#taskVips.get(allocId);
+    if (have) return have;
+    const used = new Set(this.#taskVips.values());
+    for (let i = 0; i < TASK_VIP_COUNT; i++) {
+      const n = 1 + ((this.#taskVipCursor++) % TASK_VIP_COUNT);
+      const ip = `${TASK_VIP_PREFIX}${n >> 8}.${n & 255}`;
+      if (used.has(ip)) continue;
+      this.#taskVips.set(allocId, ip);
+      return ip;
+    }
+    throw new ShoalError('ERR_LIMIT_EXCEEDED', `every task address of ${TASK_VIP_PREFIX}0.0/16 is given out`);
+  }
+
+  /** Closes the listeners of single tasks that are no longer endpoints, and frees their addresses. */
+  async #pruneTaskListeners(catalog: readonly CatalogService[]): Promise<void> {
+    const live = new Set(catalog.flatMap((e) => e.endpoints.map((x) => x.allocId)));
+    for (const [k, l] of this.#listeners) {
+      if (l.kind !== 'task' || live.has(l.allocId!)) continue;
+      this.#listeners.delete(k);
+      await this.#close(l);
+    }
+    for (const id of this.#taskVips.keys()) if (!live.has(id)) this.#taskVips.delete(id);
+    this.#bridges?.forgetTasks(live);
+  }
+
   // --- connections ---------------------------------------------------------------------------------------------------
 
   #accept(l: Listener, socket: net.Socket): void {
@@ -630,7 +703,7 @@ export class ServiceMesh {
     const view = this.#o.catalog();
     const entry = view?.catalogService(l.service);
     const key = String(l.target);
-    const endpoints = (entry?.endpoints ?? []).filter((e) => e.ports[key] !== undefined);
+    const endpoints = (entry?.endpoints ?? []).filter((e) => e.ports[key] !== undefined && (l.allocId === undefined || e.allocId === l.allocId));
     const now = Date.now();
     for (const [id, until] of this.#failedUntil) if (until <= now) this.#failedUntil.delete(id);
     const failed = new Set(this.#failedUntil.keys());

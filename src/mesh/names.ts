@@ -4,11 +4,14 @@
  *
  *   <service> or an alias          a service of the task's own job, or an alias on a network it shares
  *   <service>.<job>[.shoal]        a service of any job, on a network the task shares with it
+ *   tasks.<any of the above>       the same service's tasks, one address each (as Swarm's tasks.<service>)
  *   anything else under .shoal     no such name (NXDOMAIN): the zone is ours
  *   any other name                 forwarded to the host's resolvers
  *
  * A name answers with the service's virtual address on the network the two share (the first, by network name):
  * the asking task's agent listens there on each of the service's ports and spreads connections over its endpoints.
+ * `tasks.` names, and every name of a service with `endpoint_mode: dnsrr`, answer with one address per task
+ * instead (`tasks: true`; the DNS server asks the mesh for them).
  * Names are case-insensitive; a trailing dot is ignored.
  */
 import { mayReach, reachableServices, type CatalogService } from '../state/catalog.js';
@@ -16,7 +19,7 @@ import { mayReach, reachableServices, type CatalogService } from '../state/catal
 export const SHOAL_ZONE = 'shoal';
 
 export type NameAnswer =
-  | { kind: 'service'; service: CatalogService; vip: string }
+  | { kind: 'service'; service: CatalogService; vip: string; tasks: boolean }
   | { kind: 'nxdomain' }
   | { kind: 'forward' };
 
@@ -36,10 +39,19 @@ export function resolveName(qname: string, asker: CatalogService, catalog: reado
   if (name.endsWith('.')) name = name.slice(0, -1);
   const inZone = name === SHOAL_ZONE || name.endsWith(`.${SHOAL_ZONE}`);
   if (inZone) name = name === SHOAL_ZONE ? '' : name.slice(0, -SHOAL_ZONE.length - 1);
-  const labels = name === '' ? [] : name.split('.');
+  const all = name === '' ? [] : name.split('.');
+  // `tasks.<name>`: the same name, answered with the tasks; a service named "tasks" of job <name> comes second.
+  if (all[0] === 'tasks' && all.length >= 2) {
+    const answer = resolveLabels(all.slice(1), inZone, asker, catalog, vipOf, true);
+    if (answer.kind === 'service') return answer;
+  }
+  return resolveLabels(all, inZone, asker, catalog, vipOf, false);
+}
+
+function resolveLabels(labels: string[], inZone: boolean, asker: CatalogService, catalog: readonly CatalogService[], vipOf: (from: CatalogService, to: CatalogService) => string, tasks: boolean): NameAnswer {
   const found = (to: CatalogService | undefined): NameAnswer => {
     const vip = to ? vipOf(asker, to) : '';
-    return to && vip !== '' ? { kind: 'service', service: to, vip } : { kind: 'nxdomain' };
+    return to && vip !== '' ? { kind: 'service', service: to, vip, tasks: tasks || to.endpointMode === 'dnsrr' } : { kind: 'nxdomain' };
   };
   if (labels.length === 1 && !inZone) {
     const to = reachableServices(asker, catalog).get(labels[0]!);

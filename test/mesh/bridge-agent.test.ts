@@ -84,6 +84,11 @@ t.test('containers find each other by name on their bridges, across an agent res
   t.match(dns, /^10\.215\.\d+\.1:53$/, 'SHOAL_DNS is the bridge\'s gateway');
   t.match(fetchIn('client', vip!.replace(':', ' ')), /hello from web/, 'SHOAL_SERVICE_WEB answers');
   t.match(fetchIn('client', 'web.shop.shoal 8080'), /hello from web/, '<service>.<job>.shoal answers');
+  // tasks.web: web runs on this node and shares client's bridge, so its task answers at its own address, directly.
+  const tasksWeb = inContainer('client', 'nslookup tasks.web').out;
+  const own = /Name:\s*tasks\.web[\s\S]*?Address:\s*(10\.215\.\d+\.(\d+))/.exec(tasksWeb);
+  t.ok(own && Number(own[2]) < 128, `tasks.web is web's own container address (${tasksWeb.replace(/\s+/g, ' ').trim()})`);
+  t.match(fetchIn('client', `${own?.[1]} 8080`), /hello from web/, 'which answers');
   t.match(await get(ingress), /hello from web/, 'the ingress port reaches the container');
   t.match(await get(hostPort), /hello from web/, 'the host-mode port is published on the agent\'s address');
   // (A short name the cluster does not answer would go to the host's resolvers, which tests may not reach.)

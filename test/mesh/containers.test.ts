@@ -208,6 +208,13 @@ t.test('containers on per-network bridges, across three hosts with their own eng
       }
       const byFqdn = await sh(client, 'timeout 5 wget -q -O - http://web.shop.shoal:8080/');
       t.equal(byFqdn.stdout, expected, 'http://web.shop.shoal:8080/ too');
+      // tasks.web: web runs on another host, so its one task gets an address of client's bridge, of its own.
+      const tasksLook = await sh(client, 'timeout 5 nslookup tasks.web');
+      const taskAddresses = nslookupAddresses(tasksLook.stdout);
+      t.equal(taskAddresses.length, 1, `tasks.web: one address per task (${tasksLook.stdout.replace(/\s+/g, ' ').trim()})`);
+      t.ok(taskAddresses[0] !== vip && inCidr(taskAddresses[0] ?? '', subnet), 'on client\'s bridge, not the virtual address');
+      const byTask = await sh(client, `timeout 5 wget -q -O - http://${taskAddresses[0]}:8080/`);
+      t.equal(byTask.stdout, expected, 'and it reaches the task');
       const byEnv = await sh(client, 'timeout 5 wget -q -O - http://$SHOAL_SERVICE_WEB/');
       t.equal(byEnv.stdout, expected, 'http://$SHOAL_SERVICE_WEB/ too');
       const byNc = await sh(client, 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 5 nc web 8080');

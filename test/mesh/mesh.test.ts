@@ -335,6 +335,26 @@ t.test('names: a task resolves the services it shares a network with to their vi
   const listeners = mesh.status().filter((l) => l.kind === 'vip');
   t.same(listeners.map((l) => l.service).sort(), ['shop/api', 'shop/web'], 'the agent listens on the virtual addresses of what its tasks reach (web reaches itself too), not db\'s');
   t.ok(listeners.some((l) => l.address === `${vip}:3000`));
+
+  // tasks.<service>: one address per task, each reaching that task alone.
+  world.place([{ id: 'api-2', service: 'api', node: 'n1' }]);
+  world.running('n1', 'api-2', { 3000: await task(t, 'api-2') });
+  const addressesOf = async (name: string): Promise<string[]> => (await query(dns, name, A)).answers.map((a) => (a as unknown as { address: string }).address);
+  const tasks = await addressesOf('tasks.api');
+  t.equal(tasks.length, 2, `tasks.api answers one address per task (${tasks.join(', ')})`);
+  t.ok(tasks.every((a) => /^127\.78\.\d+\.\d+$/.test(a)) && !tasks.includes(vip), 'addresses of their own, not the virtual address');
+  const seen = [];
+  for (const a of tasks) for (let i = 0; i < 3; i++) seen.push(`${a}=${await get(a, 3000)}`);
+  t.same(new Set(seen).size, 2, `each address always reaches the same task (${[...new Set(seen)].join(', ')})`);
+  t.same(await addressesOf('tasks.api.shop.shoal'), tasks, 'tasks.<service>.<job>.shoal too');
+  t.same(await addressesOf('api'), [vip], 'the service name itself keeps its virtual address (endpoint_mode vip)');
+  world.stop('api-2');
+  mesh.refresh();
+  await mesh.settled();
+  const left = await addressesOf('tasks.api');
+  t.equal(left.length, 1, 'a task that stops leaves tasks.api');
+  t.equal(await get(left[0]!, 3000), 'api-1');
+  t.equal(mesh.status().filter((l) => l.kind === 'task').length, 1, 'and its address is no longer listened on');
 });
 
 t.test('a peer that holds its link but answers nothing: retried after the open timeout, or skipped at once when gossip suspects it', async (t) => {

@@ -58,3 +58,21 @@ t.test('names across jobs: <service>.<job>, and aliases on a shared network', as
   const viaShared = resolveName('api.shop', worker, catalog);
   t.equal(viaShared.kind === 'service' && viaShared.vip, svc('shop/api').networks.find((n) => n.network === 'backbone')!.vip, 'the address on the shared network');
 });
+
+t.test('tasks.<name> asks for the tasks; a dnsrr service always answers with them', async (t) => {
+  const web = svc('shop/web');
+  t.match(resolveName('api', web, catalog), { kind: 'service', tasks: false });
+  t.match(resolveName('tasks.api', web, catalog), { kind: 'service', service: { key: 'shop/api' }, tasks: true });
+  t.match(resolveName('tasks.backend', web, catalog), { kind: 'service', service: { key: 'shop/api' }, tasks: true }, 'through an alias');
+  t.match(resolveName('tasks.api.shop.shoal', web, catalog), { kind: 'service', tasks: true });
+  t.match(resolveName('tasks.db.shop.shoal', web, catalog), { kind: 'nxdomain' }, 'no more reach than the name itself');
+  t.match(resolveName('tasks.example', web, catalog), { kind: 'forward' }, 'not a service, not a job: the outside world\'s');
+  apply({ type: 'job.register', job: parseJobFile(`
+name: cache
+services:
+  redis: { x-shoal: { driver: process }, command: r, expose: [6379], deploy: { endpoint_mode: dnsrr } }
+  app: { x-shoal: { driver: process }, command: a }
+`, { file: 'cache.yaml' }).job });
+  const now = state.catalog();
+  t.match(resolveName('redis', state.catalogService('cache/app')!, now), { kind: 'service', service: { key: 'cache/redis' }, tasks: true }, 'dnsrr: the name answers with the tasks');
+});
