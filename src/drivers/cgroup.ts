@@ -145,10 +145,12 @@ export async function createTaskCgroup(iso: Isolation, taskId: string, resources
 const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** argv that joins the cgroup (or applies prlimit) and then execs the task's own argv. */
-export function wrapArgv(iso: Isolation, cg: TaskCgroup | undefined, resources: TaskResources | undefined, argv: readonly string[]): string[] {
+export function wrapArgv(iso: Isolation, cg: TaskCgroup | undefined, resources: TaskResources | undefined, argv: readonly string[], ids?: { uid: number; gid: number }): string[] {
   if (cg) {
     const procs = cg.dirs.map((d) => shellQuote(path.join(d, 'cgroup.procs'))).join(' ');
-    return ['/bin/sh', '-c', `for f in ${procs}; do echo $$ > "$f" || exit 125; done; exec "$@"`, 'shoal-task', ...argv];
+    // Joining the cgroup takes root: the task's own user (if it has one) is taken after, by setpriv (util-linux).
+    const drop = ids ? `setpriv --reuid=${ids.uid} --regid=${ids.gid} --clear-groups -- ` : '';
+    return ['/bin/sh', '-c', `for f in ${procs}; do echo $$ > "$f" || exit 125; done; exec ${drop}"$@"`, 'shoal-task', ...argv];
   }
   if (iso.kind === 'prlimit' && iso.prlimitPath && resources?.memoryBytes !== undefined) {
     return [iso.prlimitPath, `--as=${resources.memoryBytes}`, '--', ...argv];

@@ -118,6 +118,30 @@ async function resolveCommand(spec: TaskSpec, cwd: string, envPath: string): Pro
   throw new CommandNotFoundError(command, command.includes('/') ? `(no executable file at ${candidates[0]})` : `on PATH ${envPath}`);
 }
 
+/**
+ * `user` as the ids a process runs with: `name|uid[:group|gid]`, names looked up in this node's /etc/passwd and
+ * /etc/group; a user without a group runs with its own primary group (a bare uid unknown here, with gid = uid).
+ */
+export async function resolveUser(taskId: string, user: string, files = { passwd: '/etc/passwd', group: '/etc/group' }): Promise<{ uid: number; gid: number }> {
+  const [who = '', group] = user.split(':');
+  const table = async (file: string): Promise<string[][]> => (await fs.readFile(file, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.split(':'));
+  const passwd = await table(files.passwd);
+  const entry = /^\d+$/.test(who) ? passwd.find((p) => p[2] === who) : passwd.find((p) => p[0] === who);
+  if (!entry && !/^\d+$/.test(who)) throw new InvalidTaskError(taskId, 'user', `no user "${who}" on this node (${files.passwd})`);
+  const uid = Number(entry?.[2] ?? who);
+  let gid = Number(entry?.[3] ?? uid);
+  if (group !== undefined && group !== '') {
+    if (/^\d+$/.test(group)) gid = Number(group);
+    else {
+      const g = (await table(files.group)).find((x) => x[0] === group);
+      if (!g) throw new InvalidTaskError(taskId, 'user', `no group "${group}" on this node (${files.group})`);
+      gid = Number(g[2]);
+    }
+  }
+  if (!Number.isSafeInteger(uid) || !Number.isSafeInteger(gid)) throw new InvalidTaskError(taskId, 'user', `"${user}" does not name a uid and gid`);
+  return { uid, gid };
+}
+
 export class ProcessDriver implements TaskDriver {
   readonly name = 'process' as const;
   readonly #opts: ProcessDriverOptions;
@@ -184,6 +208,7 @@ export class ProcessDriver implements TaskDriver {
       // Processes see the host's filesystem: a mount is a promise that the path exists.
       if (!(await fs.stat(m.source).then(() => true, () => false))) throw new InvalidTaskError(spec.id, `mounts[${i}].source`, `"${m.source}" does not exist`);
     }
+    const ids = spec.user === undefined ? undefined : await resolveUser(spec.id, spec.user);
     const iso = await this.#iso();
     let cgroup: TaskCgroup | undefined;
     try {
@@ -191,13 +216,13 @@ export class ProcessDriver implements TaskDriver {
     } catch (err) {
       throw new TaskStartError(spec.id, `cannot create its ${iso.kind} cgroup: ${describeError(err)}`, { cause: err });
     }
-    const argv = wrapArgv(iso, cgroup, spec.resources, [executable, ...(spec.args ?? [])]);
+    const argv = wrapArgv(iso, cgroup, spec.resources, [executable, ...(spec.args ?? [])], ids);
     const out = openSync(path.join(logDir, 'stdout.log'), 'a');
     const err = openSync(path.join(logDir, 'stderr.log'), 'a');
     let child: ChildProcess;
     let stat: ReturnType<typeof procStat>;
     try {
-      child = spawn(argv[0]!, argv.slice(1), { cwd, env, detached: true, stdio: ['ignore', out, err] });
+      child = spawn(argv[0]!, argv.slice(1), { cwd, env, detached: true, stdio: ['ignore', out, err], ...(cgroup || !ids ? {} : ids) });
       // Read the start time now, before the event loop could reap a task that exits at once.
       stat = child.pid === undefined ? undefined : procStat(child.pid);
     } finally {

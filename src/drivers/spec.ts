@@ -81,6 +81,18 @@ export function validateTaskSpec(spec: TaskSpec, needs: { image?: boolean; comma
   (spec.dns ?? []).forEach((d, i) => {
     if (isIP(d) === 0) throw new InvalidTaskError(id, `dns[${i}]`, `must be an IP address, got "${d}"`);
   });
+  if (spec.user !== undefined && !/^[^:\s]+(:[^:\s]+)?$/.test(spec.user)) throw new InvalidTaskError(id, 'user', `must be USER or USER:GROUP (names or ids), got "${spec.user}"`);
+  for (const field of ['capAdd', 'capDrop'] as const) {
+    (spec[field] ?? []).forEach((cap, i) => {
+      if (!/^(?:CAP_)?[A-Z][A-Z_]*$|^ALL$/.test(cap)) throw new InvalidTaskError(id, `${field}[${i}]`, `"${cap}" is not a capability name`);
+    });
+  }
+  (spec.ulimits ?? []).forEach((u, i) => {
+    if (!Number.isSafeInteger(u.soft) || !Number.isSafeInteger(u.hard) || u.soft < -1 || u.hard < -1) throw new InvalidTaskError(id, `ulimits[${i}]`, `${u.name}: limits must be whole numbers (-1 for unlimited)`);
+  });
+  if (spec.pidsLimit !== undefined && (!Number.isSafeInteger(spec.pidsLimit) || spec.pidsLimit < 1)) throw new InvalidTaskError(id, 'pidsLimit', `must be a whole number of at least 1, got ${spec.pidsLimit}`);
+  if (spec.hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(spec.hostname)) throw new InvalidTaskError(id, 'hostname', `"${spec.hostname}" is not a host name (letters, digits, "-" and ".")`);
+  checkCount(id, 'extraHosts', spec.extraHosts?.length ?? 0);
   if (spec.networkMode === 'bridge' && (spec.networks?.length ?? 0) === 0) throw new InvalidTaskError(id, 'networks', 'a task on bridges needs at least one network');
   if (spec.networkMode !== 'bridge' && (spec.networks?.length ?? 0) > 0) throw new InvalidTaskError(id, 'networks', 'only a task in network mode "bridge" joins networks');
   checkCount(id, 'networks', spec.networks?.length ?? 0);

@@ -82,6 +82,20 @@ export interface TaskSpec {
   readonly addresses?: Readonly<Record<string, string>>;
   /** Nameservers the container uses (docker). */
   readonly dns?: readonly string[];
+  /** Search domains and resolver options (docker). */
+  readonly dnsSearch?: readonly string[];
+  readonly dnsOptions?: readonly string[];
+  /** The user the task runs as: a name or uid, with an optional `:group` (docker: the image's by default; process: the agent's). */
+  readonly user?: string;
+  /** Docker only: capabilities, sysctls, ulimits, an init, the host name, /etc/hosts entries, a pids limit. */
+  readonly capAdd?: readonly string[];
+  readonly capDrop?: readonly string[];
+  readonly sysctls?: Readonly<Record<string, string>>;
+  readonly ulimits?: readonly { readonly name: string; readonly soft: number; readonly hard: number }[];
+  readonly init?: boolean;
+  readonly hostname?: string;
+  readonly extraHosts?: readonly string[];
+  readonly pidsLimit?: number;
   /** Options only one driver reads (e.g. the mock's script). Plain JSON. */
   readonly driverConfig?: Readonly<Record<string, unknown>>;
 }

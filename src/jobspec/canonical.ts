@@ -10,7 +10,7 @@ import { LineCounter, isMap, isScalar, parseDocument, type Document } from 'yaml
 import { z } from 'zod';
 import { JobSpecError, type JobIssue } from './errors.js';
 import { JOBSPEC_LIMITS } from './limits.js';
-import { CONSTRAINT_ATTRIBUTE_RE, NAME_MAX_CHARS, NAME_RE, SIGNALS, SPREAD_RE, checkJob, compareExposed, compareNames } from './checks.js';
+import { CONSTRAINT_ATTRIBUTE_RE, NAME_MAX_CHARS, NAME_RE, SIGNALS, SPREAD_RE, checkJob, compareExposed, compareNames, isIpAddress } from './checks.js';
 import { reportZodIssues, type IssuePath } from './zod-issues.js';
 import type { Job } from './types.js';
 
@@ -115,6 +115,21 @@ const restartSchema = z.strictObject({
   windowMs: nonNegative('windowMs'),
 });
 
+const optionsSchema = z.strictObject({
+  user: z.string().min(1, { error: 'user must not be empty' }).nullable(),
+  capAdd: z.array(z.string()),
+  capDrop: z.array(z.string()),
+  sysctls: stringMap('sysctl'),
+  ulimits: z.array(z.strictObject({ name: z.string(), soft: z.number().int().min(-1), hard: z.number().int().min(-1) })),
+  init: z.boolean(),
+  hostname: z.string().min(1, { error: 'hostname must not be empty' }).nullable(),
+  extraHosts: z.array(z.string().regex(/^[^:\s]+:.+$/, { error: 'an extra host is HOST:IP' })),
+  dns: z.array(z.string().refine(isIpAddress, { error: 'a nameserver is an IP address' })),
+  dnsSearch: z.array(z.string()),
+  dnsOptions: z.array(z.string()),
+  pidsLimit: wholeNumber('pidsLimit (0 for no limit)', 0, 4_194_304),
+});
+
 const serviceSchema = z.strictObject({
   name: name('a service name'),
   driver: z.enum(['docker', 'process'], { error: 'driver must be "docker" or "process"' }),
@@ -132,6 +147,7 @@ const serviceSchema = z.strictObject({
   healthcheck: healthSchema.nullable(),
   stopGraceMs: wholeNumber('stopGraceMs', 0, L.maxStopGraceMs),
   stopSignal: z.string().refine((s) => SIGNALS.includes(s), { error: `stopSignal must be one of ${SIGNALS.join(', ')}` }),
+  options: optionsSchema.optional(),
   deploy: z.strictObject({
     mode: z.enum(['replicated', 'global'], { error: 'mode must be "replicated" or "global"' }),
     replicas: wholeNumber('replicas', 0, L.maxReplicas),

@@ -6,7 +6,7 @@
  * caller maps the canonical field path to where the field came from.
  */
 import { JOBSPEC_LIMITS } from './limits.js';
-import type { ExposedPort, Job, ServiceSpec } from './types.js';
+import type { ExposedPort, Job, ServiceSpec, TaskOptions } from './types.js';
 
 /** Job and service names: they end up in allocation ids, container names and DNS labels. */
 export const NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
@@ -33,6 +33,18 @@ export type ReportIssue = (path: CanonicalPath, message: string) => void;
 export type DescribePath = (path: CanonicalPath) => string;
 
 const canonicalPath: DescribePath = (path) => path.join('.');
+
+/** An IPv4 address (dotted quad) or an IPv6 address (hex groups, `::` allowed once). No I/O: the core cannot use node:net. */
+export function isIpAddress(text: string): boolean {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (v4) return v4.slice(1).every((o) => Number(o) <= 255 && (o === '0' || !o.startsWith('0')));
+  if (!/^[0-9a-fA-F:]+$/.test(text) || !text.includes(':')) return false;
+  const halves = text.split('::');
+  if (halves.length > 2) return false;
+  const groups = halves.flatMap((h) => (h === '' ? [] : h.split(':')));
+  if (groups.some((g) => g.length === 0 || g.length > 4)) return false;
+  return halves.length === 2 ? groups.length < 8 : groups.length === 8;
+}
 
 /** The network every service without `networks` is on; every job has it. */
 export const DEFAULT_NETWORK = 'default';
@@ -171,6 +183,7 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
     if (s.entrypoint !== null) report(['entrypoint'], 'a process service takes no entrypoint; put the whole argv in "command"');
     if (s.networkMode === 'none') report(['networkMode'], 'the process driver runs tasks in the node\'s network; network_mode: none needs the docker driver');
     if (s.networkMode === 'bridge') report(['networkMode'], 'the process driver runs tasks in the node\'s network; a bridge needs the docker driver');
+    if (s.options) checkProcessOptions(s.options, report);
   }
   if (s.networkMode === 'none' && s.ports.length > 0) report(['ports'], 'a service with network_mode: none cannot publish ports');
   if (s.networkMode === 'none' && s.expose.length > 0) report(['expose'], 'a service with network_mode: none cannot expose ports');
@@ -199,6 +212,24 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
   const { reservations, limits } = s.deploy.resources;
   if (limits.cpuMillicores > 0 && reservations.cpuMillicores > limits.cpuMillicores) report(['deploy', 'resources', 'reservations', 'cpuMillicores'], 'reserves more CPU than its limit allows');
   if (limits.memoryBytes > 0 && reservations.memoryBytes > limits.memoryBytes) report(['deploy', 'resources', 'reservations', 'memoryBytes'], 'reserves more memory than its limit allows');
+}
+
+/** A process task honours `user`; every other option is a container's, and is refused with the reason. */
+function checkProcessOptions(o: TaskOptions, report: ReportIssue): void {
+  const refuse = (field: keyof TaskOptions, set: boolean, why: string): void => {
+    if (set) report(['options', field], `${why} (a process task honours "user" only; use the docker driver)`);
+  };
+  refuse('capAdd', o.capAdd.length > 0, 'a process runs with the agent\'s capabilities');
+  refuse('capDrop', o.capDrop.length > 0, 'a process runs with the agent\'s capabilities');
+  refuse('sysctls', Object.keys(o.sysctls).length > 0, 'a process shares its node\'s kernel settings');
+  refuse('ulimits', o.ulimits.length > 0, 'ulimits are set on containers');
+  refuse('init', o.init, 'the agent itself reaps a process task and its children');
+  refuse('hostname', o.hostname !== null, 'a process has its node\'s host name');
+  refuse('extraHosts', o.extraHosts.length > 0, 'a process reads its node\'s /etc/hosts');
+  refuse('dns', o.dns.length > 0, 'a process uses its node\'s resolver (and SHOAL_DNS for the cluster\'s names)');
+  refuse('dnsSearch', o.dnsSearch.length > 0, 'a process uses its node\'s resolver');
+  refuse('dnsOptions', o.dnsOptions.length > 0, 'a process uses its node\'s resolver');
+  refuse('pidsLimit', o.pidsLimit > 0, 'a pids limit is set on containers');
 }
 
 function checkServiceNetworks(s: ServiceSpec, report: ReportIssue): void {

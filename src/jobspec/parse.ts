@@ -15,9 +15,9 @@ import { JobSpecError, formatIssue, type JobIssue } from './errors.js';
 import { interpolate, type Env } from './interpolate.js';
 import { HARMLESS_KEYS, fileSchema, type ComposeFile, type ComposeNetwork, type ComposeService } from './schema.js';
 import { parseBytes, parseCpuMillicores, parseDurationMs, splitCommand } from './units.js';
-import type { BindMount, Constraint, ExposedPort, HealthCheck, Job, NetworkSpec, PortMapping, Resources, RestartPolicy, ServiceNetwork, ServiceSpec } from './types.js';
+import type { BindMount, Constraint, ExposedPort, HealthCheck, Job, NetworkSpec, PortMapping, Resources, RestartPolicy, ServiceNetwork, ServiceSpec, TaskOptions } from './types.js';
 import { JOBSPEC_LIMITS } from './limits.js';
-import { DEFAULT_NETWORK, SIGNALS, SPREAD_RE, checkJobRules, checkServiceCount, compareExposed, compareNames, isValidName, type CanonicalPath } from './checks.js';
+import { DEFAULT_NETWORK, SIGNALS, SPREAD_RE, checkJobRules, checkServiceCount, compareExposed, compareNames, isIpAddress, isValidName, type CanonicalPath } from './checks.js';
 import { reportZodIssues } from './zod-issues.js';
 import { looksCanonical, parseCanonicalJob } from './canonical.js';
 
@@ -206,8 +206,6 @@ const UNSUPPORTED_HINTS: Record<string, string> = {
   configs: 'configs are not supported yet',
   privileged: '"privileged" is not allowed',
   devices: 'devices are not supported',
-  cap_add: 'capabilities are not supported yet',
-  user: '"user" is not supported yet',
 };
 
 function asInt(value: unknown, path: Path, c: Collector, min: number, max: number, what: string): number | undefined {
@@ -565,6 +563,65 @@ function convertResources(r: { cpus?: string | number; memory?: string | number 
   return { cpuMillicores: cpu, memoryBytes: memory };
 }
 
+const ULIMIT_NAMES = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
+const CAPABILITY_RE = /^(?:CAP_)?[A-Z][A-Z_]*$|^ALL$/;
+const HOSTNAME_TEMPLATES = ['.Service.Name', '.Service.ID', '.Task.Name', '.Task.Slot', '.Task.ID', '.Node.Hostname', '.Node.ID'];
+const SERVICE_OPTION_KEYS = ['user', 'cap_add', 'cap_drop', 'sysctls', 'ulimits', 'init', 'hostname', 'extra_hosts', 'dns', 'dns_search', 'dns_opt'] as const;
+
+const listOf = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** How the task runs (user, capabilities, sysctls, ulimits...): undefined when the file sets none of it. */
+function convertOptions(s: ComposeService, path: Path, c: Collector, env: Env): TaskOptions | undefined {
+  const pids = s.deploy?.resources?.limits?.pids;
+  if (!SERVICE_OPTION_KEYS.some((k) => s[k] !== undefined) && pids === undefined) return undefined;
+  const caps = (key: 'cap_add' | 'cap_drop'): string[] => (s[key] ?? []).map((cap, i) => {
+    const upper = cap.trim().toUpperCase();
+    if (!CAPABILITY_RE.test(upper)) c.error([...path, key, i], `"${cap}" is not a Linux capability name (such as NET_ADMIN or CAP_NET_ADMIN, or ALL)`);
+    return upper;
+  });
+  const ulimits = Object.entries(s.ulimits ?? {}).map(([name, v]) => {
+    const at = [...path, 'ulimits', name];
+    if (!ULIMIT_NAMES.includes(name)) c.error(at, `"${name}" is not a ulimit (${ULIMIT_NAMES.join(', ')})`);
+    const limit = (x: string | number, p: Path) => asInt(x, p, c, -1, Number.MAX_SAFE_INTEGER, `ulimit ${name}`) ?? 0;
+    const soft = typeof v === 'object' ? limit(v.soft, [...at, 'soft']) : limit(v, at);
+    const hard = typeof v === 'object' ? limit(v.hard, [...at, 'hard']) : soft;
+    if (hard !== -1 && (soft === -1 || soft > hard)) c.error(at, `soft limit ${soft} is above the hard limit ${hard}`);
+    return { name, soft, hard };
+  }).sort((a, b) => compareNames(a.name, b.name));
+  const hostname = s.hostname ?? null;
+  for (const m of (hostname ?? '').matchAll(/\{\{\s*([^}]*?)\s*\}\}/g)) {
+    if (!HOSTNAME_TEMPLATES.includes(m[1]!)) c.error([...path, 'hostname'], `"{{${m[1]}}}" is not a template Shoal fills in (${HOSTNAME_TEMPLATES.map((x) => `{{${x}}}`).join(', ')})`);
+  }
+  const extraHosts = Array.isArray(s.extra_hosts)
+    ? s.extra_hosts.map((e, i) => {
+      const m = /^([^:=\s]+)[:=](.+)$/.exec(e.trim());
+      if (!m) c.error([...path, 'extra_hosts', i], `"${e}" is not HOST:IP`);
+      return m ? [m[1]!, m[2]!.replace(/^\[|\]$/g, '')] as const : ['', ''] as const;
+    })
+    : Object.entries(s.extra_hosts ?? {});
+  extraHosts.forEach(([host, ip], i) => {
+    if (host !== '' && !isIpAddress(ip)) c.error([...path, 'extra_hosts', Array.isArray(s.extra_hosts) ? i : host], `"${ip}" (for ${host}) is not an IP address`);
+  });
+  const dns = listOf(s.dns);
+  dns.forEach((d, i) => {
+    if (!isIpAddress(d)) c.error([...path, 'dns', ...(Array.isArray(s.dns) ? [i] : [])], `nameserver "${d}" is not an IP address`);
+  });
+  return {
+    user: s.user === undefined ? null : String(s.user),
+    capAdd: caps('cap_add'),
+    capDrop: caps('cap_drop'),
+    sysctls: toStringMap(s.sysctls, [...path, 'sysctls'], c, env, 'sysctl'),
+    ulimits,
+    init: s.init === undefined ? false : asBool(s.init, [...path, 'init'], c),
+    hostname,
+    extraHosts: extraHosts.filter(([host]) => host !== '').map(([host, ip]) => `${host}:${ip}`),
+    dns,
+    dnsSearch: listOf(s.dns_search),
+    dnsOptions: s.dns_opt ?? [],
+    pidsLimit: pids === undefined ? 0 : asInt(pids, [...path, 'deploy', 'resources', 'limits', 'pids'], c, 1, 4_194_304, 'pids') ?? 0,
+  };
+}
+
 function convertRestart(r: NonNullable<ComposeService['deploy']>['restart_policy'], path: Path, c: Collector, batch: boolean): RestartPolicy {
   const condition = r?.condition ?? (batch ? 'on-failure' : 'any');
   if (condition !== 'none' && condition !== 'on-failure' && condition !== 'any') {
@@ -651,6 +708,7 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
   if (!SIGNALS.includes(stopSignal)) c.error([...path, 'stop_signal'], `"${s.stop_signal}" is not a signal Shoal can send (${SIGNALS.join(', ')})`);
   const labels = { ...toStringMap(s.labels, [...path, 'labels'], c, env, 'label'), ...toStringMap(d.labels, [...path, 'deploy', 'labels'], c, env, 'label') };
   const constraints = convertConstraints(placement.constraints, [...path, 'deploy', 'placement', 'constraints'], c);
+  const options = convertOptions(s, path, c, env);
   const spec: ServiceSpec = {
     name,
     driver,
@@ -668,6 +726,7 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     healthcheck: convertHealth(s.healthcheck, [...path, 'healthcheck'], c),
     stopGraceMs,
     stopSignal,
+    ...(options ? { options } : {}),
     deploy: {
       mode: mode === 'global' ? 'global' : 'replicated',
       replicas,
@@ -681,7 +740,10 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
   return { spec, compose: s, path, origins: { ports: ports.from, expose: expose.from, constraints: constraints.from, ...networks.origins } };
 }
 
-const COMPOSE_KEYS: Record<string, string> = { networkMode: 'network_mode', cpuMillicores: 'cpus', memoryBytes: 'memory', spread: 'preferences', endpointMode: 'endpoint_mode' };
+const COMPOSE_KEYS: Record<string, string> = {
+  networkMode: 'network_mode', cpuMillicores: 'cpus', memoryBytes: 'memory', spread: 'preferences', endpointMode: 'endpoint_mode',
+  capAdd: 'cap_add', capDrop: 'cap_drop', extraHosts: 'extra_hosts', dnsSearch: 'dns_search', dnsOptions: 'dns_opt', pidsLimit: 'deploy',
+};
 
 /**
  * Where a field of the canonical service came from in the Compose service `s`: keys renamed, list indices mapped
@@ -692,6 +754,7 @@ function composePath(at: CanonicalPath, s: ComposeService, base: Path, origins: 
   const out: Path = [];
   let node: unknown = s;
   for (const [i, part] of at.entries()) {
+    if (i === 0 && part === 'options') continue; // a service's options are keys of the service itself in Compose
     let key: string | number = typeof part === 'string' ? COMPOSE_KEYS[part] ?? part : part;
     if (typeof part === 'number') {
       const list = at[i - 1];
@@ -713,12 +776,21 @@ function composePath(at: CanonicalPath, s: ComposeService, base: Path, origins: 
   return [...base, ...out];
 }
 
+/**
+ * A job name from a file's base name, normalised as Compose normalises project names: lower case, characters
+ * outside [a-z0-9_-] removed, leading "_" and "-" trimmed, cut to 63 characters ('' when nothing is left).
+ */
+export function jobNameFromFile(file: string): string {
+  const base = (file.split('/').pop() ?? file).replace(/\.(ya?ml|json)$/i, '');
+  return base.toLowerCase().replace(/[^a-z0-9_-]/g, '').replace(/^[-_]+/, '').slice(0, 63);
+}
+
 function convert(file: ComposeFile, options: ParseOptions, c: Collector): Job | undefined {
-  const base = options.file.split('/').pop() ?? options.file;
-  const fallback = base.replace(/\.(ya?ml|json)$/i, '');
-  const name = file.name ?? options.name ?? fallback;
+  const fromFile = file.name === undefined && options.name === undefined;
+  const name = file.name ?? options.name ?? jobNameFromFile(options.file);
   if (!isValidName(name)) {
-    c.error(file.name !== undefined ? ['name'] : [], `job name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit${file.name === undefined && options.name === undefined ? ' (it came from the file name; set a top-level "name" or pass --name)' : ''}`);
+    const what = fromFile ? `the file name "${options.file.split('/').pop() ?? options.file}" leaves no job name (letters, digits, "-" or "_"); set a top-level "name" or pass --name` : `job name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`;
+    c.error(file.name !== undefined ? ['name'] : [], what);
   }
   if (file.volumes !== undefined) c.error([], 'named volumes are not supported: use bind mounts', 'volumes');
   const type = file['x-shoal']?.type ?? 'service';

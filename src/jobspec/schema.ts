@@ -75,7 +75,10 @@ const healthcheck = z.strictObject({
 const resources = z.strictObject({
   cpus: z.union([z.string(), z.number()]).optional(),
   memory: z.union([z.string(), z.number()]).optional(),
+  pids: intLike.optional(),
 });
+
+const ulimit = z.union([intLike, z.strictObject({ soft: intLike, hard: intLike })]);
 
 const deploy = z.strictObject({
   mode: z.string().optional(),
@@ -111,6 +114,17 @@ export const serviceSchema = z.strictObject({
   healthcheck: healthcheck.optional(),
   stop_grace_period: scalar.optional(),
   stop_signal: z.string().optional(),
+  user: z.union([z.string(), z.number()]).optional(),
+  cap_add: z.array(z.string()).optional(),
+  cap_drop: z.array(z.string()).optional(),
+  sysctls: stringMap.optional(),
+  ulimits: z.record(z.string(), ulimit).optional(),
+  init: boolLike.optional(),
+  hostname: z.string().optional(),
+  extra_hosts: z.union([z.array(z.string()), z.record(z.string(), z.string())]).optional(),
+  dns: z.union([z.string(), z.array(z.string())]).optional(),
+  dns_search: z.union([z.string(), z.array(z.string())]).optional(),
+  dns_opt: z.array(z.string()).optional(),
   deploy: deploy.optional(),
   'x-shoal': z.strictObject({ driver: z.string().optional() }).optional(),
 });
@@ -143,7 +157,6 @@ export const HARMLESS_KEYS: { file: Record<string, string>; service: Record<stri
     restart: '"restart" is ignored: use deploy.restart_policy',
     links: '"links" is ignored',
     external_links: '"external_links" is ignored',
-    hostname: '"hostname" is ignored',
     domainname: '"domainname" is ignored',
     cgroup_parent: '"cgroup_parent" is ignored',
     security_opt: '"security_opt" is ignored',

@@ -19,6 +19,39 @@ export interface Job {
   networks: NetworkSpec[];
 }
 
+/** One resource limit of a container (Compose's `ulimits`). */
+export interface Ulimit {
+  name: string;
+  soft: number;
+  hard: number;
+}
+
+/**
+ * Compose keys about how a task runs. Containers honour every one; a process task honours `user` and refuses the
+ * rest (checks.ts says why).
+ */
+export interface TaskOptions {
+  /** `user`: a name or uid, with an optional `:group`; null: the image's (or the agent's) own. */
+  user: string | null;
+  /** Linux capabilities added and dropped (`CAP_` prefix optional, or `ALL`), upper case. */
+  capAdd: string[];
+  capDrop: string[];
+  sysctls: Record<string, string>;
+  ulimits: Ulimit[];
+  /** Run an init as PID 1 that reaps zombies and forwards signals. */
+  init: boolean;
+  /** The container's host name; Swarm's templates ({{.Service.Name}}, {{.Task.Slot}}, {{.Node.Hostname}}...) allowed. */
+  hostname: string | null;
+  /** `host:ip` entries added to /etc/hosts. */
+  extraHosts: string[];
+  /** Nameservers, search domains and resolver options (after the agent's own nameserver on a bridge). */
+  dns: string[];
+  dnsSearch: string[];
+  dnsOptions: string[];
+  /** `deploy.resources.limits.pids`: most processes the task may have; 0: no limit. */
+  pidsLimit: number;
+}
+
 export interface NetworkSpec {
   /** The name the job's services use (the key under top-level `networks`). */
   name: string;
@@ -120,6 +153,8 @@ export interface ServiceSpec {
   healthcheck: HealthCheck | null;
   stopGraceMs: number;
   stopSignal: string;
+  /** How the task runs, beyond its command (Compose's user, cap_add, sysctls...); absent when the file sets none. */
+  options?: TaskOptions;
   deploy: {
     mode: 'replicated' | 'global';
     /** Replicas for replicated mode; 0 for global (one per eligible node). */

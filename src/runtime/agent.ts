@@ -314,7 +314,7 @@ export class Agent {
     this.#peerRpc = new PeerRpc(transport, this.log, (method, body, timeoutMs, from) => rpc.dispatch(method, body, timeoutMs, from));
     this.#peerRpc.start();
     this.#runner = new NodeRunner({
-      nodeId: transport.nodeId, dataDir: c.dataDir, drivers: this.#drivers, logger: this.log,
+      nodeId: transport.nodeId, nodeName: c.name, dataDir: c.dataDir, drivers: this.#drivers, logger: this.log,
       // A server runs its tasks from its copy of the whole state; a client from its slice.
       state: () => (this.#raft ? this.#state : this.#sliceClient!.slice),
       fresh: () => {

@@ -31,6 +31,8 @@ import type { AllocUpdate, Allocation } from '../state/index.js';
 
 export interface NodeRunnerOptions {
   nodeId: string;
+  /** The node's name, for a container's host name template ({{.Node.Hostname}}); default: the node id's start. */
+  nodeName?: string;
   dataDir: string;
   drivers: ReadonlyMap<string, TaskDriver>;
   logger: Logger;
@@ -410,7 +412,7 @@ export class NodeRunner {
     let task: TaskSpec;
     let driver: TaskDriver;
     try {
-      task = taskSpecFor(alloc, spec, jobType, this.#o.nodeId);
+      task = taskSpecFor(alloc, spec, jobType, this.#o.nodeId, this.#o.nodeName);
       driver = this.#driver(spec.driver);
     } catch (err) {
       log.error({ err: describeError(err) }, 'cannot start the task');
@@ -427,7 +429,8 @@ export class NodeRunner {
         task = { ...task, env: { ...task.env, ...net.env } };
         if (net.container) {
           const c = net.container;
-          task = { ...task, networks: c.networks, addresses: c.addresses, dns: c.dns, ports: c.publish.map((p) => ({ port: p.port, target: p.target, protocol: p.protocol, ...(p.hostIp ? { hostIp: p.hostIp } : {}) })) };
+          // The agent's nameserver first, so that the cluster's names resolve; the service's own after it.
+          task = { ...task, networks: c.networks, addresses: c.addresses, dns: [...c.dns, ...(task.dns ?? [])], ports: c.publish.map((p) => ({ port: p.port, target: p.target, protocol: p.protocol, ...(p.hostIp ? { hostIp: p.hostIp } : {}) })) };
         }
       } catch (err) {
         log.warn({ err: describeError(err) }, 'the task\'s network could not be prepared');
@@ -575,7 +578,7 @@ function healthFor(h: ServiceSpec['healthcheck']): HealthCheckSpec | undefined {
 }
 
 /** The driver-neutral task for an allocation of a service (the drivers validate it). */
-export function taskSpecFor(alloc: Allocation, spec: ServiceSpec, jobType: Job['type'], nodeId: string): TaskSpec {
+export function taskSpecFor(alloc: Allocation, spec: ServiceSpec, jobType: Job['type'], nodeId: string, nodeName = nodeId.slice(0, 16)): TaskSpec {
   const limits = spec.deploy.resources.limits;
   const env = {
     ...spec.environment,
@@ -614,5 +617,31 @@ export function taskSpecFor(alloc: Allocation, spec: ServiceSpec, jobType: Job['
     stopGraceMs: spec.stopGraceMs,
     ...(health ? { healthcheck: health } : {}),
     networkMode: spec.networkMode,
+    ...optionsFor(spec, alloc, nodeId, nodeName),
+  };
+}
+
+/** A service's options as the driver takes them; the host name's Swarm templates filled in for this task. */
+function optionsFor(spec: ServiceSpec, alloc: Allocation, nodeId: string, nodeName: string): Partial<TaskSpec> {
+  const o = spec.options;
+  if (!o) return {};
+  const fill: Record<string, string> = {
+    '.Service.Name': alloc.service, '.Service.ID': `${alloc.jobName}/${alloc.service}`, '.Task.Name': `${alloc.jobName}.${alloc.service}.${alloc.slot}`,
+    '.Task.Slot': String(alloc.slot), '.Task.ID': alloc.id, '.Node.Hostname': nodeName, '.Node.ID': nodeId,
+  };
+  const hostname = o.hostname?.replace(/\{\{\s*([^}]*?)\s*\}\}/g, (all, key: string) => fill[key] ?? all);
+  return {
+    ...(o.user !== null ? { user: o.user } : {}),
+    ...(o.capAdd.length ? { capAdd: o.capAdd } : {}),
+    ...(o.capDrop.length ? { capDrop: o.capDrop } : {}),
+    ...(Object.keys(o.sysctls).length ? { sysctls: o.sysctls } : {}),
+    ...(o.ulimits.length ? { ulimits: o.ulimits } : {}),
+    ...(o.init ? { init: true } : {}),
+    ...(hostname !== undefined ? { hostname } : {}),
+    ...(o.extraHosts.length ? { extraHosts: o.extraHosts } : {}),
+    ...(o.dns.length ? { dns: o.dns } : {}),
+    ...(o.dnsSearch.length ? { dnsSearch: o.dnsSearch } : {}),
+    ...(o.dnsOptions.length ? { dnsOptions: o.dnsOptions } : {}),
+    ...(o.pidsLimit > 0 ? { pidsLimit: o.pidsLimit } : {}),
   };
 }

@@ -100,6 +100,32 @@ t.test('containers are named and labelled for recovery; limits, env, binds reach
   t.equal(gone, 404, 'destroy removed the container');
 });
 
+t.test('a service\'s options reach the engine: user, capabilities, sysctls, ulimits, init, host name, hosts, resolver, pids', { skip }, async (t) => {
+  if ('skip' in engine) return;
+  const d = new DockerDriver({ socketPath: engine.socketPath });
+  t.teardown(() => d.close());
+  const id = `opt-${process.pid}`;
+  const h = await d.start({
+    id, name: 'opt', image: TEST_IMAGE, command: 'sh', args: ['-c', 'id -u > /data/uid; hostname > /data/host; cat /etc/hosts > /data/hosts; ulimit -n > /data/nofile; sleep 600'],
+    mounts: [{ source: engine.dir, target: '/data' }], networkMode: 'host',
+    user: '0:0', capAdd: ['NET_ADMIN'], capDrop: ['MKNOD'], ulimits: [{ name: 'nofile', soft: 1234, hard: 2048 }], init: true,
+    hostname: 'opt-1', extraHosts: ['db.local:10.0.0.5'], dnsSearch: ['example.org'], dnsOptions: ['ndots:2'], pidsLimit: 64,
+  });
+  t.teardown(() => d.destroy(h));
+  const info = await engine.docker.getContainer(containerName(id)).inspect();
+  const hc = info.HostConfig as Record<string, unknown>;
+  t.equal(info.Config.User, '0:0');
+  t.same([hc['CapAdd'], hc['CapDrop'], hc['Init'], hc['PidsLimit']], [['NET_ADMIN'], ['MKNOD'], true, 64]);
+  t.same(hc['Ulimits'], [{ Name: 'nofile', Soft: 1234, Hard: 2048 }]);
+  t.same([hc['ExtraHosts'], hc['DnsSearch'], hc['DnsOptions']], [['db.local:10.0.0.5'], ['example.org'], ['ndots:2']]);
+  const { readFileSync, existsSync } = await import('node:fs');
+  for (let i = 0; i < 100 && !existsSync(`${engine.dir}/nofile`); i++) await sleep(50);
+  t.equal(readFileSync(`${engine.dir}/nofile`, 'utf8').trim(), '1234', 'the ulimit holds inside');
+  t.match(readFileSync(`${engine.dir}/hosts`, 'utf8'), /10\.0\.0\.5\s+db\.local/, 'the extra host is in /etc/hosts');
+  await t.rejects(d.start({ id: `bad-${process.pid}`, name: 'bad', image: TEST_IMAGE, capAdd: ['net admin'] }), { code: 'ERR_TASK_INVALID', message: /capAdd\[0\]/ });
+  await t.rejects(d.start({ id: `bad2-${process.pid}`, name: 'bad', image: TEST_IMAGE, hostname: 'no_underscores' }), { code: 'ERR_TASK_INVALID', message: /hostname/ });
+});
+
 t.test('a leftover stopped container of the same allocation is replaced', { skip }, async (t) => {
   if ('skip' in engine) return;
   const d = new DockerDriver({ socketPath: engine.socketPath });

@@ -3,7 +3,7 @@ import { appendFileSync, mkdtempSync, rmSync, readdirSync, writeFileSync, statSy
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ProcessDriver } from '../../src/drivers/process.js';
+import { ProcessDriver, resolveUser } from '../../src/drivers/process.js';
 import { detectIsolation } from '../../src/drivers/cgroup.js';
 import { rotateIfNeeded, readLogs } from '../../src/drivers/logfiles.js';
 import type { TaskHandle } from '../../src/drivers/types.js';
@@ -129,6 +129,29 @@ t.test('handles from another driver and bad working dirs are refused', async (t)
   await t.rejects(d.start({ id: `wd-${process.pid}`, name: 'wd', command: 'true', workingDir: path.join(dataDir, 'missing-dir') }), { code: 'ERR_TASK_INVALID', message: /workingDir/ });
   await t.rejects(d.inspect({ version: 1, driver: 'docker', taskId: 'x', spec: { id: 'x', name: 'x' }, startedAtMs: 0, state: {} }), { code: 'ERR_TASK_INVALID' });
   await t.rejects(d.start({ id: `nc-${process.pid}`, name: 'nc' }), { code: 'ERR_TASK_INVALID', message: /command/ });
+});
+
+t.test('user: a process runs as the user and group named, in its cgroup too; an unknown user is refused', async (t) => {
+  const files = { passwd: path.join(dataDir, 'passwd'), group: path.join(dataDir, 'group') };
+  writeFileSync(files.passwd, 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+  writeFileSync(files.group, 'root:x:0:\nnogroup:x:65534:\nstaff:x:50:\n');
+  t.same(await resolveUser('t', 'nobody', files), { uid: 65534, gid: 65534 });
+  t.same(await resolveUser('t', 'nobody:staff', files), { uid: 65534, gid: 50 });
+  t.same(await resolveUser('t', '1234', files), { uid: 1234, gid: 1234 }, 'a bare uid unknown here: gid = uid');
+  t.same(await resolveUser('t', '1234:99', files), { uid: 1234, gid: 99 });
+  await t.rejects(resolveUser('t', 'ghost', files), { code: 'ERR_TASK_INVALID', message: /no user "ghost" on this node/ });
+  await t.rejects(resolveUser('t', 'nobody:ghosts', files), { message: /no group "ghosts" on this node/ });
+  if (process.getuid?.() !== 0) return;
+  for (const isolation of ['auto', 'none'] as const) {
+    const d = new ProcessDriver({ dataDir, isolation });
+    t.teardown(() => d.close());
+    const h = await d.start({ id: `user-${isolation}-${process.pid}`, name: 'u', command: 'sh', args: ['-c', 'echo "$(id -u):$(id -g)"'], user: '65534:65534', workingDir: '/', resources: { memoryBytes: 64 * 1024 * 1024 } });
+    const exit = await d.wait(h);
+    t.equal(exit.exitCode, 0, `${isolation}: exits 0`);
+    let out = '';
+    for await (const c of d.logs(h)) out += c.data.toString();
+    t.equal(out.trim(), '65534:65534', `${isolation}: runs as 65534:65534`);
+  }
 });
 
 t.test('log files rotate by size and reading spans the rotated files', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { parseJobFile, JobSpecError, parseDurationMs, parseBytes, parseCpuMillicores, splitCommand, interpolate } from '../../src/jobspec/index.js';
+import { parseJobFile, JobSpecError, parseDurationMs, parseBytes, parseCpuMillicores, splitCommand, interpolate, validateJob } from '../../src/jobspec/index.js';
 import { MALFORMED } from './malformed-cases.js';
 
 const ok = (text: string, env: Record<string, string> = {}, extra: { name?: string; file?: string } = {}) =>
@@ -79,6 +79,63 @@ t.test('job name: top-level name, else --name, else the file name', async (t) =>
   t.equal(ok('services: { a: { image: x } }', {}, { file: '/x/my-app.yml' }).job.name, 'my-app');
   t.equal(ok('services: { a: { image: x } }', {}, { file: '/x/my-app.yml', name: 'other' }).job.name, 'other');
   t.equal(ok('name: top\nservices: { a: { image: x } }', {}, { name: 'other' }).job.name, 'top');
+  // As Compose normalises project names: lower case, other characters removed, leading "_"/"-" trimmed, 63 at most.
+  t.equal(ok('services: { a: { image: x } }', {}, { file: '/x/Docker.Compose.Prod.yml' }).job.name, 'dockercomposeprod');
+  t.equal(ok('services: { a: { image: x } }', {}, { file: '/x/_My Stack (v2).yaml' }).job.name, 'mystackv2');
+  t.equal(ok('services: { a: { image: x } }', {}, { file: `/x/${'a'.repeat(70)}.yml` }).job.name, 'a'.repeat(63));
+  t.equal(ok('services: { a: { image: x } }', {}, { file: '/x/--web_1.json' }).job.name, 'web_1');
+  t.throws(() => ok('services: { a: { image: x } }', {}, { file: '/x/___.yml' }), /___\.yml" leaves no job name/);
+  t.throws(() => ok('name: Bad Name\nservices: { a: { image: x } }'), /job name "Bad Name" must be 1-63 lower-case letters/, 'a name the file gives is not normalised');
+});
+
+t.test('how a task runs: user, capabilities, sysctls, ulimits, init, host name, hosts, resolver, pids', async (t) => {
+  const { job, warnings } = ok(`services:
+  a:
+    image: x
+    user: 1000
+    cap_add: [net_admin, CAP_SYS_TIME]
+    cap_drop: [ALL]
+    sysctls: [net.core.somaxconn=1024]
+    ulimits: { nproc: 512, nofile: { soft: 1024, hard: 2048 } }
+    init: "true"
+    hostname: "{{.Service.Name}}-{{ .Task.Slot }}"
+    extra_hosts: ["db.local:10.0.0.5", "v6=::1"]
+    dns: [1.1.1.1, "2606:4700:4700::1111"]
+    dns_search: example.org
+    dns_opt: [ndots:2]
+    deploy: { resources: { limits: { pids: 100 } } }
+  b:
+    image: x
+  p:
+    x-shoal: { driver: process }
+    command: [sleep, "1"]
+    user: nobody:nogroup
+`);
+  t.same(warnings, []);
+  t.same(job.services[0]!.options, {
+    user: '1000', capAdd: ['NET_ADMIN', 'CAP_SYS_TIME'], capDrop: ['ALL'], sysctls: { 'net.core.somaxconn': '1024' },
+    ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }, { name: 'nproc', soft: 512, hard: 512 }], init: true,
+    hostname: '{{.Service.Name}}-{{ .Task.Slot }}', extraHosts: ['db.local:10.0.0.5', 'v6:::1'], dns: ['1.1.1.1', '2606:4700:4700::1111'],
+    dnsSearch: ['example.org'], dnsOptions: ['ndots:2'], pidsLimit: 100,
+  });
+  t.equal(job.services[1]!.options, undefined, 'a service that sets none has none: its canonical job is as before');
+  t.equal(job.services[2]!.options?.user, 'nobody:nogroup', 'a process task takes a user');
+  t.same(validateJob(JSON.parse(JSON.stringify(job)), 'rpc'), job, 'the canonical job validates');
+  const bad: [string, RegExp][] = [
+    ['cap_add: [net admin]', /services\.a\.cap_add\.0: "net admin" is not a Linux capability name/],
+    ['ulimits: { files: 10 }', /services\.a\.ulimits\.files: "files" is not a ulimit \(core, cpu/],
+    ['ulimits: { nofile: { soft: 20, hard: 10 } }', /services\.a\.ulimits\.nofile: soft limit 20 is above the hard limit 10/],
+    ['hostname: "{{.Node.Name}}"', /services\.a\.hostname: "\{\{\.Node\.Name\}\}" is not a template Shoal fills in/],
+    ['extra_hosts: ["db.local"]', /services\.a\.extra_hosts\.0: "db\.local" is not HOST:IP/],
+    ['extra_hosts: { db: nowhere }', /services\.a\.extra_hosts\.db: "nowhere" \(for db\) is not an IP address/],
+    ['dns: resolver.local', /services\.a\.dns: nameserver "resolver\.local" is not an IP address/],
+    ['deploy: { resources: { limits: { pids: 0 } } }', /services\.a\.deploy\.resources\.limits\.pids: pids must be a whole number from 1/],
+  ];
+  for (const [line, message] of bad) t.throws(() => ok(`services:\n  a:\n    image: x\n    ${line}\n`), { message }, line);
+  const proc = (line: string) => `services:\n  p:\n    x-shoal: { driver: process }\n    command: [sleep, "1"]\n    ${line}\n`;
+  t.throws(() => ok(proc('sysctls: { net.core.somaxconn: 1 }')), { message: /job\.yaml:5:\d+: services\.p\.sysctls: a process shares its node's kernel settings \(a process task honours "user" only; use the docker driver\)/ });
+  t.throws(() => ok(proc('hostname: h')), { message: /services\.p\.hostname: a process has its node's host name/ });
+  t.throws(() => ok(proc('deploy: { resources: { limits: { pids: 5 } } }')), { message: /services\.p\.deploy: a pids limit is set on containers/ });
 });
 
 t.test('batch jobs restart on failure by default; harmless keys only warn', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { NodeRunner } from '../../src/runtime/node-runner.js';
+import { NodeRunner, taskSpecFor } from '../../src/runtime/node-runner.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { ExitResult, TaskDriver, TaskHandle, TaskSpec } from '../../src/drivers/index.js';
 import type { AllocUpdate } from '../../src/state/index.js';
@@ -138,4 +138,23 @@ t.test('a report that was not committed is retried without a kick', async (t) =>
   const alloc = h.state.allocationsOfJob('app')[0]!.id;
   await until('the running status reaches the leader after failed reports', () => h.state.allocation(alloc)?.clientStatus === 'running');
   t.ok(reports >= 4, `${reports} reports, the first three failed`);
+});
+
+t.test('a task\'s options reach its TaskSpec; the host name\'s templates are filled in for the task', async (t) => {
+  const { parseJobFile } = await import('../../src/jobspec/index.js');
+  const spec = parseJobFile(`name: shop
+services:
+  web:
+    image: x
+    user: "101"
+    hostname: "{{.Service.Name}}-{{.Task.Slot}}.{{.Node.Hostname}}"
+    cap_add: [NET_ADMIN]
+    dns: [10.0.0.53]
+    deploy: { resources: { limits: { pids: 50 } } }
+`, { file: 'shop.yaml' }).job.services[0]!;
+  const alloc = { id: 'a'.repeat(32), jobName: 'shop', service: 'web', slot: 2 } as Parameters<typeof taskSpecFor>[0];
+  const task = taskSpecFor(alloc, spec, 'service', 'f'.repeat(64), 'node-7');
+  t.match(task, { user: '101', hostname: 'web-2.node-7', capAdd: ['NET_ADMIN'], dns: ['10.0.0.53'], pidsLimit: 50 });
+  t.equal(task.init, undefined, 'what the file does not set is not sent');
+  t.equal(taskSpecFor(alloc, { ...spec, options: undefined }, 'service', 'f'.repeat(64)).user, undefined);
 });
