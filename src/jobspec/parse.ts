@@ -30,6 +30,11 @@ export interface ParseOptions {
   name?: string;
   /** Directory relative bind-mount sources are resolved against (the file's own directory). */
   baseDir?: string;
+  /**
+   * Reads a file named by the job file (`env_file`), on the CLI's machine; throws (with an errno `code`) when it
+   * cannot. Absent: a job file that names one is refused (this core does no I/O itself).
+   */
+  readFile?: (path: string) => string;
 }
 
 export interface ParseResult {
@@ -665,7 +670,50 @@ function warnPortVariable(spec: ServiceSpec, environment: ComposeService['enviro
   c.warn(last < 0 ? path : [...path, last], PORT_WARNING);
 }
 
-function convertService(name: string, s: ComposeService, path: Path, c: Collector, env: Env, baseDir: string, batch: boolean): Converted {
+/**
+ * The variables of a service's `env_file`s, in order (a later file wins), as Compose reads them: `KEY=VALUE` lines,
+ * `#` comments and blank lines skipped, a value in matching quotes unquoted, `${VAR}` substituted.
+ */
+function envFiles(s: ComposeService, path: Path, c: Collector, env: Env, baseDir: string, readFile: ParseOptions['readFile']): Record<string, string> {
+  const out: Record<string, string> = {};
+  const entries = s.env_file === undefined ? [] : Array.isArray(s.env_file) ? s.env_file : [s.env_file];
+  entries.forEach((entry, i) => {
+    const at = [...path, 'env_file', ...(Array.isArray(s.env_file) ? [i] : [])];
+    const file = typeof entry === 'string' ? entry : entry.path;
+    const required = typeof entry === 'string' || entry.required === undefined ? true : asBool(entry.required, [...at, 'required'], c);
+    const full = file.startsWith('/') ? file : `${baseDir.replace(/\/$/, '')}/${file}`;
+    if (!readFile) {
+      c.error(at, `env_file "${file}" is read by \`shoal job run\` on the CLI's machine; send the job from there, or put the variables in "environment"`);
+      return;
+    }
+    let text: string;
+    try {
+      text = readFile(full);
+    } catch (err) {
+      if (required) c.error(at, `cannot read env_file "${full}": ${(err as { code?: string }).code ?? String(err)}`);
+      return;
+    }
+    text.split(/\r?\n/).forEach((line, n) => {
+      const trimmed = line.trim();
+      if (trimmed === '' || trimmed.startsWith('#')) return;
+      const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/.exec(trimmed);
+      if (!m) {
+        c.error(at, `${full}:${n + 1}: "${trimmed.slice(0, 40)}" is not KEY=VALUE`);
+        return;
+      }
+      let value = m[2]!;
+      const quoted = /^(["'])(.*)\1$/.exec(value);
+      if (quoted) value = quoted[2]!;
+      else value = value.replace(/\s+#.*$/, '');
+      const r = quoted?.[1] === "'" ? { value } : interpolate(value, env);
+      if ('error' in r) c.error(at, `${full}:${n + 1}: ${r.error}`);
+      else out[m[1]!] = r.value;
+    });
+  });
+  return out;
+}
+
+function convertService(name: string, s: ComposeService, path: Path, c: Collector, env: Env, baseDir: string, batch: boolean, readFile?: ParseOptions['readFile']): Converted {
   if (!isValidName(name)) c.error(['services'], `service name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`, name);
   const driverName = s['x-shoal']?.driver ?? 'docker';
   if (driverName !== 'docker' && driverName !== 'process') c.error([...path, 'x-shoal', 'driver'], `driver must be "docker" or "process", got "${driverName}"`);
@@ -716,7 +764,8 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     command,
     entrypoint,
     workingDir: s.working_dir ?? null,
-    environment: toStringMap(s.environment, [...path, 'environment'], c, env, 'environment'),
+    // As in Compose, "environment" wins over the env files.
+    environment: { ...envFiles(s, path, c, env, baseDir, readFile), ...toStringMap(s.environment, [...path, 'environment'], c, env, 'environment') },
     ports: ports.ports,
     expose: expose.expose,
     networks: networks.networks,
@@ -805,7 +854,7 @@ function convert(file: ComposeFile, options: ParseOptions, c: Collector): Job | 
       c.error(['services', svcName], 'is empty: a service needs at least an image or a command');
       continue;
     }
-    converted.push(convertService(svcName, svc, ['services', svcName], c, options.env ?? {}, options.baseDir ?? '/', type === 'batch'));
+    converted.push(convertService(svcName, svc, ['services', svcName], c, options.env ?? {}, options.baseDir ?? '/', type === 'batch', options.readFile));
   }
   const job: Job = { name, type: type === 'batch' ? 'batch' : 'service', services: converted.map((s) => s.spec), networks };
   // The shared rules speak of canonical paths (`services.0.ports.1`); report them, and name the fields they cite, as

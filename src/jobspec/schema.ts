@@ -105,6 +105,7 @@ export const serviceSchema = z.strictObject({
   entrypoint: z.union([z.string(), z.array(z.union([z.string(), z.number()]))]).optional(),
   working_dir: z.string().optional(),
   environment: stringMap.optional(),
+  env_file: z.union([z.string(), z.array(z.union([z.string(), z.strictObject({ path: z.string(), required: boolLike.optional(), format: z.string().optional() })]))]).optional(),
   ports: z.array(z.union([z.string(), z.number(), portLong])).optional(),
   expose: z.array(z.union([z.string(), z.number()])).optional(),
   network_mode: z.string().optional(),

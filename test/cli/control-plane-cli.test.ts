@@ -264,6 +264,13 @@ t.test('job run --output prints the canonical job and needs no agent; warnings g
   const expected = parseJobFile(`version: "3.9"\n${WEB_YAML}`, { file: join(dir, 'web.yaml'), baseDir: dir }).job;
   t.equal(res.stdout, `${JSON.stringify(expected, null, 2)}\n`, 'pretty canonical JSON, 2 spaces');
   t.match(res.stderr, /^warning: .*web\.yaml:1:1: version: the top-level "version" is obsolete/);
+  // env_file is read on the CLI's machine, next to the job file; its variables land in the canonical job.
+  const envDir = t.testdir({ 'app.env': 'MODE=prod\nPORT=8080\n', 'My App.yaml': 'services:\n  a:\n    image: x\n    env_file: app.env\n    environment: { PORT: "9090" }\n' });
+  const env = await shoalCli(['job', 'run', '--output', join(envDir, 'My App.yaml')]);
+  t.equal(env.code, 0, env.stderr);
+  const job = JSON.parse(env.stdout) as { name: string; services: { environment: Record<string, string> }[] };
+  t.equal(job.name, 'myapp', 'the name from the file name, normalised');
+  t.same(job.services[0]!.environment, { MODE: 'prod', PORT: '9090' });
 });
 
 t.test('job run: a malformed file names file:line and sends nothing', async (t) => {

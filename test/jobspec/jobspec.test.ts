@@ -138,6 +138,24 @@ t.test('how a task runs: user, capabilities, sysctls, ulimits, init, host name, 
   t.throws(() => ok(proc('deploy: { resources: { limits: { pids: 5 } } }')), { message: /services\.p\.deploy: a pids limit is set on containers/ });
 });
 
+t.test('env_file: read through the caller, in order, with "environment" winning; bad lines and missing files named', async (t) => {
+  const files: Record<string, string> = {
+    '/srv/jobs/common.env': '# shared\nexport LEVEL=info\nNAME="shoal app"\nQUOTED=\'${NOT_SUBSTITUTED}\'\nHOST=${HOST_FROM_ENV:-fallback} # trailing comment\n\n',
+    '/etc/app/prod.env': 'LEVEL=warn\nREGION=eu\n',
+    '/srv/jobs/broken.env': 'GOOD=1\nthis line is wrong\n',
+  };
+  const readFile = (p: string): string => {
+    if (files[p] === undefined) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+    return files[p]!;
+  };
+  const parse = (text: string) => parseJobFile(text, { file: 'job.yaml', env: { HOST_FROM_ENV: 'db1' }, baseDir: '/srv/jobs', readFile });
+  const { job } = parse('services:\n  a:\n    image: x\n    env_file: [common.env, /etc/app/prod.env, { path: missing.env, required: false }]\n    environment: { REGION: us }\n');
+  t.same(job.services[0]!.environment, { LEVEL: 'warn', NAME: 'shoal app', QUOTED: '${NOT_SUBSTITUTED}', HOST: 'db1', REGION: 'us' });
+  t.throws(() => parse('services:\n  a:\n    image: x\n    env_file: nowhere.env\n'), { message: /job\.yaml:4:15: services\.a\.env_file: cannot read env_file "\/srv\/jobs\/nowhere\.env": ENOENT/ });
+  t.throws(() => parse('services:\n  a:\n    image: x\n    env_file: [broken.env]\n'), { message: /services\.a\.env_file\.0: \/srv\/jobs\/broken\.env:2: "this line is wrong" is not KEY=VALUE/ });
+  t.throws(() => ok('services:\n  a:\n    image: x\n    env_file: common.env\n'), { message: /env_file "common\.env" is read by `shoal job run` on the CLI's machine/ }, 'a parser without file access refuses it');
+});
+
 t.test('batch jobs restart on failure by default; harmless keys only warn', async (t) => {
   const { job, warnings } = ok('x-shoal: { type: batch }\nservices:\n  once:\n    image: x\n    build: .\n    depends_on: [db]\n    deploy: { update_config: { parallelism: 1 } }\n');
   t.equal(job.type, 'batch');

@@ -172,7 +172,8 @@ async function loadJob(file: string, name: string | undefined): Promise<Job> {
     throw new InvalidArgumentError(`cannot read job file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
   }
   const { parseJobFile } = await import('../../jobspec/parse.js');
-  const { job, warnings } = parseJobFile(text, { file, env: process.env, baseDir: dirname(resolve(file)), ...(name === undefined ? {} : { name }) });
+  const readFile = (p: string): string => readFileSync(p, 'utf8');
+  const { job, warnings } = parseJobFile(text, { file, env: process.env, baseDir: dirname(resolve(file)), readFile, ...(name === undefined ? {} : { name }) });
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   return job;
 }
