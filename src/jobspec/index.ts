@@ -1,4 +1,4 @@
-export { parseJobFile, type ParseOptions, type ParseResult } from './parse.js';
+export { jobNameFromFile, parseEnvText, parseJobFile, parseJobFiles, type ParseOptions, type ParseResult } from './parse.js';
 export { jobSchema, validateJob, parseCanonicalJob } from './canonical.js';
 export { JobSpecError, formatIssue, type JobIssue } from './errors.js';
 export type { Job, ServiceSpec, PortMapping, ExposedPort, NetworkSpec, ServiceNetwork, BindMount, HealthCheck, Constraint, Resources, RestartPolicy, JobType, DriverName } from './types.js';

@@ -45,51 +45,67 @@ export interface ParseResult {
 type Path = (string | number)[];
 
 
+/** One YAML file of a job, for locating what it set. */
+interface Source {
+  file: string;
+  doc: Document;
+  lines: LineCounter;
+}
+
 class Collector {
   readonly issues: JobIssue[] = [];
   readonly warnings: JobIssue[] = [];
-  constructor(readonly file: string, readonly doc: Document | undefined, readonly lines: LineCounter) {}
+  #source: Source;
+
+  /** `originOf` says which of several merged files set a path (the last one); one file: always the first. */
+  constructor(readonly file: string, doc: Document | undefined, lines: LineCounter, readonly sources: Source[] = [], readonly originOf: (path: Path) => number = () => 0) {
+    this.#source = { file, doc: doc as Document, lines };
+  }
+
+  #sourceOf(path: Path, key?: string): Source | undefined {
+    if (this.sources.length === 0) return this.#source.doc ? this.#source : undefined;
+    return this.sources[this.originOf(key === undefined ? path : [...path, key])] ?? this.sources[0];
+  }
 
   position(path: Path, key?: string): { line: number; column: number } {
-    if (!this.doc) return { line: 0, column: 0 };
+    const source = this.#sourceOf(path, key);
+    if (!source) return { line: 0, column: 0 };
+    const doc = source.doc;
+    const pos = (offset: number) => {
+      const p = source.lines.linePos(offset);
+      return { line: p.line, column: p.col };
+    };
     if (key !== undefined) {
-      const map = this.doc.getIn(path, true);
+      const map = doc.getIn(path, true);
       if (isMap(map)) {
         for (const pair of map.items) {
           const k = pair.key;
-          if (isScalar(k) && String(k.value) === key && k.range) return this.#pos(k.range[0]);
+          if (isScalar(k) && String(k.value) === key && k.range) return pos(k.range[0]);
         }
       }
     }
     for (let n = path.length; n >= 0; n--) {
-      const node = this.doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
-      if (node && node.range) return this.#pos(node.range[0]);
+      const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node && node.range) return pos(node.range[0]);
     }
     return { line: 0, column: 0 };
   }
 
   error(path: Path, message: string, key?: string): void {
-    this.issues.push({ file: this.file, ...this.position(path, key), path: [...path, ...(key === undefined ? [] : [key])].join('.'), message });
+    this.issues.push({ file: this.#sourceOf(path, key)?.file ?? this.file, ...this.position(path, key), path: [...path, ...(key === undefined ? [] : [key])].join('.'), message });
   }
 
   warn(path: Path, message: string, key?: string): void {
-    this.warnings.push({ file: this.file, ...this.position(path, key), path: [...path, ...(key === undefined ? [] : [key])].join('.'), message });
-  }
-
-  #pos(offset: number): { line: number; column: number } {
-    const p = this.lines.linePos(offset);
-    return { line: p.line, column: p.col };
+    this.warnings.push({ file: this.#sourceOf(path, key)?.file ?? this.file, ...this.position(path, key), path: [...path, ...(key === undefined ? [] : [key])].join('.'), message });
   }
 }
 
-export function parseJobFile(text: string, options: ParseOptions): ParseResult {
-  const file = options.file;
+/** One job file read as YAML, its harmless keys dropped (with their warnings): a tree to convert, or to merge. */
+function readYaml(text: string, file: string, bytesLimit = JOBSPEC_LIMITS.maxJobFileBytes): { source: Source; tree: Record<string, unknown>; c: Collector } {
   const bytes = new TextEncoder().encode(text).length;
-  if (bytes > JOBSPEC_LIMITS.maxJobFileBytes) {
-    throw new JobSpecError([{ file, line: 0, column: 0, path: '', message: `file is ${bytes} bytes; a job file may be at most ${JOBSPEC_LIMITS.maxJobFileBytes} bytes` }]);
+  if (bytes > bytesLimit) {
+    throw new JobSpecError([{ file, line: 0, column: 0, path: '', message: `file is ${bytes} bytes; a job file may be at most ${bytesLimit} bytes` }]);
   }
-  // Canonical JSON names itself and is already converted: no substitution, no defaults, no --name.
-  if (looksCanonical(text, file)) return { job: parseCanonicalJob(text, file), warnings: [] };
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: false, uniqueKeys: true });
   const c = new Collector(file, doc, lines);
@@ -111,6 +127,105 @@ export function parseJobFile(text: string, options: ParseOptions): ParseResult {
   }
   const tree = raw as Record<string, unknown>;
   dropHarmless(tree, c);
+  return { source: { file, doc, lines }, tree, c };
+}
+
+export function parseJobFile(text: string, options: ParseOptions): ParseResult {
+  // Canonical JSON names itself and is already converted: no substitution, no defaults, no --name.
+  if (new TextEncoder().encode(text).length <= JOBSPEC_LIMITS.maxJobFileBytes && looksCanonical(text, options.file)) return { job: parseCanonicalJob(text, options.file), warnings: [] };
+  const { tree, c } = readYaml(text, options.file);
+  return convertTree(tree, c, options);
+}
+
+/**
+ * Several Compose files merged in order, as `docker stack deploy -c a -c b` merges them: mappings key by key, a later
+ * scalar or list replacing an earlier one, except the lists Compose appends to (ports, expose, volumes, dns...) and
+ * those it merges by key (environment, labels, sysctls). The job's name comes from the first file; an error names
+ * the file that set the key in error last.
+ */
+export function parseJobFiles(files: { file: string; text: string }[], options: Omit<ParseOptions, 'file'>): ParseResult {
+  if (files.length === 0) throw new JobSpecError([{ file: '', line: 0, column: 0, path: '', message: 'no job file given' }]);
+  if (files.length === 1) return parseJobFile(files[0]!.text, { ...options, file: files[0]!.file });
+  const read = files.map((f) => {
+    if (looksCanonical(f.text, f.file)) throw new JobSpecError([{ file: f.file, line: 1, column: 1, path: '', message: 'a canonical JSON job cannot be merged with other files; give it alone' }]);
+    return readYaml(f.text, f.file);
+  });
+  const origins = new Map<string, number>();
+  let tree: unknown = read[0]!.tree;
+  markOrigin(origins, [], tree, 0);
+  for (let i = 1; i < read.length; i++) tree = mergeCompose(tree, read[i]!.tree, [], i, origins);
+  const originOf = (path: Path): number => {
+    for (let n = path.length; n >= 0; n--) {
+      const i = origins.get(originKey(path.slice(0, n)));
+      if (i !== undefined) return i;
+    }
+    return 0;
+  };
+  const c = new Collector(files[0]!.file, undefined, read[0]!.source.lines, read.map((r) => r.source), originOf);
+  for (const r of read) c.warnings.push(...r.c.warnings);
+  const result = convertTree(tree as Record<string, unknown>, c, { ...options, file: files[0]!.file });
+  return result;
+}
+
+/** Lists whose entries Compose adds to, across files (duplicates dropped). */
+const APPENDED_LISTS = new Set(['ports', 'expose', 'volumes', 'dns', 'dns_search', 'dns_opt', 'extra_hosts', 'cap_add', 'cap_drop', 'env_file', 'networks', 'constraints', 'preferences', 'aliases']);
+/** Lists of KEY=VALUE that Compose merges by key with a mapping, or with each other. */
+const KEYED_LISTS = new Set(['environment', 'labels', 'sysctls']);
+
+const originKey = (path: Path): string => path.join('\u0000');
+const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function markOrigin(origins: Map<string, number>, path: Path, value: unknown, i: number): void {
+  origins.set(originKey(path), i);
+  if (Array.isArray(value)) value.forEach((v, j) => markOrigin(origins, [...path, j], v, i));
+  else if (isMapping(value)) for (const [k, v] of Object.entries(value)) markOrigin(origins, [...path, k], v, i);
+}
+
+function keyedToMapping(v: unknown): unknown {
+  if (!Array.isArray(v)) return v;
+  return Object.fromEntries(v.map((e) => {
+    const text = String(e);
+    const eq = text.indexOf('=');
+    return eq < 0 ? [text, null] : [text.slice(0, eq), text.slice(eq + 1)];
+  }));
+}
+
+function mergeCompose(base: unknown, over: unknown, path: Path, i: number, origins: Map<string, number>): unknown {
+  const key = path[path.length - 1];
+  if (base === undefined) {
+    markOrigin(origins, path, over, i);
+    return over;
+  }
+  if (typeof key === 'string' && KEYED_LISTS.has(key) && (Array.isArray(base) || Array.isArray(over))) {
+    return mergeCompose(keyedToMapping(base), keyedToMapping(over), path, i, origins);
+  }
+  // A service's networks as a list on one side and a mapping on the other: the list's names, without options.
+  if (key === 'networks' && path[0] === 'services' && Array.isArray(base) !== Array.isArray(over)) {
+    const asMap = (v: unknown) => (Array.isArray(v) ? Object.fromEntries(v.map((n) => [String(n), null])) : v);
+    return mergeCompose(asMap(base), asMap(over), path, i, origins);
+  }
+  if (isMapping(base) && isMapping(over)) {
+    const out: Record<string, unknown> = { ...base };
+    origins.set(originKey(path), i);
+    for (const [k, v] of Object.entries(over)) out[k] = mergeCompose(base[k], v, [...path, k], i, origins);
+    return out;
+  }
+  if (Array.isArray(base) && Array.isArray(over) && typeof key === 'string' && APPENDED_LISTS.has(key)) {
+    const seen = new Set(base.map((v) => JSON.stringify(v)));
+    const out = [...base];
+    for (const v of over) {
+      if (seen.has(JSON.stringify(v))) continue;
+      seen.add(JSON.stringify(v));
+      markOrigin(origins, [...path, out.length], v, i);
+      out.push(v);
+    }
+    return out;
+  }
+  markOrigin(origins, path, over, i);
+  return over;
+}
+
+function convertTree(tree: Record<string, unknown>, c: Collector, options: ParseOptions): ParseResult {
   const substituted = substitute(tree, [], options.env ?? {}, c);
   if (c.issues.length > 0) throw new JobSpecError(c.issues);
   const parsed = fileSchema.safeParse(substituted);
@@ -693,24 +808,38 @@ function envFiles(s: ComposeService, path: Path, c: Collector, env: Env, baseDir
       if (required) c.error(at, `cannot read env_file "${full}": ${(err as { code?: string }).code ?? String(err)}`);
       return;
     }
-    text.split(/\r?\n/).forEach((line, n) => {
-      const trimmed = line.trim();
-      if (trimmed === '' || trimmed.startsWith('#')) return;
-      const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/.exec(trimmed);
-      if (!m) {
-        c.error(at, `${full}:${n + 1}: "${trimmed.slice(0, 40)}" is not KEY=VALUE`);
-        return;
-      }
-      let value = m[2]!;
-      const quoted = /^(["'])(.*)\1$/.exec(value);
-      if (quoted) value = quoted[2]!;
-      else value = value.replace(/\s+#.*$/, '');
-      const r = quoted?.[1] === "'" ? { value } : interpolate(value, env);
-      if ('error' in r) c.error(at, `${full}:${n + 1}: ${r.error}`);
-      else out[m[1]!] = r.value;
-    });
+    const parsed = parseEnvText(text, full, env);
+    for (const e of parsed.errors) c.error(at, e);
+    Object.assign(out, parsed.vars);
   });
   return out;
+}
+
+/**
+ * An env file (`env_file`, `--env-file`) as Compose reads it: `KEY=VALUE` lines (`export` allowed), `#` comments
+ * and blank lines skipped, a value in matching quotes unquoted (single quotes: taken literally), `${VAR}`
+ * substituted from `env`. Errors name `where` and the line.
+ */
+export function parseEnvText(text: string, where: string, env: Env): { vars: Record<string, string>; errors: string[] } {
+  const vars: Record<string, string> = {};
+  const errors: string[] = [];
+  text.split(/\r?\n/).forEach((line, n) => {
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) return;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/.exec(trimmed);
+    if (!m) {
+      errors.push(`${where}:${n + 1}: "${trimmed.slice(0, 40)}" is not KEY=VALUE`);
+      return;
+    }
+    let value = m[2]!;
+    const quoted = /^(["'])(.*)\1$/.exec(value);
+    if (quoted) value = quoted[2]!;
+    else value = value.replace(/\s+#.*$/, '');
+    const r = quoted?.[1] === "'" ? { value } : interpolate(value, env);
+    if ('error' in r) errors.push(`${where}:${n + 1}: ${r.error}`);
+    else vars[m[1]!] = r.value;
+  });
+  return { vars, errors };
 }
 
 function convertService(name: string, s: ComposeService, path: Path, c: Collector, env: Env, baseDir: string, batch: boolean, readFile?: ParseOptions['readFile']): Converted {

@@ -271,6 +271,22 @@ t.test('job run --output prints the canonical job and needs no agent; warnings g
   const job = JSON.parse(env.stdout) as { name: string; services: { environment: Record<string, string> }[] };
   t.equal(job.name, 'myapp', 'the name from the file name, normalised');
   t.same(job.services[0]!.environment, { MODE: 'prod', PORT: '9090' });
+
+  // -c base -c override, merged in order; --env-file for ${VAR}.
+  const merge = t.testdir({
+    'base.yml': 'services:\n  web:\n    image: nginx:${TAG}\n    deploy: { replicas: 1 }\n',
+    'prod.yml': 'services:\n  web:\n    deploy: { replicas: 3 }\n',
+    'vars.env': 'TAG=1.27\n',
+  });
+  const merged = await shoalCli(['job', 'run', '--output', '-c', join(merge, 'base.yml'), '-c', join(merge, 'prod.yml'), '--env-file', join(merge, 'vars.env')]);
+  t.equal(merged.code, 0, merged.stderr);
+  const mj = JSON.parse(merged.stdout) as { name: string; services: { image: string; deploy: { replicas: number } }[] };
+  t.same([mj.name, mj.services[0]!.image, mj.services[0]!.deploy.replicas], ['base', 'nginx:1.27', 3], 'named after the first file; the override wins; the env file fills ${TAG}');
+  const both = await shoalCli(['job', 'run', '--output', join(merge, 'base.yml'), '-c', join(merge, 'prod.yml')]);
+  t.equal(both.code, 1);
+  t.match(both.stderr, /give the job file as an argument or with -c, not both/);
+  const none = await shoalCli(['job', 'plan']);
+  t.match(none.stderr, /no job file: give one as an argument, or several with -c FILE -c FILE/);
 });
 
 t.test('job run: a malformed file names file:line and sends nothing', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { parseJobFile, JobSpecError, parseDurationMs, parseBytes, parseCpuMillicores, splitCommand, interpolate, validateJob } from '../../src/jobspec/index.js';
+import { parseJobFile, JobSpecError, parseDurationMs, parseBytes, parseCpuMillicores, splitCommand, interpolate, validateJob, parseJobFiles } from '../../src/jobspec/index.js';
 import { MALFORMED } from './malformed-cases.js';
 
 const ok = (text: string, env: Record<string, string> = {}, extra: { name?: string; file?: string } = {}) =>
@@ -154,6 +154,51 @@ t.test('env_file: read through the caller, in order, with "environment" winning;
   t.throws(() => parse('services:\n  a:\n    image: x\n    env_file: nowhere.env\n'), { message: /job\.yaml:4:15: services\.a\.env_file: cannot read env_file "\/srv\/jobs\/nowhere\.env": ENOENT/ });
   t.throws(() => parse('services:\n  a:\n    image: x\n    env_file: [broken.env]\n'), { message: /services\.a\.env_file\.0: \/srv\/jobs\/broken\.env:2: "this line is wrong" is not KEY=VALUE/ });
   t.throws(() => ok('services:\n  a:\n    image: x\n    env_file: common.env\n'), { message: /env_file "common\.env" is read by `shoal job run` on the CLI's machine/ }, 'a parser without file access refuses it');
+});
+
+t.test('several files merge in order, as stack deploy merges them; an error names the file that set the key', async (t) => {
+  const base = { file: '/srv/app/base.yml', text: `name: app
+version: "3.8"
+services:
+  web:
+    image: nginx:1
+    environment: [A=1, B=2]
+    ports: ["8080:80"]
+    networks: [front]
+    deploy: { replicas: 2, placement: { constraints: [node.labels.zone==a] } }
+  db:
+    image: redis:7
+    command: [redis-server]
+networks: { front: {}, back: {} }
+` };
+  const override = { file: '/srv/app/prod.yml', text: `services:
+  web:
+    image: nginx:2
+    environment: { B: "3", C: "4" }
+    ports: ["8080:80", "8443:443"]
+    networks: { back: { aliases: [site] } }
+    deploy: { replicas: 5 }
+  db:
+    command: [redis-server, --appendonly, "yes"]
+` };
+  const { job, warnings } = parseJobFiles([base, override], { env: {}, baseDir: '/srv/app' });
+  t.equal(job.name, 'app', 'the name comes from the first file');
+  const web = job.services.find((x) => x.name === 'web')!;
+  t.equal(web.image, 'nginx:2', 'a later scalar replaces');
+  t.same(web.environment, { A: '1', B: '3', C: '4' }, 'environment merges by key, list and mapping forms alike');
+  t.same(web.ports.map((p) => p.published), [8080, 8443], 'ports are appended, without duplicates');
+  t.same(web.networks, [{ name: 'back', aliases: ['site'] }, { name: 'front', aliases: [] }], 'networks: a list and a mapping merge');
+  t.equal(web.deploy.replicas, 5);
+  t.same(web.deploy.placement.constraints, [{ attribute: 'node.labels.zone', op: '==', value: 'a' }], 'what the override does not say stays');
+  t.same(job.services.find((x) => x.name === 'db')!.command, ['redis-server', '--appendonly', 'yes'], 'a command is replaced, not appended');
+  t.match(warnings, [/base\.yml:2:1: version/], 'warnings name their file');
+  t.same(parseJobFiles([{ file: 'one.yml', text: 'services: { a: { image: x } }' }], {}).job.name, 'one', 'one file: as parseJobFile');
+
+  const bad = { file: '/srv/app/bad.yml', text: 'services:\n  db:\n    cap_add: [bogus cap]\n' };
+  t.throws(() => parseJobFiles([base, bad], { env: {}, baseDir: '/srv/app' }), { message: /\/srv\/app\/bad\.yml:3:\d+: services\.db\.cap_add\.0: "bogus cap" is not a Linux capability name/ });
+  const conflict = { file: '/srv/app/host.yml', text: 'services:\n  web:\n    network_mode: host\n' };
+  t.throws(() => parseJobFiles([base, conflict], { env: {}, baseDir: '/srv/app' }), { message: /host\.yml:\d+:\d+: services\.web.*network_mode and networks cannot both be given/ }, 'a conflicting override is refused, naming the override');
+  t.throws(() => parseJobFiles([base, { file: 'job.json', text: '{"name":"x","type":"service","services":[],"networks":[]}' }], {}), { message: /canonical JSON job cannot be merged/ });
 });
 
 t.test('batch jobs restart on failure by default; harmless keys only warn', async (t) => {

@@ -37,11 +37,28 @@ type ServiceSummary = shoal.v1.ServiceSummary.$Properties;
 type Evaluation = shoal.v1.Evaluation.$Properties;
 type Allocation = shoal.v1.Allocation.$Properties;
 
-interface RunFlags {
+interface FileFlags {
+  /** `-c FILE`, repeated: files merged in order, as `docker stack deploy -c a -c b` does. */
+  composeFile: string[];
+  /** Variables for `${VAR}`, under those of the environment. */
+  envFile?: string;
+  name?: string;
+}
+
+interface RunFlags extends FileFlags {
   detach?: boolean;
   output?: boolean;
-  name?: string;
   waitTimeout: string;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** The job files of a command: the positional one, or every `-c`, never both. */
+function jobFiles(file: string | undefined, flags: FileFlags): string[] {
+  if (file !== undefined && flags.composeFile.length > 0) throw new InvalidArgumentError(`give the job file as an argument or with -c, not both ("${file}" and -c ${flags.composeFile.join(' -c ')})`);
+  const files = file !== undefined ? [file] : flags.composeFile;
+  if (files.length === 0) throw new InvalidArgumentError('no job file: give one as an argument, or several with -c FILE -c FILE');
+  return files;
 }
 
 interface StopFlags {
@@ -55,14 +72,16 @@ export function registerJob(program: Command): void {
   job
     .command('run')
     .description('register a job from a Compose-style file and wait until it runs (exit 2 if it cannot be placed or fails)')
-    .argument('<file>', 'job file (Compose-style YAML, or canonical JSON)')
+    .argument('[file]', 'job file (Compose-style YAML, or canonical JSON)')
+    .option('-c, --compose-file <file>', 'a Compose file; repeat to merge several in order (an override file after its base)', collect, [])
+    .option('--env-file <file>', 'variables for ${VAR} in the job files (the environment\'s own win)')
     .option('--detach', 'print the evaluation id and return without waiting')
     .option('--output', 'print the canonical job as JSON and exit without contacting an agent')
     .option('--name <name>', 'job name when the file has no top-level "name" (default: the file\'s base name)')
     .option('--wait-timeout <seconds>', 'give up waiting after this long (the job keeps converging)', '300')
-    .action(async (file: string, flags: RunFlags, command: Command) => {
+    .action(async (file: string | undefined, flags: RunFlags, command: Command) => {
       const waitMs = parseSeconds(flags.waitTimeout, '--wait-timeout');
-      const parsed = await loadJob(file, flags.name);
+      const parsed = await loadJob(jobFiles(file, flags), flags);
       if (flags.output) {
         process.stdout.write(`${JSON.stringify(parsed, null, 2)}\n`);
         return;
@@ -81,13 +100,15 @@ export function registerJob(program: Command): void {
   job
     .command('plan')
     .description('show what running the job file would change, without changing anything (exit 0: no change, 1: changes, 255: error)')
-    .argument('<file>', 'job file')
+    .argument('[file]', 'job file')
+    .option('-c, --compose-file <file>', 'a Compose file; repeat to merge several in order', collect, [])
+    .option('--env-file <file>', 'variables for ${VAR} in the job files (the environment\'s own win)')
     .option('--name <name>', 'job name when the file has no top-level "name"')
     .option('-o, --output <format>', 'table or json', 'table')
-    .action(async (file: string, flags: OutputFlags & { name?: string }, command: Command) => {
+    .action(async (file: string | undefined, flags: OutputFlags & FileFlags, command: Command) => {
       try {
         const output = parseOutput(flags.output);
-        const parsed = await loadJob(file, flags.name);
+        const parsed = await loadJob(jobFiles(file, flags), flags);
         const plan = await clientFrom(command.optsWithGlobals<GlobalFlags>()).jobs.plan({ jobJson: JSON.stringify(parsed) });
         if (output === 'json') printMessageJson(shoal.v1.PlanJobResponse, plan);
         else printPlan(parsed.name, plan);
@@ -164,16 +185,26 @@ export function registerJob(program: Command): void {
  * spec's parser (yaml and zod) loads here, not when the CLI starts: `shoal agent` runs this same program and must
  * not carry it.
  */
-async function loadJob(file: string, name: string | undefined): Promise<Job> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(`cannot read job file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
+async function loadJob(files: string[], flags: { name?: string; envFile?: string }): Promise<Job> {
+  const read = (file: string, what: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
+    }
+  };
+  const texts = files.map((file) => ({ file, text: read(file, 'job file') }));
+  const { parseEnvText, parseJobFiles } = await import('../../jobspec/parse.js');
+  let env: Record<string, string | undefined> = process.env;
+  if (flags.envFile !== undefined) {
+    const parsed = parseEnvText(read(flags.envFile, 'env file'), flags.envFile, process.env);
+    if (parsed.errors.length > 0) throw new InvalidArgumentError(`--env-file: ${parsed.errors.join('; ')}`);
+    env = { ...parsed.vars, ...process.env };
   }
-  const { parseJobFile } = await import('../../jobspec/parse.js');
   const readFile = (p: string): string => readFileSync(p, 'utf8');
-  const { job, warnings } = parseJobFile(text, { file, env: process.env, baseDir: dirname(resolve(file)), readFile, ...(name === undefined ? {} : { name }) });
+  const name = flags.name;
+  // Relative paths (bind mounts, env files) resolve against the first file's directory, as Compose's project directory.
+  const { job, warnings } = parseJobFiles(texts, { env, baseDir: dirname(resolve(files[0]!)), readFile, ...(name === undefined ? {} : { name }) });
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   return job;
 }
