@@ -262,7 +262,13 @@ export class DockerDriver implements TaskDriver {
         ...(spec.resources?.cpus !== undefined ? { NanoCpus: Math.round(spec.resources.cpus * 1e9) } : {}),
         // MemorySwap equal to Memory: no swap, so the limit kills instead of slowing down.
         ...(spec.resources?.memoryBytes !== undefined ? { Memory: spec.resources.memoryBytes, MemorySwap: spec.resources.memoryBytes } : {}),
-        Binds: (spec.mounts ?? []).map((m) => `${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`),
+        Binds: (spec.mounts ?? []).filter((m) => m.type === undefined).map((m) => `${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`),
+        ...((spec.mounts ?? []).some((m) => m.type !== undefined) ? {
+          Mounts: (spec.mounts ?? []).filter((m) => m.type !== undefined).map((m): Docker.MountSettings => (m.type === 'tmpfs'
+            ? { Type: 'tmpfs', Source: '', Target: m.target }
+            : { Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.readOnly === true, VolumeOptions: { NoCopy: false, Labels: { [LABEL_MANAGED]: 'true' }, DriverConfig: { Name: 'local', Options: { ...m.driverOpts } } } })),
+        } : {}),
+        ...(spec.readOnlyRootfs ? { ReadonlyRootfs: true } : {}),
       },
     };
   }

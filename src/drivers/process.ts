@@ -205,6 +205,14 @@ export class ProcessDriver implements TaskDriver {
     await fs.rm(path.join(taskDir, 'exit.json'), { force: true });
     if (!(await fs.stat(cwd).then((s) => s.isDirectory(), () => false))) throw new InvalidTaskError(spec.id, 'workingDir', `"${cwd}" is not an existing directory`);
     for (const [i, m] of (spec.mounts ?? []).entries()) {
+      if (m.type === 'tmpfs') throw new InvalidTaskError(spec.id, `mounts[${i}]`, 'a tmpfs mount is for containers: a process sees its node\'s file systems');
+      if (m.type === 'volume') {
+        // A named volume is a directory of this node, kept across restarts; the task is told where.
+        const dir = path.join(this.#opts.dataDir, 'volumes', m.source);
+        await fs.mkdir(dir, { recursive: true });
+        env[`SHOAL_VOLUME_${m.source.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = dir;
+        continue;
+      }
       // Processes see the host's filesystem: a mount is a promise that the path exists.
       if (!(await fs.stat(m.source).then(() => true, () => false))) throw new InvalidTaskError(spec.id, `mounts[${i}].source`, `"${m.source}" does not exist`);
     }

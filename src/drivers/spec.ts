@@ -102,7 +102,9 @@ export function validateTaskSpec(spec: TaskSpec, needs: { image?: boolean; comma
   }
   if ((spec.ports?.length ?? 0) > 0 && spec.networkMode === 'none') throw new InvalidTaskError(id, 'ports', 'a task with network mode "none" cannot publish ports');
   (spec.mounts ?? []).forEach((m, i) => {
-    if (!m.source.startsWith('/')) throw new InvalidTaskError(id, `mounts[${i}].source`, `must be an absolute host path, got "${m.source}"`);
+    if (m.type !== undefined && m.type !== 'volume' && m.type !== 'tmpfs') throw new InvalidTaskError(id, `mounts[${i}].type`, `must be "volume", "tmpfs" or absent (a bind mount), got "${String(m.type)}"`);
+    if (m.type === 'volume' && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(m.source)) throw new InvalidTaskError(id, `mounts[${i}].source`, `"${m.source}" is not a volume name`);
+    if (m.type === undefined && !m.source.startsWith('/')) throw new InvalidTaskError(id, `mounts[${i}].source`, `must be an absolute host path, got "${m.source}"`);
     if (!m.target.startsWith('/')) throw new InvalidTaskError(id, `mounts[${i}].target`, `must be an absolute path, got "${m.target}"`);
   });
   if (spec.networkMode !== undefined && spec.networkMode !== 'bridge' && spec.networkMode !== 'host' && spec.networkMode !== 'none') {

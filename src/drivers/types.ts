@@ -21,9 +21,16 @@ export interface PortSpec {
 
 /** A host path bound into the task (docker) or simply expected to exist (process). */
 export interface BindMount {
+  /**
+   * Absent: a host path (`source`) bound at `target`. `volume`: the named volume `source` (docker: an engine volume of
+   * the local driver, created with `driverOpts` when missing; process: a directory under the driver's data dir, named
+   * to the task in SHOAL_VOLUME_<NAME>). `tmpfs`: a memory file system at `target` (docker only).
+   */
+  readonly type?: 'volume' | 'tmpfs';
   readonly source: string;
   readonly target: string;
   readonly readOnly?: boolean;
+  readonly driverOpts?: Readonly<Record<string, string>>;
 }
 
 /** What a health probe does (Compose `healthcheck.test`, plus HTTP and TCP probes run by the agent). */
@@ -96,6 +103,8 @@ export interface TaskSpec {
   readonly hostname?: string;
   readonly extraHosts?: readonly string[];
   readonly pidsLimit?: number;
+  /** Docker only: the root file system is read-only (mounts are not). */
+  readonly readOnlyRootfs?: boolean;
   /** Options only one driver reads (e.g. the mock's script). Plain JSON. */
   readonly driverConfig?: Readonly<Record<string, unknown>>;
 }

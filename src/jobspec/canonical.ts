@@ -79,10 +79,18 @@ const networkSchema = z.strictObject({
   internal: z.boolean(),
 });
 
+/** A mount: its source is checked by its type in checks.ts (a bind's is an absolute path, a volume's is declared). */
 const mountSchema = z.strictObject({
-  source: absolutePath('a bind mount source'),
+  type: z.enum(['volume', 'tmpfs'], { error: 'a mount type is "volume" or "tmpfs" (none for a bind mount)' }).optional(),
+  source: z.string(),
   target: absolutePath('a mount target'),
   readOnly: z.boolean(),
+});
+
+const volumeSchema = z.strictObject({
+  name: name('a volume name'),
+  external: z.string().nullable(),
+  driverOpts: stringMap('driver option'),
 });
 
 const healthInterval = (what: string, min: number) => wholeNumber(`${what} (ms)`, min, L.maxHealthIntervalMs);
@@ -127,6 +135,7 @@ const optionsSchema = z.strictObject({
   dns: z.array(z.string().refine(isIpAddress, { error: 'a nameserver is an IP address' })),
   dnsSearch: z.array(z.string()),
   dnsOptions: z.array(z.string()),
+  readOnly: z.boolean(),
   pidsLimit: wholeNumber('pidsLimit (0 for no limit)', 0, 4_194_304),
 });
 
@@ -168,6 +177,7 @@ export const jobSchema = z.strictObject({
   type: z.enum(['service', 'batch'], { error: 'type must be "service" or "batch"' }),
   services: z.array(serviceSchema),
   networks: sortedList(networkSchema, (a, b) => compareNames(a.name, b.name), 'by name'),
+  volumes: sortedList(volumeSchema, (a, b) => compareNames(a.name, b.name), 'by name').optional(),
 }).superRefine((job, ctx) => {
   checkJob(job, (path, message) => ctx.addIssue({ code: 'custom', path, message }));
 }) satisfies z.ZodType<Job>;

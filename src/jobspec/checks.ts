@@ -90,8 +90,29 @@ export function checkJobRules(job: Job, report: ReportIssue, describe: DescribeP
     checkService(service, (path, message) => report(['services', i, ...path], message));
   });
   checkNetworks(job, report);
+  checkVolumes(job, report);
   checkPublishedPorts(job, report, describe);
   checkAliases(job, report, describe);
+}
+
+/** The job's volumes, and each mount by its type: a bind from an absolute path, a volume the job declares, a tmpfs. */
+function checkVolumes(job: Job, report: ReportIssue): void {
+  const names = new Set<string>();
+  (job.volumes ?? []).forEach((v, k) => {
+    if (names.has(v.name)) report(['volumes', k, 'name'], `volume "${v.name}" is listed twice`);
+    names.add(v.name);
+    if (v.external !== null && !isValidName(v.external)) report(['volumes', k, 'external'], `external volume name "${v.external}" must be 1-63 lower-case letters, digits, "-" or "_"`);
+  });
+  if (names.size > JOBSPEC_LIMITS.maxNetworks) report(['volumes'], `a job may have at most ${JOBSPEC_LIMITS.maxNetworks} volumes, got ${names.size}`);
+  job.services.forEach((s, i) => {
+    s.volumes.forEach((m, k) => {
+      const at = ['services', i, 'volumes', k];
+      if (m.type === undefined && !m.source.startsWith('/')) report([...at, 'source'], `a bind mount source must be an absolute path, got "${m.source}"`);
+      if (m.type === 'volume' && !names.has(m.source)) report([...at, 'source'], `volume "${m.source}" is not one of the job's volumes: declare it under the top-level "volumes"`);
+      if (m.type === 'tmpfs' && (m.source !== '' || m.readOnly)) report(at, 'a tmpfs mount has no source and is writable');
+      if (m.type === 'tmpfs' && s.driver === 'process') report(at, 'a tmpfs mount is for containers: a process sees its node\'s file systems');
+    });
+  });
 }
 
 /** The job's networks, and that its services name only those. */
@@ -230,6 +251,7 @@ function checkProcessOptions(o: TaskOptions, report: ReportIssue): void {
   refuse('dnsSearch', o.dnsSearch.length > 0, 'a process uses its node\'s resolver');
   refuse('dnsOptions', o.dnsOptions.length > 0, 'a process uses its node\'s resolver');
   refuse('pidsLimit', o.pidsLimit > 0, 'a pids limit is set on containers');
+  refuse('readOnly', o.readOnly, 'a process shares its node\'s file systems');
 }
 
 function checkServiceNetworks(s: ServiceSpec, report: ReportIssue): void {

@@ -15,7 +15,7 @@ import { JobSpecError, formatIssue, type JobIssue } from './errors.js';
 import { interpolate, type Env } from './interpolate.js';
 import { HARMLESS_KEYS, fileSchema, type ComposeFile, type ComposeNetwork, type ComposeService } from './schema.js';
 import { parseBytes, parseCpuMillicores, parseDurationMs, splitCommand } from './units.js';
-import type { BindMount, Constraint, ExposedPort, HealthCheck, Job, NetworkSpec, PortMapping, Resources, RestartPolicy, ServiceNetwork, ServiceSpec, TaskOptions } from './types.js';
+import type { BindMount, Constraint, ExposedPort, HealthCheck, Job, NetworkSpec, PortMapping, Resources, RestartPolicy, ServiceNetwork, ServiceSpec, TaskOptions, VolumeSpec } from './types.js';
 import { JOBSPEC_LIMITS } from './limits.js';
 import { DEFAULT_NETWORK, SIGNALS, SPREAD_RE, checkJobRules, checkServiceCount, compareExposed, compareNames, isIpAddress, isValidName, type CanonicalPath } from './checks.js';
 import { reportZodIssues } from './zod-issues.js';
@@ -35,6 +35,8 @@ export interface ParseOptions {
    * cannot. Absent: a job file that names one is refused (this core does no I/O itself).
    */
   readFile?: (path: string) => string;
+  /** The CLI user's home directory, for a bind source written `~/...`; absent: such a source is refused. */
+  home?: string;
 }
 
 export interface ParseResult {
@@ -570,54 +572,93 @@ function convertServiceNetworks(s: ComposeService, path: Path, c: Collector): { 
   return { networks: entries.map((e) => e.network), origins: { networks: entries.map((e) => e.from), aliases: entries.map((e) => e.aliasesFrom) } };
 }
 
-function convertVolumes(volumes: ComposeService['volumes'], path: Path, c: Collector, baseDir: string): BindMount[] {
+/**
+ * A service's mounts: bind mounts (absolute, ./relative, or ~ expanded with the CLI's home), named volumes the job
+ * declares (`name:/target`, or `type: volume`), and tmpfs mounts (`type: tmpfs`, or the service's `tmpfs`).
+ */
+function convertVolumes(s: ComposeService, path: Path, c: Collector, baseDir: string, home: string | undefined): BindMount[] {
   const out: BindMount[] = [];
-  (volumes ?? []).forEach((v, i) => {
-    const at = [...path, i];
+  (s.volumes ?? []).forEach((v, i) => {
+    const at = [...path, 'volumes', i];
     let source: string;
     let target: string;
     let readOnly: boolean;
+    let type: string;
     if (typeof v === 'string') {
       const parts = v.split(':');
       if (parts.length < 2 || parts.length > 3) {
-        c.error(at, `"${v}" is not a bind mount (expected SOURCE:TARGET[:ro]); anonymous volumes are not supported`);
+        c.error(at, `"${v}" is not a mount (expected SOURCE:TARGET[:ro]); anonymous volumes are not supported: name the volume`);
         return;
       }
       [source, target] = parts as [string, string];
       const mode = parts[2];
-      if (mode !== undefined && mode !== 'ro' && mode !== 'rw') {
+      if (mode !== undefined && !mode.split(',').every((m) => ['ro', 'rw', 'z', 'Z', 'nocopy'].includes(m))) {
         c.error(at, `mount option "${mode}" is not supported (use ro or rw)`);
         return;
       }
-      readOnly = mode === 'ro';
+      readOnly = mode?.split(',').includes('ro') ?? false;
+      type = source.startsWith('/') || source.startsWith('.') || source.startsWith('~') ? 'bind' : 'volume';
     } else {
-      if (v.type !== 'bind') {
-        c.error([...at, 'type'], `volume type "${v.type}" is not supported: only bind mounts are (named volumes need a volume driver Shoal does not have yet)`);
+      type = v.type;
+      if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') {
+        c.error([...at, 'type'], `mount type "${type}" is not supported (bind, volume or tmpfs)`);
         return;
       }
-      if (v.source === undefined) {
-        c.error(at, 'a bind mount needs a source');
+      if (type !== 'tmpfs' && v.source === undefined) {
+        c.error(at, `a ${type} mount needs a source`);
         return;
       }
-      source = v.source;
+      source = v.source ?? '';
       target = v.target;
       readOnly = v.read_only ?? false;
-    }
-    if (!(source.startsWith('/') || source.startsWith('.') || source.startsWith('~'))) {
-      c.error(at, `"${source}" looks like a named volume; only bind mounts (absolute or ./relative paths) are supported`);
-      return;
-    }
-    if (source.startsWith('~')) {
-      c.error(at, `"${source}": "~" is not expanded on cluster nodes; use an absolute path`);
-      return;
     }
     if (!target.startsWith('/')) {
       c.error(at, `mount target "${target}" must be an absolute path`);
       return;
     }
+    if (type === 'tmpfs') {
+      out.push({ type: 'tmpfs', source: '', target, readOnly: false });
+      return;
+    }
+    if (type === 'volume') {
+      out.push({ type: 'volume', source, target, readOnly });
+      return;
+    }
+    if (source.startsWith('~')) {
+      if (home === undefined || !(source === '~' || source.startsWith('~/'))) {
+        c.error(at, `"${source}": "~" is expanded only by \`shoal job run\` on its machine, and only as "~/..."; use an absolute path`);
+        return;
+      }
+      source = joinPath(home, source.slice(1));
+    }
     out.push({ source: source.startsWith('/') ? joinPath('/', source) : joinPath(baseDir, source), target, readOnly });
   });
+  const tmpfs = s.tmpfs === undefined ? [] : Array.isArray(s.tmpfs) ? s.tmpfs : [s.tmpfs];
+  tmpfs.forEach((t, i) => {
+    const target = t.split(':')[0]!;
+    if (!target.startsWith('/')) c.error([...path, 'tmpfs', ...(Array.isArray(s.tmpfs) ? [i] : [])], `tmpfs target "${target}" must be an absolute path`);
+    else out.push({ type: 'tmpfs', source: '', target, readOnly: false });
+  });
   return out;
+}
+
+/** The top-level `volumes:`, with the local driver only; sorted by name. */
+function convertJobVolumes(volumes: ComposeFile['volumes'], c: Collector): VolumeSpec[] | undefined {
+  if (volumes === undefined) return undefined;
+  const out: VolumeSpec[] = [];
+  for (const [name, def] of Object.entries(volumes)) {
+    const at = ['volumes', name];
+    if (!isValidName(name)) c.error(['volumes'], `volume name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`, name);
+    if (def?.driver !== undefined && def.driver !== 'local') c.error([...at, 'driver'], `volume driver "${def.driver}" is not available: Shoal's volumes use the local driver (driver_opts type, o and device are honoured)`);
+    if (def?.labels !== undefined) c.warn(at, '"labels" of a volume are ignored', 'labels');
+    const ext = def?.external;
+    const isExternal = typeof ext === 'object' ? true : ext === undefined ? false : asBool(ext, [...at, 'external'], c);
+    const external = isExternal ? (typeof ext === 'object' ? ext.name : def?.name ?? name) : null;
+    if (isExternal && def?.driver_opts !== undefined) c.error([...at, 'driver_opts'], 'an external volume exists already: its driver_opts are its own');
+    const driverOpts = Object.fromEntries(Object.entries(def?.driver_opts ?? {}).map(([k, v]) => [k, String(v)]));
+    out.push({ name, external, driverOpts });
+  }
+  return out.sort((a, b) => compareNames(a.name, b.name));
 }
 
 function convertHealth(h: ComposeService['healthcheck'], path: Path, c: Collector): HealthCheck | null {
@@ -686,7 +727,7 @@ function convertResources(r: { cpus?: string | number; memory?: string | number 
 const ULIMIT_NAMES = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
 const CAPABILITY_RE = /^(?:CAP_)?[A-Z][A-Z_]*$|^ALL$/;
 const HOSTNAME_TEMPLATES = ['.Service.Name', '.Service.ID', '.Task.Name', '.Task.Slot', '.Task.ID', '.Node.Hostname', '.Node.ID'];
-const SERVICE_OPTION_KEYS = ['user', 'cap_add', 'cap_drop', 'sysctls', 'ulimits', 'init', 'hostname', 'extra_hosts', 'dns', 'dns_search', 'dns_opt'] as const;
+const SERVICE_OPTION_KEYS = ['user', 'cap_add', 'cap_drop', 'sysctls', 'ulimits', 'init', 'hostname', 'extra_hosts', 'dns', 'dns_search', 'dns_opt', 'read_only'] as const;
 
 const listOf = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
@@ -738,6 +779,7 @@ function convertOptions(s: ComposeService, path: Path, c: Collector, env: Env): 
     dns,
     dnsSearch: listOf(s.dns_search),
     dnsOptions: s.dns_opt ?? [],
+    readOnly: s.read_only === undefined ? false : asBool(s.read_only, [...path, 'read_only'], c),
     pidsLimit: pids === undefined ? 0 : asInt(pids, [...path, 'deploy', 'resources', 'limits', 'pids'], c, 1, 4_194_304, 'pids') ?? 0,
   };
 }
@@ -842,7 +884,7 @@ export function parseEnvText(text: string, where: string, env: Env): { vars: Rec
   return { vars, errors };
 }
 
-function convertService(name: string, s: ComposeService, path: Path, c: Collector, env: Env, baseDir: string, batch: boolean, readFile?: ParseOptions['readFile']): Converted {
+function convertService(name: string, s: ComposeService, path: Path, c: Collector, env: Env, baseDir: string, batch: boolean, readFile?: ParseOptions['readFile'], home?: string): Converted {
   if (!isValidName(name)) c.error(['services'], `service name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`, name);
   const driverName = s['x-shoal']?.driver ?? 'docker';
   if (driverName !== 'docker' && driverName !== 'process') c.error([...path, 'x-shoal', 'driver'], `driver must be "docker" or "process", got "${driverName}"`);
@@ -899,7 +941,7 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     expose: expose.expose,
     networks: networks.networks,
     networkMode: networkMode === 'none' ? 'none' : networkMode === 'bridge' ? 'bridge' : 'host',
-    volumes: convertVolumes(s.volumes, [...path, 'volumes'], c, baseDir),
+    volumes: convertVolumes(s, path, c, baseDir, home),
     labels,
     healthcheck: convertHealth(s.healthcheck, [...path, 'healthcheck'], c),
     stopGraceMs,
@@ -921,6 +963,7 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
 const COMPOSE_KEYS: Record<string, string> = {
   networkMode: 'network_mode', cpuMillicores: 'cpus', memoryBytes: 'memory', spread: 'preferences', endpointMode: 'endpoint_mode',
   capAdd: 'cap_add', capDrop: 'cap_drop', extraHosts: 'extra_hosts', dnsSearch: 'dns_search', dnsOptions: 'dns_opt', pidsLimit: 'deploy',
+  readOnly: 'read_only', driverOpts: 'driver_opts',
 };
 
 /**
@@ -970,7 +1013,6 @@ function convert(file: ComposeFile, options: ParseOptions, c: Collector): Job | 
     const what = fromFile ? `the file name "${options.file.split('/').pop() ?? options.file}" leaves no job name (letters, digits, "-" or "_"); set a top-level "name" or pass --name` : `job name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`;
     c.error(file.name !== undefined ? ['name'] : [], what);
   }
-  if (file.volumes !== undefined) c.error([], 'named volumes are not supported: use bind mounts', 'volumes');
   const type = file['x-shoal']?.type ?? 'service';
   if (type !== 'service' && type !== 'batch') c.error(['x-shoal', 'type'], `job type must be service or batch, got "${type}"`);
   const networks = convertJobNetworks(file.networks, c);
@@ -983,9 +1025,10 @@ function convert(file: ComposeFile, options: ParseOptions, c: Collector): Job | 
       c.error(['services', svcName], 'is empty: a service needs at least an image or a command');
       continue;
     }
-    converted.push(convertService(svcName, svc, ['services', svcName], c, options.env ?? {}, options.baseDir ?? '/', type === 'batch', options.readFile));
+    converted.push(convertService(svcName, svc, ['services', svcName], c, options.env ?? {}, options.baseDir ?? '/', type === 'batch', options.readFile, options.home));
   }
-  const job: Job = { name, type: type === 'batch' ? 'batch' : 'service', services: converted.map((s) => s.spec), networks };
+  const volumes = convertJobVolumes(file.volumes, c);
+  const job: Job = { name, type: type === 'batch' ? 'batch' : 'service', services: converted.map((s) => s.spec), networks, ...(volumes ? { volumes } : {}) };
   // The shared rules speak of canonical paths (`services.0.ports.1`); report them, and name the fields they cite, as
   // the file has them (`services.api.ports.1`).
   const toCompose = (at: CanonicalPath): Path => {
@@ -993,6 +1036,10 @@ function convert(file: ComposeFile, options: ParseOptions, c: Collector): Job | 
     if (root === 'services' && typeof index === 'number' && converted[index] !== undefined) {
       const svc = converted[index];
       return composePath(rest, svc.compose, svc.path, svc.origins);
+    }
+    if (root === 'volumes') {
+      const volume = typeof index === 'number' ? volumes?.[index]?.name : undefined;
+      return volume !== undefined && file.volumes !== undefined && volume in file.volumes ? ['volumes', volume] : ['volumes'];
     }
     if (root === 'networks') {
       const network = typeof index === 'number' ? networks[index]?.name : undefined;

@@ -60,6 +60,8 @@ const volumeLong = z.strictObject({
   target: z.string(),
   read_only: z.boolean().optional(),
   bind: z.strictObject({ propagation: z.string().optional(), create_host_path: z.boolean().optional() }).optional(),
+  volume: z.strictObject({ nocopy: z.boolean().optional() }).optional(),
+  tmpfs: z.strictObject({ size: z.union([z.string(), z.number()]).optional(), mode: z.unknown().optional() }).optional(),
 });
 
 const healthcheck = z.strictObject({
@@ -126,6 +128,8 @@ export const serviceSchema = z.strictObject({
   dns: z.union([z.string(), z.array(z.string())]).optional(),
   dns_search: z.union([z.string(), z.array(z.string())]).optional(),
   dns_opt: z.array(z.string()).optional(),
+  read_only: boolLike.optional(),
+  tmpfs: z.union([z.string(), z.array(z.string())]).optional(),
   deploy: deploy.optional(),
   'x-shoal': z.strictObject({ driver: z.string().optional() }).optional(),
 });
@@ -135,7 +139,13 @@ export const fileSchema = z.strictObject({
   services: z.record(z.string(), z.union([serviceSchema, z.null()])),
   'x-shoal': z.strictObject({ type: z.string().optional() }).optional(),
   networks: z.record(z.string(), z.union([networkLong, z.null()])).optional(),
-  volumes: z.unknown().optional(),
+  volumes: z.record(z.string(), z.union([z.strictObject({
+    driver: z.string().optional(),
+    driver_opts: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
+    external: z.union([boolLike, z.strictObject({ name: z.string() })]).optional(),
+    name: z.string().optional(),
+    labels: z.unknown().optional(),
+  }), z.null()])).optional(),
 });
 
 export type ComposeFile = z.infer<typeof fileSchema>;

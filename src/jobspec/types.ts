@@ -17,6 +17,21 @@ export interface Job {
    * service resolves and connects only to services that share a network with it.
    */
   networks: NetworkSpec[];
+  /** The job's named volumes (top-level `volumes:`), sorted by name; absent when it declares none. */
+  volumes?: VolumeSpec[];
+}
+
+/**
+ * A named volume, with the local driver: a Docker volume for containers, a directory under the agent's data dir for
+ * process tasks. As in Swarm, a volume belongs to one node: each node that runs a task of the job has its own.
+ */
+export interface VolumeSpec {
+  /** The name the job's services use. */
+  name: string;
+  /** For `external: true`, the volume's own name on the nodes (`name:`, else the key); null: `<job>_<name>`. */
+  external: string | null;
+  /** `driver_opts` of the local driver (`type`, `o`, `device`). */
+  driverOpts: Record<string, string>;
 }
 
 /** One resource limit of a container (Compose's `ulimits`). */
@@ -48,6 +63,8 @@ export interface TaskOptions {
   dns: string[];
   dnsSearch: string[];
   dnsOptions: string[];
+  /** `read_only`: the container's root file system is read-only (its volumes and tmpfs mounts are not). */
+  readOnly: boolean;
   /** `deploy.resources.limits.pids`: most processes the task may have; 0: no limit. */
   pidsLimit: number;
 }
@@ -91,7 +108,11 @@ export interface PortMapping {
 }
 
 export interface BindMount {
-  /** Absolute path on the host. */
+  /**
+   * Absent: a bind mount, `source` an absolute path on the host. `volume`: `source` is one of the job's volumes.
+   * `tmpfs`: a memory file system at `target` (`source` is '').
+   */
+  type?: 'volume' | 'tmpfs';
   source: string;
   target: string;
   readOnly: boolean;

@@ -26,7 +26,7 @@ import { writeFileDurably } from '../platform/durable-file.js';
 import { DriverError } from '../drivers/errors.js';
 import { type ExitResult, type HealthCheckSpec, type TaskDriver, type TaskHandle, type TaskSpec } from '../drivers/index.js';
 import { NodeCore, type NodeEffect, type NodeStateView, type TaskRecord } from '../node/index.js';
-import type { Job, ServiceSpec } from '../jobspec/types.js';
+import type { Job, ServiceSpec, VolumeSpec } from '../jobspec/types.js';
 import type { AllocUpdate, Allocation } from '../state/index.js';
 
 export interface NodeRunnerOptions {
@@ -412,7 +412,7 @@ export class NodeRunner {
     let task: TaskSpec;
     let driver: TaskDriver;
     try {
-      task = taskSpecFor(alloc, spec, jobType, this.#o.nodeId, this.#o.nodeName);
+      task = taskSpecFor(alloc, spec, jobType, this.#o.nodeId, this.#o.nodeName, this.#o.state().job(alloc.jobName)?.job.volumes);
       driver = this.#driver(spec.driver);
     } catch (err) {
       log.error({ err: describeError(err) }, 'cannot start the task');
@@ -578,7 +578,7 @@ function healthFor(h: ServiceSpec['healthcheck']): HealthCheckSpec | undefined {
 }
 
 /** The driver-neutral task for an allocation of a service (the drivers validate it). */
-export function taskSpecFor(alloc: Allocation, spec: ServiceSpec, jobType: Job['type'], nodeId: string, nodeName = nodeId.slice(0, 16)): TaskSpec {
+export function taskSpecFor(alloc: Allocation, spec: ServiceSpec, jobType: Job['type'], nodeId: string, nodeName = nodeId.slice(0, 16), volumes: readonly VolumeSpec[] = []): TaskSpec {
   const limits = spec.deploy.resources.limits;
   const env = {
     ...spec.environment,
@@ -611,7 +611,13 @@ export function taskSpecFor(alloc: Allocation, spec: ServiceSpec, jobType: Job['
       ...(limits.memoryBytes > 0 ? { memoryBytes: limits.memoryBytes } : {}),
     },
     ports: spec.ports.map((p) => ({ port: p.published, protocol: p.protocol })),
-    mounts: spec.volumes.map((v) => ({ source: v.source, target: v.target, readOnly: v.readOnly })),
+    mounts: spec.volumes.map((v) => {
+      if (v.type === 'tmpfs') return { type: 'tmpfs' as const, source: '', target: v.target };
+      if (v.type !== 'volume') return { source: v.source, target: v.target, readOnly: v.readOnly };
+      // A job's own volume is named after the job; an external one by its own name.
+      const def = volumes.find((x) => x.name === v.source);
+      return { type: 'volume' as const, source: def?.external ?? `${alloc.jobName}_${v.source}`, target: v.target, readOnly: v.readOnly, driverOpts: def?.driverOpts ?? {} };
+    }),
     labels: { ...spec.labels, 'shoal.job': alloc.jobName, 'shoal.service': alloc.service },
     stopSignal: spec.stopSignal,
     stopGraceMs: spec.stopGraceMs,
@@ -643,5 +649,6 @@ function optionsFor(spec: ServiceSpec, alloc: Allocation, nodeId: string, nodeNa
     ...(o.dnsSearch.length ? { dnsSearch: o.dnsSearch } : {}),
     ...(o.dnsOptions.length ? { dnsOptions: o.dnsOptions } : {}),
     ...(o.pidsLimit > 0 ? { pidsLimit: o.pidsLimit } : {}),
+    ...(o.readOnly ? { readOnlyRootfs: true } : {}),
   };
 }

@@ -126,6 +126,28 @@ t.test('a service\'s options reach the engine: user, capabilities, sysctls, ulim
   await t.rejects(d.start({ id: `bad2-${process.pid}`, name: 'bad', image: TEST_IMAGE, hostname: 'no_underscores' }), { code: 'ERR_TASK_INVALID', message: /hostname/ });
 });
 
+t.test('named volumes outlive their containers; tmpfs mounts and a read-only root file system', { skip }, async (t) => {
+  if ('skip' in engine) return;
+  const d = new DockerDriver({ socketPath: engine.socketPath });
+  t.teardown(() => d.close());
+  const volume = `shoal-test-vol-${process.pid}`;
+  t.teardown(() => engine.docker.getVolume(volume).remove().catch(() => undefined));
+  const mounts = [{ type: 'volume' as const, source: volume, target: '/data' }, { type: 'tmpfs' as const, source: '', target: '/scratch' }];
+  const run = async (id: string, script: string): Promise<string> => {
+    const h = await d.start({ id, name: 'vol', image: TEST_IMAGE, command: 'sh', args: ['-c', script], mounts, readOnlyRootfs: true, networkMode: 'none' });
+    await d.wait(h);
+    let out = '';
+    for await (const c of d.logs(h)) out += c.data.toString();
+    await d.destroy(h);
+    return out;
+  };
+  const first = await run(`vol1-${process.pid}`, 'echo kept > /data/file && echo tmp > /scratch/x && cat /scratch/x; touch /root-file 2>/dev/null || echo read-only');
+  t.match(first, /tmp\nread-only/, 'tmpfs is writable; the root file system is not');
+  t.equal((await run(`vol2-${process.pid}`, 'cat /data/file; ls /scratch | wc -l')).trim().split('\n').join(' '), 'kept 0', 'the volume\'s data is still there for the next container; the tmpfs is new');
+  const info = await engine.docker.getVolume(volume).inspect();
+  t.equal(info.Driver, 'local');
+});
+
 t.test('a leftover stopped container of the same allocation is replaced', { skip }, async (t) => {
   if ('skip' in engine) return;
   const d = new DockerDriver({ socketPath: engine.socketPath });

@@ -154,6 +154,22 @@ t.test('user: a process runs as the user and group named, in its cgroup too; an 
   }
 });
 
+t.test('a named volume is a directory of the node, kept across runs and named in SHOAL_VOLUME_<NAME>; tmpfs is refused', async (t) => {
+  const d = new ProcessDriver({ dataDir, isolation: 'none' });
+  t.teardown(() => d.close());
+  const mounts = [{ type: 'volume' as const, source: 'shop_db-data', target: '/var/lib/db' }];
+  const run = async (id: string, script: string): Promise<string> => {
+    const h = await d.start({ id, name: 'v', command: 'sh', args: ['-c', script], mounts });
+    await d.wait(h);
+    let out = '';
+    for await (const c of d.logs(h)) out += c.data.toString();
+    return out;
+  };
+  t.equal((await run(`vol1-${process.pid}`, 'echo kept > "$SHOAL_VOLUME_SHOP_DB_DATA/f"; echo "$SHOAL_VOLUME_SHOP_DB_DATA"')).trim(), path.join(dataDir, 'volumes', 'shop_db-data'));
+  t.equal((await run(`vol2-${process.pid}`, 'cat "$SHOAL_VOLUME_SHOP_DB_DATA/f"')).trim(), 'kept', 'the next run finds the data');
+  await t.rejects(d.start({ id: `tmpfs-${process.pid}`, name: 't', command: 'true', mounts: [{ type: 'tmpfs', source: '', target: '/x' }] }), { code: 'ERR_TASK_INVALID', message: /tmpfs mount is for containers/ });
+});
+
 t.test('log files rotate by size and reading spans the rotated files', async (t) => {
   const dir = mkdtempSync(path.join(dataDir, 'rot-'));
   writeFileSync(path.join(dir, 'stdout.log'), 'a1\na2\n');

@@ -116,7 +116,7 @@ t.test('how a task runs: user, capabilities, sysctls, ulimits, init, host name, 
     user: '1000', capAdd: ['NET_ADMIN', 'CAP_SYS_TIME'], capDrop: ['ALL'], sysctls: { 'net.core.somaxconn': '1024' },
     ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }, { name: 'nproc', soft: 512, hard: 512 }], init: true,
     hostname: '{{.Service.Name}}-{{ .Task.Slot }}', extraHosts: ['db.local:10.0.0.5', 'v6:::1'], dns: ['1.1.1.1', '2606:4700:4700::1111'],
-    dnsSearch: ['example.org'], dnsOptions: ['ndots:2'], pidsLimit: 100,
+    dnsSearch: ['example.org'], dnsOptions: ['ndots:2'], readOnly: false, pidsLimit: 100,
   });
   t.equal(job.services[1]!.options, undefined, 'a service that sets none has none: its canonical job is as before');
   t.equal(job.services[2]!.options?.user, 'nobody:nogroup', 'a process task takes a user');
@@ -199,6 +199,48 @@ networks: { front: {}, back: {} }
   const conflict = { file: '/srv/app/host.yml', text: 'services:\n  web:\n    network_mode: host\n' };
   t.throws(() => parseJobFiles([base, conflict], { env: {}, baseDir: '/srv/app' }), { message: /host\.yml:\d+:\d+: services\.web.*network_mode and networks cannot both be given/ }, 'a conflicting override is refused, naming the override');
   t.throws(() => parseJobFiles([base, { file: 'job.json', text: '{"name":"x","type":"service","services":[],"networks":[]}' }], {}), { message: /canonical JSON job cannot be merged/ });
+});
+
+t.test('named volumes, tmpfs and read_only; "~" expanded with the CLI\'s home', async (t) => {
+  const parse = (text: string) => parseJobFile(text, { file: 'job.yaml', env: {}, baseDir: '/srv/jobs', home: '/home/ann' });
+  const { job, warnings } = parse(`services:
+  db:
+    image: postgres
+    read_only: true
+    tmpfs: /run
+    volumes:
+      - db-data:/var/lib/postgresql/data
+      - { type: volume, source: shared, target: /shared, read_only: true }
+      - { type: tmpfs, target: /tmp }
+      - ~/conf:/etc/app:ro
+volumes:
+  db-data:
+    driver_opts: { type: none, o: bind, device: /mnt/fast }
+  shared:
+    external: true
+    name: team-shared
+  unused: {}
+`);
+  t.same(warnings, []);
+  t.same(job.volumes, [
+    { name: 'db-data', external: null, driverOpts: { type: 'none', o: 'bind', device: '/mnt/fast' } },
+    { name: 'shared', external: 'team-shared', driverOpts: {} },
+    { name: 'unused', external: null, driverOpts: {} },
+  ]);
+  t.same(job.services[0]!.volumes, [
+    { type: 'volume', source: 'db-data', target: '/var/lib/postgresql/data', readOnly: false },
+    { type: 'volume', source: 'shared', target: '/shared', readOnly: true },
+    { type: 'tmpfs', source: '', target: '/tmp', readOnly: false },
+    { source: '/home/ann/conf', target: '/etc/app', readOnly: true },
+    { type: 'tmpfs', source: '', target: '/run', readOnly: false },
+  ]);
+  t.equal(job.services[0]!.options?.readOnly, true);
+  t.same(validateJob(JSON.parse(JSON.stringify(job)), 'rpc'), job, 'the canonical job validates');
+  t.throws(() => parse('services:\n  a:\n    image: x\n    volumes: [data:/data]\n'), { message: /job\.yaml:4:\d+: services\.a\.volumes\.0: volume "data" is not one of the job's volumes: declare it under the top-level "volumes"/ });
+  t.throws(() => parse('services:\n  a:\n    image: x\nvolumes:\n  data: { driver: rexray }\n'), { message: /volumes\.data\.driver: volume driver "rexray" is not available/ });
+  t.throws(() => ok('services:\n  a:\n    image: x\n    volumes: [~/x:/x]\n'), { message: /"~" is expanded only by `shoal job run` on its machine/ });
+  t.throws(() => parse('services:\n  a:\n    x-shoal: { driver: process }\n    command: [x]\n    tmpfs: /run\n'), { message: /services\.a(\.volumes\.0)?: a tmpfs mount is for containers/ });
+  t.throws(() => parse('services:\n  a:\n    image: x\n    volumes: [/data]\n'), { message: /anonymous volumes are not supported: name the volume/ });
 });
 
 t.test('batch jobs restart on failure by default; harmless keys only warn', async (t) => {

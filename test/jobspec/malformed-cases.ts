@@ -47,7 +47,7 @@ export const MALFORMED: [string, string, RegExp][] = [
   ['internal not a boolean', 'services:\n  a: { image: x }\nnetworks:\n  back: { internal: "${INTERNAL:-yes}" }\n', /job\.yaml:4:21: networks\.back\.internal: must be true or false, got "yes"/],
   ['bad network name', 'services:\n  a: { image: x }\nnetworks:\n  Front:\n', /job\.yaml:4:3: networks\.Front: network name "Front" must be 1-63 lower-case letters/],
   ['networks as a string', 'services:\n  a:\n    image: x\n    networks: front\n', /job\.yaml:4:\d+: services\.a\.networks: has the wrong type: got string "front"/],
-  ['named volume', 'services:\n  a:\n    image: x\n    volumes: ["data:/data"]\n', /looks like a named volume; only bind mounts/],
+  ['undeclared named volume', 'services:\n  a:\n    image: x\n    volumes: ["data:/data"]\n', /volume "data" is not one of the job's volumes: declare it under the top-level "volumes"/],
   ['relative mount target', 'services:\n  a:\n    image: x\n    volumes: ["/a:data"]\n', /mount target "data" must be an absolute path/],
   ['bad port', 'services:\n  a:\n    image: x\n    ports: ["80:http"]\n', /services\.a\.ports\.0: "80:http" is not a port mapping/],
   ['port out of range', 'services:\n  a:\n    image: x\n    ports: ["70000:80"]\n', /ports must be between 1 and 65535/],

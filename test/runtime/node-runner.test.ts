@@ -157,4 +157,11 @@ services:
   t.match(task, { user: '101', hostname: 'web-2.node-7', capAdd: ['NET_ADMIN'], dns: ['10.0.0.53'], pidsLimit: 50 });
   t.equal(task.init, undefined, 'what the file does not set is not sent');
   t.equal(taskSpecFor(alloc, { ...spec, options: undefined }, 'service', 'f'.repeat(64)).user, undefined);
+  const withVolumes = { ...spec, volumes: [{ type: 'volume' as const, source: 'data', target: '/data', readOnly: false }, { type: 'volume' as const, source: 'shared', target: '/s', readOnly: true }, { type: 'tmpfs' as const, source: '', target: '/tmp', readOnly: false }] };
+  const volumes = [{ name: 'data', external: null, driverOpts: { type: 'none' } }, { name: 'shared', external: 'team-shared', driverOpts: {} }];
+  t.same(taskSpecFor(alloc, withVolumes, 'service', 'f'.repeat(64), 'n', volumes).mounts, [
+    { type: 'volume', source: 'shop_data', target: '/data', readOnly: false, driverOpts: { type: 'none' } },
+    { type: 'volume', source: 'team-shared', target: '/s', readOnly: true, driverOpts: {} },
+    { type: 'tmpfs', source: '', target: '/tmp' },
+  ], 'a job\'s volume is named after the job on the node; an external one keeps its name');
 });

@@ -13,6 +13,7 @@
  * Exit codes are set through process.exitCode so output is flushed and the RPC client's sockets close normally.
  */
 import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
@@ -204,7 +205,7 @@ async function loadJob(files: string[], flags: { name?: string; envFile?: string
   const readFile = (p: string): string => readFileSync(p, 'utf8');
   const name = flags.name;
   // Relative paths (bind mounts, env files) resolve against the first file's directory, as Compose's project directory.
-  const { job, warnings } = parseJobFiles(texts, { env, baseDir: dirname(resolve(files[0]!)), readFile, ...(name === undefined ? {} : { name }) });
+  const { job, warnings } = parseJobFiles(texts, { env, baseDir: dirname(resolve(files[0]!)), readFile, home: homedir(), ...(name === undefined ? {} : { name }) });
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   return job;
 }
