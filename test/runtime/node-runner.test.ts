@@ -3,6 +3,7 @@ import { NodeRunner, taskSpecFor } from '../../src/runtime/node-runner.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { ExitResult, TaskDriver, TaskHandle, TaskSpec } from '../../src/drivers/index.js';
 import type { AllocUpdate } from '../../src/state/index.js';
+import type { VolumeSpec } from '../../src/jobspec/types.js';
 import { addNode, harness, job, nodeId } from '../scheduler/helpers.js';
 
 const N1 = nodeId(1);
@@ -158,7 +159,7 @@ services:
   t.equal(task.init, undefined, 'what the file does not set is not sent');
   t.equal(taskSpecFor(alloc, { ...spec, options: undefined }, 'service', 'f'.repeat(64)).user, undefined);
   const withVolumes = { ...spec, volumes: [{ type: 'volume' as const, source: 'data', target: '/data', readOnly: false }, { type: 'volume' as const, source: 'shared', target: '/s', readOnly: true }, { type: 'tmpfs' as const, source: '', target: '/tmp', readOnly: false }] };
-  const volumes = [{ name: 'data', external: null, driverOpts: { type: 'none' } }, { name: 'shared', external: 'team-shared', driverOpts: {} }];
+  const volumes: VolumeSpec[] = [{ name: 'data', external: null, driverOpts: { type: 'none' } }, { name: 'shared', external: 'team-shared', driverOpts: {} }];
   t.same(taskSpecFor(alloc, withVolumes, 'service', 'f'.repeat(64), 'n', volumes).mounts, [
     { type: 'volume', source: 'shop_data', target: '/data', readOnly: false, driverOpts: { type: 'none' } },
     { type: 'volume', source: 'team-shared', target: '/s', readOnly: true, driverOpts: {} },
