@@ -6,8 +6,10 @@
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-export function interpolate(text: string, env: Env): { value: string } | { error: string } {
+/** The substituted text, and the variables it names plainly (no default) that are not set, as Compose warns of. */
+export function interpolate(text: string, env: Env): { value: string; unset?: string[] } | { error: string } {
   let out = '';
+  const unset: string[] = [];
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (c !== '$') {
@@ -29,7 +31,10 @@ export function interpolate(text: string, env: Env): { value: string } | { error
       const [, name, colon, kind, rest] = m as unknown as [string, string, string | undefined, string | undefined, string | undefined];
       const raw = env[name];
       const missing = raw === undefined || (colon === ':' && raw === '');
-      if (kind === undefined) out += raw ?? '';
+      if (kind === undefined) {
+        if (raw === undefined) unset.push(name);
+        out += raw ?? '';
+      }
       else if (kind === '-') {
         if (missing) {
           const nested = interpolate(rest ?? '', env);
@@ -45,13 +50,14 @@ export function interpolate(text: string, env: Env): { value: string } | { error
     }
     const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(i + 1));
     if (m) {
+      if (env[m[0]] === undefined) unset.push(m[0]);
       out += env[m[0]] ?? '';
       i += m[0].length;
       continue;
     }
     out += '$';
   }
-  return { value: out };
+  return unset.length > 0 ? { value: out, unset } : { value: out };
 }
 
 function findClose(text: string, from: number): number {

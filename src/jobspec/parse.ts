@@ -314,6 +314,7 @@ function substitute(value: unknown, path: Path, env: Env, c: Collector): unknown
       c.error(path, r.error);
       return value;
     }
+    for (const name of new Set(r.unset ?? [])) c.warn(path, `variable ${name} is not set: an empty string is used (as Compose does)`);
     return r.value;
   }
   if (Array.isArray(value)) return value.map((v, i) => substitute(v, [...path, i], env, c));
@@ -591,6 +592,10 @@ function convertVolumes(s: ComposeService, path: Path, c: Collector, baseDir: st
         return;
       }
       [source, target] = parts as [string, string];
+      if (source === '') {
+        c.error(at, `"${v}" has an empty source (a variable that is not set?)`);
+        return;
+      }
       const mode = parts[2];
       if (mode !== undefined && !mode.split(',').every((m) => ['ro', 'rw', 'z', 'Z', 'nocopy'].includes(m))) {
         c.error(at, `mount option "${mode}" is not supported (use ro or rw)`);

@@ -241,6 +241,12 @@ volumes:
   t.throws(() => ok('services:\n  a:\n    image: x\n    volumes: [~/x:/x]\n'), { message: /"~" is expanded only by `shoal job run` on its machine/ });
   t.throws(() => parse('services:\n  a:\n    x-shoal: { driver: process }\n    command: [x]\n    tmpfs: /run\n'), { message: /services\.a(\.volumes\.0)?: a tmpfs mount is for containers/ });
   t.throws(() => parse('services:\n  a:\n    image: x\n    volumes: [/data]\n'), { message: /anonymous volumes are not supported: name the volume/ });
+  t.throws(() => parse('services:\n  a:\n    image: x\n    volumes: ["${MEDIA}:/media"]\n'), { message: /services\.a\.volumes\.0: ":\/media" has an empty source \(a variable that is not set\?\)/ });
+  const unset = parseJobFile('services:\n  a:\n    image: "x:${TAG}"\n    environment: [A=$UNSET_A, "B=${SET:-d}"]\n', { file: 'job.yaml', env: {} });
+  t.same(unset.warnings, [
+    'job.yaml:3:12: services.a.image: variable TAG is not set: an empty string is used (as Compose does)',
+    'job.yaml:4:19: services.a.environment.0: variable UNSET_A is not set: an empty string is used (as Compose does)',
+  ], 'a plain reference to an unset variable warns; one with a default does not');
 });
 
 t.test('batch jobs restart on failure by default; harmless keys only warn', async (t) => {
