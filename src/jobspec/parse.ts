@@ -19,6 +19,7 @@ import type { BindMount, Constraint, ExposedPort, HealthCheck, Job, NetworkSpec,
 import { JOBSPEC_LIMITS } from './limits.js';
 import { DEFAULT_NETWORK, SIGNALS, SPREAD_RE, checkJobRules, checkServiceCount, compareExposed, compareNames, isIpAddress, isValidName, type CanonicalPath } from './checks.js';
 import { reportZodIssues } from './zod-issues.js';
+import { markOrigin, mergeCompose, originKey } from './merge.js';
 import { looksCanonical, parseCanonicalJob } from './canonical.js';
 
 export interface ParseOptions {
@@ -167,64 +168,6 @@ export function parseJobFiles(files: { file: string; text: string }[], options: 
   for (const r of read) c.warnings.push(...r.c.warnings);
   const result = convertTree(tree as Record<string, unknown>, c, { ...options, file: files[0]!.file });
   return result;
-}
-
-/** Lists whose entries Compose adds to, across files (duplicates dropped). */
-const APPENDED_LISTS = new Set(['ports', 'expose', 'volumes', 'dns', 'dns_search', 'dns_opt', 'extra_hosts', 'cap_add', 'cap_drop', 'env_file', 'networks', 'constraints', 'preferences', 'aliases']);
-/** Lists of KEY=VALUE that Compose merges by key with a mapping, or with each other. */
-const KEYED_LISTS = new Set(['environment', 'labels', 'sysctls']);
-
-const originKey = (path: Path): string => path.join('\u0000');
-const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function markOrigin(origins: Map<string, number>, path: Path, value: unknown, i: number): void {
-  origins.set(originKey(path), i);
-  if (Array.isArray(value)) value.forEach((v, j) => markOrigin(origins, [...path, j], v, i));
-  else if (isMapping(value)) for (const [k, v] of Object.entries(value)) markOrigin(origins, [...path, k], v, i);
-}
-
-function keyedToMapping(v: unknown): unknown {
-  if (!Array.isArray(v)) return v;
-  return Object.fromEntries(v.map((e) => {
-    const text = String(e);
-    const eq = text.indexOf('=');
-    return eq < 0 ? [text, null] : [text.slice(0, eq), text.slice(eq + 1)];
-  }));
-}
-
-function mergeCompose(base: unknown, over: unknown, path: Path, i: number, origins: Map<string, number>): unknown {
-  const key = path[path.length - 1];
-  if (base === undefined) {
-    markOrigin(origins, path, over, i);
-    return over;
-  }
-  if (typeof key === 'string' && KEYED_LISTS.has(key) && (Array.isArray(base) || Array.isArray(over))) {
-    return mergeCompose(keyedToMapping(base), keyedToMapping(over), path, i, origins);
-  }
-  // A service's networks as a list on one side and a mapping on the other: the list's names, without options.
-  if (key === 'networks' && path[0] === 'services' && Array.isArray(base) !== Array.isArray(over)) {
-    const asMap = (v: unknown) => (Array.isArray(v) ? Object.fromEntries(v.map((n) => [String(n), null])) : v);
-    return mergeCompose(asMap(base), asMap(over), path, i, origins);
-  }
-  if (isMapping(base) && isMapping(over)) {
-    const out: Record<string, unknown> = { ...base };
-    origins.set(originKey(path), i);
-    for (const [k, v] of Object.entries(over)) out[k] = mergeCompose(base[k], v, [...path, k], i, origins);
-    return out;
-  }
-  if (Array.isArray(base) && Array.isArray(over) && typeof key === 'string' && APPENDED_LISTS.has(key)) {
-    const seen = new Set(base.map((v) => JSON.stringify(v)));
-    const out = [...base];
-    for (const v of over) {
-      if (seen.has(JSON.stringify(v))) continue;
-      seen.add(JSON.stringify(v));
-      markOrigin(origins, [...path, out.length], v, i);
-      out.push(v);
-    }
-    return out;
-  }
-  markOrigin(origins, path, over, i);
-  return over;
 }
 
 function convertTree(tree: Record<string, unknown>, c: Collector, options: ParseOptions): ParseResult {
