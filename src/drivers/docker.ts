@@ -187,8 +187,8 @@ export class DockerDriver implements TaskDriver {
     try {
       const docker = await this.#engine();
       const pulled = new Promise<void>((resolve, reject) => {
-        docker.pull(image, (err: unknown, stream: NodeJS.ReadableStream) => {
-          if (err) return reject(err);
+        docker.pull(image, spec.platform ? { platform: spec.platform } : {}, (err: unknown, stream?: NodeJS.ReadableStream) => {
+          if (err || !stream) return reject(err ?? new Error('the engine answered the pull with no stream'));
           docker.modem.followProgress(
             stream,
             (doneErr: unknown) => (doneErr ? reject(doneErr) : resolve()),
@@ -269,6 +269,7 @@ export class DockerDriver implements TaskDriver {
             : { Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.readOnly === true, VolumeOptions: { NoCopy: false, Labels: { [LABEL_MANAGED]: 'true' }, DriverConfig: { Name: 'local', Options: { ...m.driverOpts } } } })),
         } : {}),
         ...(spec.readOnlyRootfs ? { ReadonlyRootfs: true } : {}),
+        ...(spec.runtime ? { Runtime: spec.runtime } : {}),
       },
     };
   }

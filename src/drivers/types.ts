@@ -105,6 +105,9 @@ export interface TaskSpec {
   readonly pidsLimit?: number;
   /** Docker only: the root file system is read-only (mounts are not). */
   readonly readOnlyRootfs?: boolean;
+  /** Docker only: the image's platform (`os/arch[/variant]`), and the engine's OCI runtime. */
+  readonly platform?: string;
+  readonly runtime?: string;
   /** Options only one driver reads (e.g. the mock's script). Plain JSON. */
   readonly driverConfig?: Readonly<Record<string, unknown>>;
 }

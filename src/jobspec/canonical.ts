@@ -136,6 +136,8 @@ const optionsSchema = z.strictObject({
   dnsSearch: z.array(z.string()),
   dnsOptions: z.array(z.string()),
   readOnly: z.boolean(),
+  platform: z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, { error: 'a platform is os/arch[/variant]' }).nullable(),
+  runtime: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'a runtime is a name such as runc or io.containerd.wasmedge.v1' }).nullable(),
   pidsLimit: wholeNumber('pidsLimit (0 for no limit)', 0, 4_194_304),
 });
 

@@ -252,6 +252,8 @@ function checkProcessOptions(o: TaskOptions, report: ReportIssue): void {
   refuse('dnsOptions', o.dnsOptions.length > 0, 'a process uses its node\'s resolver');
   refuse('pidsLimit', o.pidsLimit > 0, 'a pids limit is set on containers');
   refuse('readOnly', o.readOnly, 'a process shares its node\'s file systems');
+  refuse('platform', o.platform !== null, 'a process runs its node\'s own binaries');
+  refuse('runtime', o.runtime !== null, 'an OCI runtime runs containers');
 }
 
 function checkServiceNetworks(s: ServiceSpec, report: ReportIssue): void {

@@ -675,7 +675,7 @@ function convertResources(r: { cpus?: string | number; memory?: string | number 
 const ULIMIT_NAMES = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
 const CAPABILITY_RE = /^(?:CAP_)?[A-Z][A-Z_]*$|^ALL$/;
 const HOSTNAME_TEMPLATES = ['.Service.Name', '.Service.ID', '.Task.Name', '.Task.Slot', '.Task.ID', '.Node.Hostname', '.Node.ID'];
-const SERVICE_OPTION_KEYS = ['user', 'cap_add', 'cap_drop', 'sysctls', 'ulimits', 'init', 'hostname', 'extra_hosts', 'dns', 'dns_search', 'dns_opt', 'read_only'] as const;
+const SERVICE_OPTION_KEYS = ['user', 'cap_add', 'cap_drop', 'sysctls', 'ulimits', 'init', 'hostname', 'extra_hosts', 'dns', 'dns_search', 'dns_opt', 'read_only', 'platform', 'runtime'] as const;
 
 const listOf = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
@@ -728,6 +728,8 @@ function convertOptions(s: ComposeService, path: Path, c: Collector, env: Env): 
     dnsSearch: listOf(s.dns_search),
     dnsOptions: s.dns_opt ?? [],
     readOnly: s.read_only === undefined ? false : asBool(s.read_only, [...path, 'read_only'], c),
+    platform: s.platform === undefined ? null : s.platform.toLowerCase(),
+    runtime: s.runtime ?? null,
     pidsLimit: pids === undefined ? 0 : asInt(pids, [...path, 'deploy', 'resources', 'limits', 'pids'], c, 1, 4_194_304, 'pids') ?? 0,
   };
 }

@@ -129,6 +129,8 @@ export const serviceSchema = z.strictObject({
   dns_search: z.union([z.string(), z.array(z.string())]).optional(),
   dns_opt: z.array(z.string()).optional(),
   read_only: boolLike.optional(),
+  platform: z.string().optional(),
+  runtime: z.string().optional(),
   tmpfs: z.union([z.string(), z.array(z.string())]).optional(),
   deploy: deploy.optional(),
   'x-shoal': z.strictObject({ driver: z.string().optional() }).optional(),

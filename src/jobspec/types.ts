@@ -65,6 +65,10 @@ export interface TaskOptions {
   dnsOptions: string[];
   /** `read_only`: the container's root file system is read-only (its volumes and tmpfs mounts are not). */
   readOnly: boolean;
+  /** `platform` (`os/arch[/variant]`): the image is pulled for it. */
+  platform: string | null;
+  /** `runtime`: the engine's OCI runtime for the container (e.g. `io.containerd.wasmedge.v1`). */
+  runtime: string | null;
   /** `deploy.resources.limits.pids`: most processes the task may have; 0: no limit. */
   pidsLimit: number;
 }

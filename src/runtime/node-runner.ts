@@ -650,5 +650,7 @@ function optionsFor(spec: ServiceSpec, alloc: Allocation, nodeId: string, nodeNa
     ...(o.dnsOptions.length ? { dnsOptions: o.dnsOptions } : {}),
     ...(o.pidsLimit > 0 ? { pidsLimit: o.pidsLimit } : {}),
     ...(o.readOnly ? { readOnlyRootfs: true } : {}),
+    ...(o.platform !== null ? { platform: o.platform } : {}),
+    ...(o.runtime !== null ? { runtime: o.runtime } : {}),
   };
 }

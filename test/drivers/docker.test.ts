@@ -109,7 +109,7 @@ t.test('a service\'s options reach the engine: user, capabilities, sysctls, ulim
     id, name: 'opt', image: TEST_IMAGE, command: 'sh', args: ['-c', 'id -u > /data/uid; hostname > /data/host; cat /etc/hosts > /data/hosts; ulimit -n > /data/nofile; sleep 600'],
     mounts: [{ source: engine.dir, target: '/data' }], networkMode: 'host',
     user: '0:0', capAdd: ['NET_ADMIN'], capDrop: ['MKNOD'], ulimits: [{ name: 'nofile', soft: 1234, hard: 2048 }], init: true,
-    hostname: 'opt-1', extraHosts: ['db.local:10.0.0.5'], dnsSearch: ['example.org'], dnsOptions: ['ndots:2'], pidsLimit: 64,
+    hostname: 'opt-1', extraHosts: ['db.local:10.0.0.5'], dnsSearch: ['example.org'], dnsOptions: ['ndots:2'], pidsLimit: 64, runtime: 'runc',
   });
   t.teardown(() => d.destroy(h));
   const info = await engine.docker.getContainer(containerName(id)).inspect();
@@ -117,7 +117,7 @@ t.test('a service\'s options reach the engine: user, capabilities, sysctls, ulim
   t.equal(info.Config.User, '0:0');
   t.same([hc['CapAdd'], hc['CapDrop'], hc['Init'], hc['PidsLimit']], [['NET_ADMIN'], ['MKNOD'], true, 64]);
   t.same(hc['Ulimits'], [{ Name: 'nofile', Soft: 1234, Hard: 2048 }]);
-  t.same([hc['ExtraHosts'], hc['DnsSearch'], hc['DnsOptions']], [['db.local:10.0.0.5'], ['example.org'], ['ndots:2']]);
+  t.same([hc['ExtraHosts'], hc['DnsSearch'], hc['DnsOptions'], hc['Runtime']], [['db.local:10.0.0.5'], ['example.org'], ['ndots:2'], 'runc']);
   const { readFileSync, existsSync } = await import('node:fs');
   for (let i = 0; i < 100 && !existsSync(`${engine.dir}/nofile`); i++) await sleep(50);
   t.equal(readFileSync(`${engine.dir}/nofile`, 'utf8').trim(), '1234', 'the ulimit holds inside');

@@ -116,8 +116,10 @@ t.test('how a task runs: user, capabilities, sysctls, ulimits, init, host name, 
     user: '1000', capAdd: ['NET_ADMIN', 'CAP_SYS_TIME'], capDrop: ['ALL'], sysctls: { 'net.core.somaxconn': '1024' },
     ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }, { name: 'nproc', soft: 512, hard: 512 }], init: true,
     hostname: '{{.Service.Name}}-{{ .Task.Slot }}', extraHosts: ['db.local:10.0.0.5', 'v6:::1'], dns: ['1.1.1.1', '2606:4700:4700::1111'],
-    dnsSearch: ['example.org'], dnsOptions: ['ndots:2'], readOnly: false, pidsLimit: 100,
+    dnsSearch: ['example.org'], dnsOptions: ['ndots:2'], readOnly: false, platform: null, runtime: null, pidsLimit: 100,
   });
+  const wasm = ok('services:\n  w:\n    image: x\n    platform: WASI/wasm\n    runtime: io.containerd.wasmedge.v1\n').job.services[0]!.options!;
+  t.same([wasm.platform, wasm.runtime], ['wasi/wasm', 'io.containerd.wasmedge.v1'], 'platform and runtime');
   t.equal(job.services[1]!.options, undefined, 'a service that sets none has none: its canonical job is as before');
   t.equal(job.services[2]!.options?.user, 'nobody:nogroup', 'a process task takes a user');
   t.same(validateJob(JSON.parse(JSON.stringify(job)), 'rpc'), job, 'the canonical job validates');
@@ -135,6 +137,7 @@ t.test('how a task runs: user, capabilities, sysctls, ulimits, init, host name, 
   const proc = (line: string) => `services:\n  p:\n    x-shoal: { driver: process }\n    command: [sleep, "1"]\n    ${line}\n`;
   t.throws(() => ok(proc('sysctls: { net.core.somaxconn: 1 }')), { message: /job\.yaml:5:\d+: services\.p\.sysctls: a process shares its node's kernel settings \(a process task honours "user" only; use the docker driver\)/ });
   t.throws(() => ok(proc('hostname: h')), { message: /services\.p\.hostname: a process has its node's host name/ });
+  t.throws(() => ok(proc('runtime: runc')), { message: /services\.p\.runtime: an OCI runtime runs containers/ });
   t.throws(() => ok(proc('deploy: { resources: { limits: { pids: 5 } } }')), { message: /services\.p\.deploy: a pids limit is set on containers/ });
 });
 
