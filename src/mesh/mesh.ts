@@ -146,6 +146,11 @@ export class ServiceMesh {
   #refusedConnections = 0;
   readonly #bridges: ContainerBridges | undefined;
   #portsTaken: number[] = [];
+  /**
+   * The ports containers in the host's network listen on, by allocation: a virtual-address listener on one of them
+   * would take the port from the container (its bind to 0.0.0.0 would fail), so none is opened there.
+   */
+  readonly #hostNetworkPorts = new Map<string, number[]>();
   /** Loopback addresses given to single tasks, by allocation. */
   readonly #taskVips = new Map<string, string>();
   #taskVipCursor = 0;
@@ -247,6 +252,10 @@ export class ServiceMesh {
    */
   async prepare(alloc: Allocation, spec: ServiceSpec, previous: Record<string, number> | undefined, inUse: ReadonlySet<number>): Promise<{ env: Record<string, string>; ports: Record<string, number>; container?: ContainerAttachment }> {
     if (spec.driver === 'docker' && spec.networkMode === 'bridge') return this.#prepareContainer(alloc, spec);
+    if (spec.driver === 'docker') {
+      this.#hostNetworkPorts.set(alloc.id, targetPortsOf(spec));
+      await this.#releaseHostPorts();
+    }
     const ports: Record<string, number> = {};
     const env: Record<string, string> = {};
     const order = [...spec.ports.map((p) => p.target), ...spec.expose.map((p) => p.port)];
@@ -283,6 +292,17 @@ export class ServiceMesh {
       env['SHOAL_DNS'] = `${this.advertisedHost}:${dns.port}`;
     }
     return { env, ports };
+  }
+
+  /** Closes virtual-address listeners on ports a container in the host's network needs (before it starts). */
+  async #releaseHostPorts(): Promise<void> {
+    const reserved = new Set([...this.#hostNetworkPorts.values()].flat());
+    for (const [k, l] of this.#listeners) {
+      if (l.kind !== 'vip' || !reserved.has(l.port)) continue;
+      this.#listeners.delete(k);
+      await this.#close(l);
+      this.#log.info({ service: l.service, address: `${l.host}:${l.port}` }, 'a container in the host\'s network listens on this port: no virtual address on it here');
+    }
   }
 
   /** A container on bridges: a bridge per network it is on, an address on each, the services' addresses there. */
@@ -376,6 +396,8 @@ export class ServiceMesh {
       this.#servicePorts.delete(`dns:${key}`);
       this.#saveServicePorts();
     }
+    const local = new Set((this.#o.localTasks?.() ?? []).map((t) => t.allocId));
+    for (const id of this.#hostNetworkPorts.keys()) if (this.#o.localTasks && !local.has(id)) this.#hostNetworkPorts.delete(id);
     await this.#refreshBridges(catalog);
     await this.#pruneTaskListeners(catalog);
     await this.#syncVips(this.#o.localServices?.() ?? []);
@@ -452,6 +474,9 @@ export class ServiceMesh {
     }
     // Containers reach every service on their bridges' networks at its address on the bridge.
     for (const w of await this.#bridges?.serviceListeners(catalog) ?? []) wanted.set(`vip:${w.host}:${w.port}`, { service: w.service, vip: w.host, port: w.port, onlyFrom: w.onlyFrom });
+    // A container in the host's network holds these ports on every address: no virtual address may take them.
+    const reserved = new Set([...this.#hostNetworkPorts.values()].flat());
+    for (const [k, w] of wanted) if (reserved.has(w.port)) wanted.delete(k);
     // Only a full refresh (every local service) may close what is no longer wanted; a task starting adds only.
     if (local.length === new Set(this.#o.localServices?.() ?? local).size) {
       for (const [k, l] of this.#listeners) {
@@ -473,7 +498,7 @@ export class ServiceMesh {
         l.server = await this.#listen(l, w.port);
       } catch (err) {
         l.error = `cannot listen on ${w.vip}:${w.port}: ${describeError(err)}`;
-        this.#log.warn({ service: w.service, vip: w.vip, port: w.port, err: describeError(err) }, 'cannot listen on a virtual address');
+        if (!existing) this.#log.warn({ service: w.service, vip: w.vip, port: w.port, err: describeError(err) }, 'cannot listen on a virtual address');
       }
     }
   }

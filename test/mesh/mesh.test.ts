@@ -355,6 +355,17 @@ t.test('names: a task resolves the services it shares a network with to their vi
   t.equal(left.length, 1, 'a task that stops leaves tasks.api');
   t.equal(await get(left[0]!, 3000), 'api-1');
   t.equal(mesh.status().filter((l) => l.kind === 'task').length, 1, 'and its address is no longer listened on');
+
+  // A container in the host's network that listens on 3000 itself: no virtual address may hold port 3000 here
+  // (its bind to 0.0.0.0:3000 would fail), before it starts and after every refresh.
+  t.ok(mesh.status().some((l) => l.kind === 'vip' && l.address.endsWith(':3000')), 'api\'s virtual address listens on 3000');
+  world.place([{ id: 'api-3', service: 'api', node: 'n1' }]);
+  const apiSpec = world.job.services.find((s) => s.name === 'api')!;
+  await mesh.prepare(world.state.allocation('api-3')!, { ...apiSpec, driver: 'docker', image: 'x', command: null, networkMode: 'host' }, undefined, new Set());
+  t.notOk(mesh.status().some((l) => l.kind === 'vip' && l.address.endsWith(':3000')), 'closed before the container starts');
+  mesh.refresh();
+  await mesh.settled();
+  t.notOk(mesh.status().some((l) => l.kind === 'vip' && l.address.endsWith(':3000')), 'and not opened again');
 });
 
 t.test('a peer that holds its link but answers nothing: retried after the open timeout, or skipped at once when gossip suspects it', async (t) => {
