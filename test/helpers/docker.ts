@@ -23,12 +23,12 @@ export interface PrivateDockerd {
   stop(): Promise<void>;
 }
 
-function onPath(name: string): string | undefined {
+export function onPath(name: string): string | undefined {
   const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -37,10 +37,11 @@ function alive(pid: number): boolean {
   }
 }
 
-async function stopPid(pid: number): Promise<void> {
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone (or 5 s after the SIGKILL). */
+export async function stopPid(pid: number, graceMs = 20_000): Promise<void> {
   if (!alive(pid)) return;
   process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 200 && alive(pid); i++) await sleep(100);
+  for (let waited = 0; waited < graceMs && alive(pid); waited += 100) await sleep(100);
   if (alive(pid)) process.kill(pid, 'SIGKILL');
   for (let i = 0; i < 50 && alive(pid); i++) await sleep(100);
 }

@@ -44,7 +44,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { ShoalClient } from '../../src/rpc/index.js';
 import { SHOAL_BIN, startAgent, waitFor, type AgentProcess } from './agents.js';
-import { importBusybox, TEST_IMAGE } from './docker.js';
+import { alive, importBusybox, onPath, stopPid, TEST_IMAGE } from './docker.js';
 import { createNetwork, netnsAvailable, type NetnsNetwork, type TeardownContext } from './netns.js';
 
 export { TEST_IMAGE };
@@ -102,32 +102,10 @@ export interface DockerClusterOptions {
   extraAgentArgs?: string[];
 }
 
-function onPath(name: string): string | undefined {
-  const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (_gone) {
-    return false;
-  }
-}
-
 function killPid(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
   try {
     process.kill(pid, signal);
   } catch (_gone) { /* already gone */ }
-}
-
-async function stopPid(pid: number, graceMs: number): Promise<void> {
-  if (!alive(pid)) return;
-  killPid(pid, 'SIGTERM');
-  for (let waited = 0; waited < graceMs && alive(pid); waited += 50) await sleep(50);
-  if (alive(pid)) killPid(pid, 'SIGKILL');
-  for (let i = 0; i < 100 && alive(pid); i++) await sleep(50);
 }
 
 /** Pids of the processes whose command line names `dir` (a temp dir of this harness: its containerd and shims). */
