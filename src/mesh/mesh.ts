@@ -252,7 +252,7 @@ export class ServiceMesh {
    */
   async prepare(alloc: Allocation, spec: ServiceSpec, previous: Record<string, number> | undefined, inUse: ReadonlySet<number>): Promise<{ env: Record<string, string>; ports: Record<string, number>; container?: ContainerAttachment }> {
     if (spec.driver === 'docker' && spec.networkMode === 'bridge') return this.#prepareContainer(alloc, spec);
-    if (spec.driver === 'docker') {
+    if (spec.driver === 'docker' && spec.networkMode === 'host') {
       this.#hostNetworkPorts.set(alloc.id, targetPortsOf(spec));
       await this.#releaseHostPorts();
     }
