@@ -247,7 +247,7 @@ t.test('containers on per-network bridges, across three hosts with their own eng
       t.not(look.code, 0, 'nslookup web fails');
       const byName = await sh(outsider, 'timeout 5 wget -q -O - http://web:8080/');
       t.not(byName.code, 0, `outsider: http://web:8080/ fails (${byName.stderr.trim()})`);
-      t.not(byName.code, 143, `and fails at once, not killed by its 5 s timeout (${byName.ms} ms)`);
+      t.ok(byName.code !== 143 && byName.code !== null, `and fails by itself, not killed by a timeout (exit ${byName.code}, ${byName.ms} ms)`);
       for (const name of ['web.split', 'web.split.shoal']) {
         const r = await sh(outsider, `timeout 5 nslookup ${name}`);
         t.same(nslookupAddresses(r.stdout), [], `outsider: ${name} does not resolve`);
