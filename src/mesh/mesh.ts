@@ -396,9 +396,10 @@ export class ServiceMesh {
       this.#servicePorts.delete(`dns:${key}`);
       this.#saveServicePorts();
     }
-    const local = new Set((this.#o.localTasks?.() ?? []).map((t) => t.allocId));
+    const tasks = this.#o.localTasks?.() ?? [];
+    const local = new Set(tasks.map((t) => t.allocId));
     for (const id of this.#hostNetworkPorts.keys()) if (this.#o.localTasks && !local.has(id)) this.#hostNetworkPorts.delete(id);
-    await this.#refreshBridges(catalog);
+    await this.#refreshBridges(catalog, tasks);
     await this.#pruneTaskListeners(catalog);
     await this.#syncVips(this.#o.localServices?.() ?? []);
     for (const key of new Set(this.#o.localServices?.() ?? [])) if (byKey.has(key)) await this.#dnsFor(key).catch((err: unknown) => this.#log.warn({ service: key, err: describeError(err) }, 'cannot serve DNS for a service'));
@@ -430,10 +431,9 @@ export class ServiceMesh {
    * those of containers gone are forgotten, each bridge with containers answers DNS, and bridges of networks no task
    * here is on are removed.
    */
-  async #refreshBridges(catalog: readonly CatalogService[]): Promise<void> {
+  async #refreshBridges(catalog: readonly CatalogService[], tasks: readonly LocalTask[]): Promise<void> {
     const bridges = this.#bridges;
     if (!bridges) return;
-    const tasks = this.#o.localTasks?.() ?? [];
     try {
       await bridges.load(); // once: this agent's bridges from before a restart, with the containers still on them
     } catch (err) {
