@@ -71,3 +71,10 @@ export function uniquePrefixLength(ids: readonly string[]): number {
   }
   return length;
 }
+
+/** FNV-1a, 32 bits: a cheap, stable hash of a string, for spreading choices (a start in a range), never for security. */
+export function fnv1a32(text: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619) >>> 0;
+  return h;
+}

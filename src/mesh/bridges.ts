@@ -21,6 +21,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import { ShoalError, describeError } from '../lib/errors.js';
+import { fnv1a32 } from '../lib/ids.js';
 import { LIMITS } from '../lib/limits.js';
 import type { Logger } from '../log/logger.js';
 import type { CatalogService, CatalogView } from '../state/index.js';
@@ -120,11 +121,6 @@ export function checkBridgePool(cidr: string): string {
 
 const dotted = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 
-function hash32(s: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
-  return h;
-}
 
 export class ContainerBridges {
   readonly #o: ContainerBridgesOptions;
@@ -342,8 +338,8 @@ export class ContainerBridges {
         return undefined; // an IPv6 subnet cannot overlap ours
       }
     }).filter((r): r is { first: number; size: number } => r !== undefined);
-    const start = hash32(`${this.#o.nodeId}|${network}`) % blocks;
-    const node = hash32(this.#o.nodeId).toString(16).padStart(8, '0');
+    const start = fnv1a32(`${this.#o.nodeId}|${network}`) % blocks;
+    const node = fnv1a32(this.#o.nodeId).toString(16).padStart(8, '0');
     const engineName = `shoal-${node}-${network}`;
     let tries = 0;
     let last = '';
@@ -351,7 +347,7 @@ export class ContainerBridges {
       const first = pool.first + ((start + i) % blocks) * 256;
       if (used.some((u) => first < u.first + u.size && u.first < first + 256)) continue;
       tries++;
-      const bridgeName = `shl${hash32(`${this.#o.nodeId}|${network}|${tries}`).toString(16).padStart(8, '0')}`;
+      const bridgeName = `shl${fnv1a32(`${this.#o.nodeId}|${network}|${tries}`).toString(16).padStart(8, '0')}`;
       const subnet = `${dotted(first)}/24`;
       try {
         await this.#o.engine.create({

@@ -17,6 +17,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ShoalError, describeError } from '../lib/errors.js';
+import { fnv1a32 } from '../lib/ids.js';
 import { LIMITS } from '../lib/limits.js';
 import type { Logger } from '../log/logger.js';
 import { writeFileDurably } from '../platform/durable-file.js';
@@ -167,7 +168,7 @@ export class ServiceMesh {
         taskAddresses: (bridge, from, to) => this.#taskAddresses(to, bridge),
       });
     }
-    this.#cursor = (hashString(options.nodeId) % Math.max(1, options.taskPorts.high - options.taskPorts.low + 1));
+    this.#cursor = (fnv1a32(options.nodeId) % Math.max(1, options.taskPorts.high - options.taskPorts.low + 1));
   }
 
   /** Opens the service listeners tasks were given before a restart, then the ingress ports. */
@@ -813,8 +814,3 @@ function bindable(host: string, port: number): Promise<boolean> {
   });
 }
 
-function hashString(s: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
-  return h;
-}

@@ -7,6 +7,7 @@
  * health check (when it has one) passes, and its node is ready. A task the leader stops therefore leaves the catalog
  * in the same entry that tells its node to stop it, before its stop signal: no new connection is sent to it.
  */
+import { fnv1a32 } from '../lib/ids.js';
 import type { Job, NetworkSpec, ServiceSpec } from '../jobspec/types.js';
 import type { Allocation, JobRecord } from './types.js';
 
@@ -45,8 +46,7 @@ export function vipKey(network: string, service: string): string {
  * every replica of the state picks the same one.
  */
 export function pickVip(key: string, used: ReadonlySet<string>): string | undefined {
-  let h = 2166136261;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619) >>> 0;
+  const h = fnv1a32(key);
   for (let probe = 0; probe < VIP_COUNT; probe++) {
     const n = ((h + probe) % VIP_COUNT) + 1;
     const ip = `${VIP_PREFIX}${n >> 8}.${n & 255}`;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { newId, resolveIdPrefix, shortId, uniquePrefixLength, parseNodeId, isNodeId } from '../../src/lib/ids.js';
+import { fnv1a32, newId, resolveIdPrefix, shortId, uniquePrefixLength, parseNodeId, isNodeId } from '../../src/lib/ids.js';
 import { Random } from '../../src/lib/random.js';
 
 t.test('new ids are 32 hex characters and deterministic for a seed', async (t) => {
@@ -29,4 +29,10 @@ t.test('node ids are 64 hex characters', async (t) => {
   t.ok(isNodeId(id));
   t.equal(parseNodeId(id.toUpperCase()), id);
   t.throws(() => parseNodeId('xyz', '--peer'), { code: 'ERR_INVALID_ARGUMENT', message: /--peer: expected 64 hex/ });
+});
+
+t.test('fnv1a32: the standard FNV-1a 32-bit values', async (t) => {
+  t.equal(fnv1a32(''), 0x811c9dc5);
+  t.equal(fnv1a32('a'), 0xe40c292c);
+  t.equal(fnv1a32('foobar'), 0xbf9cf968);
 });
