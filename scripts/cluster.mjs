@@ -10,6 +10,7 @@
 // dir, agent.log and agent.pid. The agents keep their identity and state there, so the next run restarts the same
 // cluster; delete the folder for a fresh one. The agents run in their own process groups: Ctrl-C reaches this
 // script only, and the script stops them one by one, gracefully.
+import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import http from 'node:http';
@@ -307,8 +308,9 @@ async function runCounter() {
     say(`\n6. Skipping examples/counter (nginx in front of an app and redis-server, found by name through the service mesh): ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not installed (apt-get install nginx-light redis-server)`);
     return [];
   }
-  say(`\n6. Running a three-tier stack: shoal job run examples/counter/counter.yaml (nginx -> app -> redis, each found by name)`);
-  const env = { SHOAL_ADDR: apiAddress, SHOAL_EXAMPLES: path.join(REPO, 'examples'), COUNTER_PORT: String(COUNTER_PORT) };
+  say(`\n6. Running a three-tier stack: shoal job run examples/counter/counter.yaml (nginx -> app -> redis, each found by name; redis' password is a secret of the job)`);
+  // redis' password, a secret of the job that `shoal job run` reads from this variable.
+  const env = { SHOAL_ADDR: apiAddress, SHOAL_EXAMPLES: path.join(REPO, 'examples'), COUNTER_PORT: String(COUNTER_PORT), COUNTER_REDIS_PASSWORD: process.env.COUNTER_REDIS_PASSWORD ?? randomBytes(16).toString('hex') };
   const run = shoalCli(['job', 'run', 'examples/counter/counter.yaml', '--wait-timeout', '90'], { env, stdio: 'inherit', timeoutMs: 120_000 });
   if (stopping) return [];
   if (run.status !== 0) {

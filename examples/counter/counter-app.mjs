@@ -3,8 +3,10 @@
 // It listens on 127.0.0.1:$PORT and reaches redis at $SHOAL_SERVICE_REDIS (host:port of its agent's listener for
 // the `redis` service). It speaks redis' protocol itself (INCR is one line), so the example needs no npm package.
 // `node counter-app.mjs --check` is its health check: it asks the running app for /health.
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 
 const port = Number(process.env.PORT);
 if (!Number.isInteger(port) || port < 1) {
@@ -28,7 +30,15 @@ function serve() {
     process.exit(2);
   }
 
-  /** One connection to redis, opened again when it drops; replies come back in order. */
+  // redis wants a password: the job's secret, which the agent wrote in this task's private SHOAL_SECRETS_DIR.
+  let password = '';
+  try {
+    password = fs.readFileSync(path.join(process.env.SHOAL_SECRETS_DIR ?? '', 'redis_password'), 'utf8').trim();
+  } catch {
+    // no secret: redis without a password
+  }
+
+  /** One connection to redis, opened again when it drops (AUTH first); replies come back in order. */
   let socket;
   let buffer = '';
   const waiting = [];
@@ -46,6 +56,7 @@ function serve() {
         const w = waiting.shift();
         if (!w) continue;
         if (line.startsWith(':')) w.resolve(Number(line.slice(1)));
+        else if (line === '+OK') w.resolve(0);
         else w.reject(new Error(`redis answered ${line}`));
       }
     });
@@ -54,6 +65,10 @@ function serve() {
     };
     socket.on('error', fail);
     socket.on('close', () => fail(new Error('the connection to redis closed')));
+    if (password !== '') {
+      waiting.push({ resolve: () => {}, reject: (err) => console.error(`counter-app: AUTH failed: ${err.message}`) });
+      socket.write(`*2\r\n$4\r\nAUTH\r\n$${Buffer.byteLength(password)}\r\n${password}\r\n`);
+    }
     return socket;
   }
   function incr(key) {

@@ -14,6 +14,7 @@ import { registerAlloc } from './commands/alloc.js';
 import { registerNode } from './commands/node.js';
 import { registerService } from './commands/service.js';
 import { registerNetwork } from './commands/network.js';
+import { registerSecret } from './commands/secret.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerNode(program);
   registerService(program);
   registerNetwork(program);
+  registerSecret(program);
   return program;
 }
 

@@ -8,6 +8,10 @@
  *   none       nothing enforced (no cgroup access and no prlimit binary)
  * A task joins its cgroup before exec: it is spawned through `sh -c 'echo $$ > cgroup.procs; exec "$@"'`, so not
  * even its first allocation escapes the limit.
+ *
+ * A pids limit (`deploy.resources.limits.pids`) takes the pids controller (cgroup v2, or the v1 pids hierarchy);
+ * `ulimits` are set by prlimit (util-linux) between joining the cgroup and exec, whatever the isolation. A task that
+ * asks for either on a node that cannot enforce it fails to start, with the reason, rather than run unlimited.
  */
 import { promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
@@ -22,6 +26,9 @@ export interface Isolation {
   readonly v1MemoryRoot?: string;
   readonly v1CpuRoot?: string;
   readonly prlimitPath?: string;
+  /** The pids controller is enabled in the v2 root (pids.max can be written); v1: the pids hierarchy's shoal parent. */
+  readonly v2Pids?: boolean;
+  readonly v1PidsRoot?: string;
   /** Why a better mechanism was not used (shown by fingerprint). */
   readonly note: string;
 }
@@ -72,15 +79,26 @@ async function findOnPath(name: string): Promise<string | undefined> {
 /** Picks the best mechanism available; `prefer` forces a weaker one (tests, or operators who manage cgroups). */
 export async function detectIsolation(prefer: 'auto' | 'prlimit' | 'none' = 'auto', cgroupFs = '/sys/fs/cgroup'): Promise<Isolation> {
   const notes: string[] = [];
+  // prlimit sets ulimits under any isolation, and is the memory limit of last resort.
+  const prlimit = prefer === 'none' ? undefined : await findOnPath('prlimit');
+  const withPrlimit = prlimit ? { prlimitPath: prlimit } : {};
   if (prefer === 'auto') {
     try {
       const controllers = (await fs.readFile(path.join(cgroupFs, 'cgroup.controllers'), 'utf8')).split(/\s+/);
       if (controllers.includes('memory') && controllers.includes('cpu')) {
         const root = path.join(cgroupFs, 'shoal');
-        // Controllers must be enabled in every ancestor's subtree_control for the task's files to exist.
-        await fs.writeFile(path.join(cgroupFs, 'cgroup.subtree_control'), '+memory +cpu').catch(() => undefined);
-        if ((await mkdirp(root)) && (await fs.writeFile(path.join(root, 'cgroup.subtree_control'), '+memory +cpu').then(() => true, () => false))) {
-          return { kind: 'cgroup v2', v2Root: root, note: `cgroup v2 at ${root}` };
+        // Controllers must be enabled in every ancestor's subtree_control for the task's files to exist; pids if it
+        // can be, without it if not.
+        const enable = async (dir: string): Promise<'with pids' | 'without' | 'no'> => {
+          const file = path.join(dir, 'cgroup.subtree_control');
+          if (controllers.includes('pids') && (await fs.writeFile(file, '+memory +cpu +pids').then(() => true, () => false))) return 'with pids';
+          return (await fs.writeFile(file, '+memory +cpu').then(() => true, () => false)) ? 'without' : 'no';
+        };
+        await enable(cgroupFs);
+        const enabled = (await mkdirp(root)) ? await enable(root) : 'no';
+        if (enabled !== 'no') {
+          const pids = enabled === 'with pids';
+          return { kind: 'cgroup v2', v2Root: root, v2Pids: pids, ...withPrlimit, note: `cgroup v2 at ${root}${pids ? '' : ' (no pids controller: pids limits refused)'}` };
         }
         notes.push(`cgroup v2 found at ${cgroupFs} but controllers could not be delegated to ${root}`);
       } else {
@@ -93,22 +111,35 @@ export async function detectIsolation(prefer: 'auto' | 'prlimit' | 'none' = 'aut
         const memoryRoot = path.join(memory, 'shoal');
         const cpuRoot = path.join(cpu, 'shoal');
         if ((await mkdirp(memoryRoot)) && (await mkdirp(cpuRoot))) {
-          return { kind: 'cgroup v1', v1MemoryRoot: memoryRoot, v1CpuRoot: cpuRoot, note: `cgroup v1 at ${memoryRoot} and ${cpuRoot}` };
+          const pidsRoot = path.join(cgroupFs, 'pids', 'shoal');
+          const pids = (await writable(path.join(cgroupFs, 'pids'))) && (await mkdirp(pidsRoot));
+          return {
+            kind: 'cgroup v1', v1MemoryRoot: memoryRoot, v1CpuRoot: cpuRoot, ...(pids ? { v1PidsRoot: pidsRoot } : {}), ...withPrlimit,
+            note: `cgroup v1 at ${memoryRoot} and ${cpuRoot}${pids ? ` and ${pidsRoot}` : ' (no writable pids hierarchy: pids limits refused)'}`,
+          };
         }
       }
       notes.push(`no writable cgroup v2 (${cgroupFs}/cgroup.controllers) or v1 memory+cpu hierarchy`);
     }
   }
   if (prefer !== 'none') {
-    const prlimitPath = await findOnPath('prlimit');
-    if (prlimitPath) return { kind: 'prlimit', prlimitPath, note: [...notes, 'memory as an address-space rlimit via prlimit; CPU not limited'].join('; ') };
+    if (prlimit) return { kind: 'prlimit', prlimitPath: prlimit, note: [...notes, 'memory as an address-space rlimit via prlimit; CPU and pids not limited'].join('; ') };
     notes.push('no prlimit binary (util-linux)');
   }
   return { kind: 'none', note: [...notes, 'no limits enforced'].join('; ') };
 }
 
+/** Why this isolation cannot enforce a pids limit or ulimits, or undefined when it can (or none is asked for). */
+export function unenforceable(iso: Isolation, pidsLimit: number | undefined, ulimits: readonly { name: string }[] | undefined): string | undefined {
+  if (pidsLimit !== undefined && !(iso.kind === 'cgroup v2' && iso.v2Pids) && !(iso.kind === 'cgroup v1' && iso.v1PidsRoot)) {
+    return `a pids limit needs the cgroup pids controller, and this node has none Shoal can write (${iso.kind}: ${iso.note})`;
+  }
+  if ((ulimits?.length ?? 0) > 0 && !iso.prlimitPath) return `ulimits are set with prlimit (util-linux), which this node lacks (${iso.note})`;
+  return undefined;
+}
+
 /** Creates the task's cgroup(s) with its limits. Undefined when the isolation is not a cgroup. */
-export async function createTaskCgroup(iso: Isolation, taskId: string, resources: TaskResources | undefined): Promise<TaskCgroup | undefined> {
+export async function createTaskCgroup(iso: Isolation, taskId: string, resources: TaskResources | undefined, pidsLimit?: number): Promise<TaskCgroup | undefined> {
   if (iso.kind === 'cgroup v2' && iso.v2Root) {
     const dir = path.join(iso.v2Root, taskId);
     await fs.mkdir(dir, { recursive: true });
@@ -120,6 +151,7 @@ export async function createTaskCgroup(iso: Isolation, taskId: string, resources
     if (resources?.cpus !== undefined) {
       await fs.writeFile(path.join(dir, 'cpu.max'), `${Math.max(1000, Math.round(resources.cpus * CFS_PERIOD_US))} ${CFS_PERIOD_US}`);
     }
+    if (pidsLimit !== undefined) await fs.writeFile(path.join(dir, 'pids.max'), String(pidsLimit));
     return { version: 2, dirs: [dir], memoryDir: dir };
   }
   if (iso.kind === 'cgroup v1' && iso.v1MemoryRoot && iso.v1CpuRoot) {
@@ -137,6 +169,12 @@ export async function createTaskCgroup(iso: Isolation, taskId: string, resources
       await fs.writeFile(path.join(cpuDir, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(resources.cpus * CFS_PERIOD_US))));
       dirs.push(cpuDir);
     }
+    if (pidsLimit !== undefined && iso.v1PidsRoot) {
+      const pidsDir = path.join(iso.v1PidsRoot, taskId);
+      await fs.mkdir(pidsDir, { recursive: true });
+      await fs.writeFile(path.join(pidsDir, 'pids.max'), String(pidsLimit));
+      dirs.push(pidsDir);
+    }
     return { version: 1, dirs, memoryDir: memDir };
   }
   return undefined;
@@ -144,17 +182,31 @@ export async function createTaskCgroup(iso: Isolation, taskId: string, resources
 
 const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/** argv that joins the cgroup (or applies prlimit) and then execs the task's own argv. */
-export function wrapArgv(iso: Isolation, cg: TaskCgroup | undefined, resources: TaskResources | undefined, argv: readonly string[], ids?: { uid: number; gid: number }): string[] {
+/** prlimit's option for one ulimit (Compose's names are prlimit's), -1 meaning unlimited. */
+function ulimitArg(u: { name: string; soft: number; hard: number }): string {
+  const v = (n: number): string => (n < 0 ? 'unlimited' : String(n));
+  return `--${u.name}=${v(u.soft)}:${v(u.hard)}`;
+}
+
+/**
+ * argv that joins the cgroup (or applies prlimit) and then execs the task's own argv. `ulimits` go through prlimit
+ * (`unenforceable` says first whether there is one).
+ */
+export function wrapArgv(
+  iso: Isolation, cg: TaskCgroup | undefined, resources: TaskResources | undefined, argv: readonly string[], ids?: { uid: number; gid: number },
+  ulimits: readonly { name: string; soft: number; hard: number }[] = [],
+): string[] {
+  const limits = ulimits.map(ulimitArg);
   if (cg) {
     const procs = cg.dirs.map((d) => shellQuote(path.join(d, 'cgroup.procs'))).join(' ');
-    // Joining the cgroup takes root: the task's own user (if it has one) is taken after, by setpriv (util-linux).
+    // Joining the cgroup takes root: the task's own user (if it has one) is taken after, by setpriv (util-linux);
+    // ulimits before that, as raising a hard limit takes root too.
+    const prl = limits.length > 0 && iso.prlimitPath ? `${[iso.prlimitPath, ...limits].map(shellQuote).join(' ')} -- ` : '';
     const drop = ids ? `setpriv --reuid=${ids.uid} --regid=${ids.gid} --clear-groups -- ` : '';
-    return ['/bin/sh', '-c', `for f in ${procs}; do echo $$ > "$f" || exit 125; done; exec ${drop}"$@"`, 'shoal-task', ...argv];
+    return ['/bin/sh', '-c', `for f in ${procs}; do echo $$ > "$f" || exit 125; done; exec ${prl}${drop}"$@"`, 'shoal-task', ...argv];
   }
-  if (iso.kind === 'prlimit' && iso.prlimitPath && resources?.memoryBytes !== undefined) {
-    return [iso.prlimitPath, `--as=${resources.memoryBytes}`, '--', ...argv];
-  }
+  if (iso.kind === 'prlimit' && iso.prlimitPath && resources?.memoryBytes !== undefined) limits.unshift(`--as=${resources.memoryBytes}`);
+  if (limits.length > 0 && iso.prlimitPath) return [iso.prlimitPath, ...limits, '--', ...argv];
   return [...argv];
 }
 

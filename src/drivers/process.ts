@@ -29,7 +29,7 @@ import { silentLogger } from '../log/logger.js';
 import { systemClock } from '../platform/system-clock.js';
 import { CommandNotFoundError, DriverOperationError, InvalidTaskError, TaskLostError, TaskStartError } from './errors.js';
 import { HealthMonitor, NO_HEALTH, httpProbe, tcpProbe, type Probe } from './health.js';
-import { cgroupPids, createTaskCgroup, detectIsolation, memoryUsageBytes, oomKills, removeTaskCgroup, wrapArgv, type Isolation, type TaskCgroup } from './cgroup.js';
+import { cgroupPids, createTaskCgroup, detectIsolation, memoryUsageBytes, oomKills, removeTaskCgroup, unenforceable, wrapArgv, type Isolation, type TaskCgroup } from './cgroup.js';
 import { readLogs, rotateIfNeeded } from './logfiles.js';
 import { clip, stopParameters, validateTaskSpec } from './spec.js';
 import type { ExitResult, Fingerprint, LogChunk, LogOptions, TaskDriver, TaskHandle, TaskSpec, TaskStats, TaskStatus } from './types.js';
@@ -218,13 +218,15 @@ export class ProcessDriver implements TaskDriver {
     }
     const ids = spec.user === undefined ? undefined : await resolveUser(spec.id, spec.user);
     const iso = await this.#iso();
+    const cannot = unenforceable(iso, spec.pidsLimit, spec.ulimits);
+    if (cannot) throw new InvalidTaskError(spec.id, spec.pidsLimit !== undefined && cannot.startsWith('a pids') ? 'pidsLimit' : 'ulimits', cannot);
     let cgroup: TaskCgroup | undefined;
     try {
-      cgroup = await createTaskCgroup(iso, spec.id, spec.resources);
+      cgroup = await createTaskCgroup(iso, spec.id, spec.resources, spec.pidsLimit);
     } catch (err) {
       throw new TaskStartError(spec.id, `cannot create its ${iso.kind} cgroup: ${describeError(err)}`, { cause: err });
     }
-    const argv = wrapArgv(iso, cgroup, spec.resources, [executable, ...(spec.args ?? [])], ids);
+    const argv = wrapArgv(iso, cgroup, spec.resources, [executable, ...(spec.args ?? [])], ids, spec.ulimits);
     const out = openSync(path.join(logDir, 'stdout.log'), 'a');
     const err = openSync(path.join(logDir, 'stderr.log'), 'a');
     let child: ChildProcess;

@@ -94,7 +94,10 @@ export interface TaskSpec {
   readonly dnsOptions?: readonly string[];
   /** The user the task runs as: a name or uid, with an optional `:group` (docker: the image's by default; process: the agent's). */
   readonly user?: string;
-  /** Docker only: capabilities, sysctls, ulimits, an init, the host name, /etc/hosts entries, a pids limit. */
+  /**
+   * Docker only: capabilities, sysctls, an init, the host name, /etc/hosts entries. Both drivers: ulimits (the
+   * process driver through prlimit) and a pids limit (through the task's cgroup).
+   */
   readonly capAdd?: readonly string[];
   readonly capDrop?: readonly string[];
   readonly sysctls?: Readonly<Record<string, string>>;

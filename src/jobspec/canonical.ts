@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { JobSpecError, type JobIssue } from './errors.js';
 import { JOBSPEC_LIMITS } from './limits.js';
 import { CONSTRAINT_ATTRIBUTE_RE, NAME_MAX_CHARS, NAME_RE, SIGNALS, SPREAD_RE, checkJob, compareExposed, compareNames, isIpAddress } from './checks.js';
+import { MAX_FILE_MODE, MAX_FILE_OWNER_ID } from './file-objects.js';
 import { reportZodIssues, type IssuePath } from './zod-issues.js';
 import type { Job } from './types.js';
 
@@ -93,6 +94,22 @@ const volumeSchema = z.strictObject({
   driverOpts: stringMap('driver option'),
 });
 
+/** A secret or config the job declares; names are checked in checks.ts, where a Compose file's are too. */
+const fileObjectSchema = z.strictObject({
+  name: z.string(),
+  clusterName: z.string(),
+  external: z.boolean(),
+});
+
+/** A service's use of one; its target is checked by the service's driver in checks.ts. */
+const fileRefSchema = z.strictObject({
+  source: z.string(),
+  target: z.string(),
+  uid: wholeNumber('uid', 0, MAX_FILE_OWNER_ID).nullable(),
+  gid: wholeNumber('gid', 0, MAX_FILE_OWNER_ID).nullable(),
+  mode: wholeNumber(`mode (permission bits, 0 to ${MAX_FILE_MODE} = 0o7777)`, 0, MAX_FILE_MODE),
+});
+
 const healthInterval = (what: string, min: number) => wholeNumber(`${what} (ms)`, min, L.maxHealthIntervalMs);
 
 const healthSchema = z.strictObject({
@@ -158,6 +175,8 @@ const serviceSchema = z.strictObject({
   healthcheck: healthSchema.nullable(),
   stopGraceMs: wholeNumber('stopGraceMs', 0, L.maxStopGraceMs),
   stopSignal: z.string().refine((s) => SIGNALS.includes(s), { error: `stopSignal must be one of ${SIGNALS.join(', ')}` }),
+  secrets: z.array(fileRefSchema).optional(),
+  configs: z.array(fileRefSchema).optional(),
   options: optionsSchema.optional(),
   deploy: z.strictObject({
     mode: z.enum(['replicated', 'global'], { error: 'mode must be "replicated" or "global"' }),
@@ -180,6 +199,8 @@ export const jobSchema = z.strictObject({
   services: z.array(serviceSchema),
   networks: sortedList(networkSchema, (a, b) => compareNames(a.name, b.name), 'by name'),
   volumes: sortedList(volumeSchema, (a, b) => compareNames(a.name, b.name), 'by name').optional(),
+  secrets: sortedList(fileObjectSchema, (a, b) => compareNames(a.name, b.name), 'by name').optional(),
+  configs: sortedList(fileObjectSchema, (a, b) => compareNames(a.name, b.name), 'by name').optional(),
 }).superRefine((job, ctx) => {
   checkJob(job, (path, message) => ctx.addIssue({ code: 'custom', path, message }));
 }) satisfies z.ZodType<Job>;

@@ -1,16 +1,29 @@
 /**
  * Rules of a canonical job that no single field can check on its own: which driver takes an image, what a global
  * service may say about replicas, which published ports collide, which constraints contradict each other, which
- * networks a service may name and which names answer on each network. They run on the
- * canonical `Job`, so a Compose file (parse.ts) and a canonical JSON job (canonical.ts) obey the very same rules; each
- * caller maps the canonical field path to where the field came from.
+ * networks a service may name and which names answer on each network, which secrets and configs a service may use and
+ * where their files may go. They run on the canonical `Job`, so a Compose file (parse.ts) and a canonical JSON job
+ * (canonical.ts) obey the very same rules; each caller maps the canonical field path to where the field came from.
  */
 import { JOBSPEC_LIMITS } from './limits.js';
-import type { ExposedPort, Job, ServiceSpec, TaskOptions } from './types.js';
+import { normaliseAbsolute, normaliseRelative, type FileObjectKind } from './file-objects.js';
+import type { DriverName, ExposedPort, Job, ServiceSpec, TaskOptions } from './types.js';
 
 /** Job and service names: they end up in allocation ids, container names and DNS labels. */
 export const NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
 export const NAME_MAX_CHARS = 63;
+
+/**
+ * Secret and config names, as keys of the job file and in the cluster: Docker's rule for secret names (letters of
+ * either case, digits, `_`, `.` and `-`). A job's own are named `<job>_<key>` in the cluster, so that fits too.
+ */
+export const FILE_OBJECT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+export const FILE_OBJECT_NAME_MAX_CHARS = 64;
+const FILE_OBJECT_NAME_RULE = `1-${FILE_OBJECT_NAME_MAX_CHARS} letters, digits, "_", "." or "-", starting with a letter or digit`;
+
+export function isValidFileObjectName(name: string): boolean {
+  return FILE_OBJECT_NAME_RE.test(name) && name.length <= FILE_OBJECT_NAME_MAX_CHARS;
+}
 
 /** Signals a task may be stopped with. */
 export const SIGNALS: readonly string[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGKILL', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGSTOP', 'SIGCONT', 'SIGALRM', 'SIGPWR'];
@@ -91,6 +104,7 @@ export function checkJobRules(job: Job, report: ReportIssue, describe: DescribeP
   });
   checkNetworks(job, report);
   checkVolumes(job, report);
+  checkFileObjects(job, report, describe);
   checkPublishedPorts(job, report, describe);
   checkAliases(job, report, describe);
 }
@@ -206,6 +220,7 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
     if (s.networkMode === 'bridge') report(['networkMode'], 'the process driver runs tasks in the node\'s network; a bridge needs the docker driver');
     if (s.options) checkProcessOptions(s.options, report);
   }
+  checkFileRefTargets(s, report);
   if (s.networkMode === 'none' && s.ports.length > 0) report(['ports'], 'a service with network_mode: none cannot publish ports');
   if (s.networkMode === 'none' && s.expose.length > 0) report(['expose'], 'a service with network_mode: none cannot expose ports');
   if (s.ports.length > JOBSPEC_LIMITS.maxListEntries) report(['ports'], `has ${s.ports.length} entries; at most ${JOBSPEC_LIMITS.maxListEntries} are allowed`);
@@ -235,25 +250,116 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
   if (limits.memoryBytes > 0 && reservations.memoryBytes > limits.memoryBytes) report(['deploy', 'resources', 'reservations', 'memoryBytes'], 'reserves more memory than its limit allows');
 }
 
-/** A process task honours `user`; every other option is a container's, and is refused with the reason. */
+/**
+ * A process task honours `user`, `ulimits` (through prlimit) and the pids limit (through its cgroup; a node that has
+ * neither refuses the task when it starts, with the reason); every other option is a container's, and is refused.
+ */
 function checkProcessOptions(o: TaskOptions, report: ReportIssue): void {
   const refuse = (field: keyof TaskOptions, set: boolean, why: string): void => {
-    if (set) report(['options', field], `${why} (a process task honours "user" only; use the docker driver)`);
+    if (set) report(['options', field], `${why} (a process task honours "user", "ulimits" and the pids limit only; use the docker driver)`);
   };
   refuse('capAdd', o.capAdd.length > 0, 'a process runs with the agent\'s capabilities');
   refuse('capDrop', o.capDrop.length > 0, 'a process runs with the agent\'s capabilities');
   refuse('sysctls', Object.keys(o.sysctls).length > 0, 'a process shares its node\'s kernel settings');
-  refuse('ulimits', o.ulimits.length > 0, 'ulimits are set on containers');
   refuse('init', o.init, 'the agent itself reaps a process task and its children');
   refuse('hostname', o.hostname !== null, 'a process has its node\'s host name');
   refuse('extraHosts', o.extraHosts.length > 0, 'a process reads its node\'s /etc/hosts');
   refuse('dns', o.dns.length > 0, 'a process uses its node\'s resolver (and SHOAL_DNS for the cluster\'s names)');
   refuse('dnsSearch', o.dnsSearch.length > 0, 'a process uses its node\'s resolver');
   refuse('dnsOptions', o.dnsOptions.length > 0, 'a process uses its node\'s resolver');
-  refuse('pidsLimit', o.pidsLimit > 0, 'a pids limit is set on containers');
   refuse('readOnly', o.readOnly, 'a process shares its node\'s file systems');
   refuse('platform', o.platform !== null, 'a process runs its node\'s own binaries');
   refuse('runtime', o.runtime !== null, 'an OCI runtime runs containers');
+}
+
+/**
+ * Why a reference's canonical target cannot be used, if it cannot. A container's is an absolute path to a file in
+ * it; a process task's is a path inside SHOAL_SECRETS_DIR (SHOAL_CONFIGS_DIR), the only place its files are written:
+ * the rest of the file system it sees is its node's own. Either is written normalised, so that two references to
+ * one path are seen to clash.
+ */
+function targetProblem(kind: FileObjectKind, driver: DriverName, target: string): string | undefined {
+  if (driver === 'process') {
+    if (target.startsWith('/')) return `target "${target}": a process task sees the node's own file system: its secrets are files in SHOAL_SECRETS_DIR (configs: SHOAL_CONFIGS_DIR), named by a relative target`;
+    const normal = normaliseRelative(target);
+    if (normal.split('/')[0] === '..') return `target "${target}" would leave SHOAL_${kind.toUpperCase()}S_DIR: a relative target may not go above it with ".."`;
+    if (normal === '') return `target "${target}" names no file`;
+    if (normal !== target) return `target "${target}" must be written normalised, as "${normal}"`;
+    return undefined;
+  }
+  if (!target.startsWith('/')) return `a container's ${kind} target must be an absolute path, got "${target}"`;
+  const normal = normaliseAbsolute(target);
+  if (normal === '/') return `target "${target}" names no file`;
+  if (normal !== target) return `target "${target}" must be written normalised, as "${normal}"`;
+  return undefined;
+}
+
+/** The targets of a service's secrets and configs, by its driver. */
+function checkFileRefTargets(s: ServiceSpec, report: ReportIssue): void {
+  for (const kind of ['secret', 'config'] as const) {
+    const plural = `${kind}s` as const;
+    const refs = s[plural] ?? [];
+    if (refs.length > JOBSPEC_LIMITS.maxFileRefsPerService) report([plural], `a service may use at most ${JOBSPEC_LIMITS.maxFileRefsPerService} ${plural}, got ${refs.length}`);
+    refs.forEach((ref, j) => {
+      const problem = targetProblem(kind, s.driver, ref.target);
+      if (problem !== undefined) report([plural, j, 'target'], problem);
+    });
+  }
+}
+
+/**
+ * The job's secrets and configs, and the services' use of them: each names one the job declares, and no two of a
+ * service's files land on one path (a container's secrets and configs share its file system; a process task's are in
+ * two directories).
+ */
+function checkFileObjects(job: Job, report: ReportIssue, describe: DescribePath): void {
+  const declared = { secret: new Set<string>(), config: new Set<string>() };
+  for (const kind of ['secret', 'config'] as const) {
+    const plural = `${kind}s` as const;
+    const list = job[plural] ?? [];
+    const limit = kind === 'secret' ? JOBSPEC_LIMITS.maxSecretsPerJob : JOBSPEC_LIMITS.maxConfigsPerJob;
+    if (list.length > limit) report([plural], `a job may declare at most ${limit} ${plural}, got ${list.length}`);
+    const clusterNames = new Map<string, { at: CanonicalPath; external: boolean }>();
+    list.forEach((o, k) => {
+      const at = [plural, k];
+      if (declared[kind].has(o.name)) report([...at, 'name'], `${kind} "${o.name}" is listed twice`);
+      declared[kind].add(o.name);
+      if (!isValidFileObjectName(o.name)) {
+        report([...at, 'name'], `${kind} name "${o.name}" must be ${FILE_OBJECT_NAME_RULE}`);
+        return;
+      }
+      // (A name made from a job name that is not valid is reported with the job's name.)
+      if (!isValidFileObjectName(o.clusterName) && !(o.clusterName === `${job.name}_${o.name}` && !isValidName(job.name))) {
+        const hint = !o.external && o.clusterName === `${job.name}_${o.name}` ? ` (a job's own ${kind} is named <job>_<key> in the cluster: shorten the key, or set "name")` : '';
+        report([...at, 'clusterName'], `${kind} "${o.name}": its name in the cluster, "${o.clusterName}", must be ${FILE_OBJECT_NAME_RULE}${hint}`);
+        return;
+      }
+      // Two external entries may well name one object; one the job provides must be the only one of its name.
+      const before = clusterNames.get(o.clusterName);
+      if (before && !(before.external && o.external)) {
+        report([...at, 'clusterName'], `${kind} "${o.name}" has the cluster name "${o.clusterName}" of ${describe(before.at)} too: a ${kind} the job provides must be the only one of its name`);
+      } else if (!before) clusterNames.set(o.clusterName, { at, external: o.external });
+    });
+  }
+  job.services.forEach((s, i) => {
+    // A container's files share one name space; a process task's secrets and configs are in separate directories.
+    const targets: { kind: FileObjectKind; target: string; at: CanonicalPath }[] = [];
+    for (const kind of ['secret', 'config'] as const) {
+      const plural = `${kind}s` as const;
+      const known = [...declared[kind]].sort(compareNames).join(', ');
+      (s[plural] ?? []).forEach((ref, j) => {
+        const at = ['services', i, plural, j];
+        if (!declared[kind].has(ref.source)) {
+          report([...at, 'source'], `${kind} "${ref.source}" is not one of the job's ${plural} (${known === '' ? 'it declares none' : known}): declare it under the top-level "${plural}"`);
+        }
+        if (targetProblem(kind, s.driver, ref.target) !== undefined) return;
+        const clash = targets.find((t) => (s.driver === 'docker' || t.kind === kind) && (t.target === ref.target || ref.target.startsWith(`${t.target}/`) || t.target.startsWith(`${ref.target}/`)));
+        if (clash === undefined) targets.push({ kind, target: ref.target, at });
+        else if (clash.target === ref.target) report([...at, 'target'], `${kind} target "${ref.target}" is also the target of ${describe(clash.at)}`);
+        else report([...at, 'target'], `${kind} target "${ref.target}" and the target "${clash.target}" of ${describe(clash.at)} are one inside the other`);
+      });
+    }
+  });
 }
 
 function checkServiceNetworks(s: ServiceSpec, report: ReportIssue): void {

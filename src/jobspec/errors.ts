@@ -11,9 +11,14 @@ export interface JobIssue {
   message: string;
 }
 
+/** Where an issue is, as messages name it: `file:line:column: path` (without line and column when unknown). */
+export function formatWhere(at: Omit<JobIssue, 'message'>): string {
+  const where = at.line > 0 ? `${at.file}:${at.line}:${at.column}` : at.file;
+  return at.path ? `${where}: ${at.path}` : where;
+}
+
 export function formatIssue(issue: JobIssue): string {
-  const where = issue.line > 0 ? `${issue.file}:${issue.line}:${issue.column}` : issue.file;
-  return `${where}: ${issue.path ? `${issue.path}: ` : ''}${issue.message}`;
+  return `${formatWhere(issue)}: ${issue.message}`;
 }
 
 /** A job file that cannot be used. It lists every problem found, each with file, line and field path. */

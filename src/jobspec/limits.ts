@@ -2,6 +2,7 @@
  * Limits of job files. They are re-exported from here so the jobspec module reads them in one place; the values
  * live in src/lib/limits.ts with every other limit.
  */
+import { invariant } from '../lib/assert.js';
 import { LIMITS } from '../lib/limits.js';
 
 export const JOBSPEC_LIMITS = {
@@ -19,4 +20,14 @@ export const JOBSPEC_LIMITS = {
   maxNetworks: LIMITS.jobMaxNetworks,
   maxNetworksPerService: LIMITS.jobMaxNetworksPerService,
   maxAliasesPerNetwork: LIMITS.jobMaxAliasesPerNetwork,
+  /** Secrets one job declares (top-level `secrets:`), external ones included. */
+  maxSecretsPerJob: LIMITS.jobMaxSecrets,
+  /** Configs one job declares (top-level `configs:`), external ones included. */
+  maxConfigsPerJob: LIMITS.jobMaxConfigs,
+  /** A service's references to secrets, and separately to configs (one secret may be used at several targets). */
+  maxFileRefsPerService: LIMITS.jobMaxFileRefsPerService,
 } as const;
+
+// Every secret and config of a job that is at its limits must fit in the cluster's store at once.
+invariant(JOBSPEC_LIMITS.maxSecretsPerJob + JOBSPEC_LIMITS.maxConfigsPerJob <= LIMITS.stateMaxFileObjects,
+  'one job\'s secrets and configs must fit in the cluster\'s store of them (stateMaxFileObjects)');

@@ -1,8 +1,9 @@
 /**
  * Job files in, canonical jobs out.
  *
- *   text ─► size check ─► YAML (merge keys on) ─► drop harmless keys (warnings) ─► ${VAR} substitution
- *        ─► strict schema (zod) ─► conversion + semantic checks ─► Job
+ *   text ─► size check ─► YAML (merge keys on; `mode: 0440` kept octal) ─► drop harmless keys (warnings)
+ *        ─► ${VAR} substitution ─► strict schema (zod) ─► conversion + semantic checks
+ *        ─► Job, and where the contents of its own secrets and configs are (for the CLI to read)
  *
  * A canonical job in JSON (what `shoal job run --output` prints) goes to canonical.ts instead; the cross-field
  * rules of checks.ts apply to both.
@@ -11,16 +12,17 @@
  * once. Nothing here touches the cluster: a file that fails changes nothing.
  */
 import { LineCounter, parseDocument, isMap, isScalar, type Document } from 'yaml';
-import { JobSpecError, formatIssue, type JobIssue } from './errors.js';
+import { JobSpecError, formatIssue, formatWhere, type JobIssue } from './errors.js';
 import { interpolate, type Env } from './interpolate.js';
-import { HARMLESS_KEYS, fileSchema, type ComposeFile, type ComposeNetwork, type ComposeService } from './schema.js';
+import { HARMLESS_KEYS, fileSchema, type ComposeFile, type ComposeFileObject, type ComposeNetwork, type ComposeService } from './schema.js';
 import { parseBytes, parseCpuMillicores, parseDurationMs, splitCommand } from './units.js';
-import type { BindMount, Constraint, ExposedPort, HealthCheck, Job, NetworkSpec, PortMapping, Resources, RestartPolicy, ServiceNetwork, ServiceSpec, TaskOptions, VolumeSpec } from './types.js';
+import type { BindMount, Constraint, DriverName, ExposedPort, FileObjectSource, FileObjectSpec, FileRef, HealthCheck, Job, NetworkSpec, PortMapping, Resources, RestartPolicy, ServiceNetwork, ServiceSpec, TaskOptions, VolumeSpec } from './types.js';
 import { JOBSPEC_LIMITS } from './limits.js';
 import { DEFAULT_NETWORK, SIGNALS, SPREAD_RE, checkJobRules, checkServiceCount, compareExposed, compareNames, isIpAddress, isValidName, type CanonicalPath } from './checks.js';
 import { reportZodIssues } from './zod-issues.js';
 import { markOrigin, mergeCompose, originKey } from './merge.js';
 import { looksCanonical, parseCanonicalJob } from './canonical.js';
+import { DEFAULT_FILE_MODE, MAX_FILE_OWNER_ID, isPlausibleMode, markOctalModes, parseFileMode, resolveTarget, type FileObjectKind } from './file-objects.js';
 
 export interface ParseOptions {
   /** Shown in every message; its base name is the job's name when the file has none. */
@@ -36,13 +38,19 @@ export interface ParseOptions {
    * cannot. Absent: a job file that names one is refused (this core does no I/O itself).
    */
   readFile?: (path: string) => string;
-  /** The CLI user's home directory, for a bind source written `~/...`; absent: such a source is refused. */
+  /** The CLI user's home directory, for a bind source (or a secret's file) written `~/...`; absent: refused. */
   home?: string;
 }
 
 export interface ParseResult {
   job: Job;
   warnings: string[];
+  /**
+   * The contents to read for the job's own secrets and configs (those not `external`), one per declared entry, in
+   * the job's order (secrets, then configs, each by name); the caller (the CLI) reads them and registers them with
+   * the job. Nothing here reads them: a file is a path, an environment variable a name. Empty for canonical JSON.
+   */
+  contents: FileObjectSource[];
 }
 
 type Path = (string | number)[];
@@ -60,8 +68,11 @@ class Collector {
   readonly warnings: JobIssue[] = [];
   #source: Source;
 
-  /** `originOf` says which of several merged files set a path (the last one); one file: always the first. */
-  constructor(readonly file: string, doc: Document | undefined, lines: LineCounter, readonly sources: Source[] = [], readonly originOf: (path: Path) => number = () => 0) {
+  /**
+   * `originOf` says which of several merged files set a path (the last one); one file: always the first. `inFile`
+   * gives a path's path in that file (a list entry may have another index there).
+   */
+  constructor(readonly file: string, doc: Document | undefined, lines: LineCounter, readonly sources: Source[] = [], readonly originOf: (path: Path) => number = () => 0, readonly inFile: (path: Path) => Path = (path) => path) {
     this.#source = { file, doc: doc as Document, lines };
   }
 
@@ -70,9 +81,10 @@ class Collector {
     return this.sources[this.originOf(key === undefined ? path : [...path, key])] ?? this.sources[0];
   }
 
-  position(path: Path, key?: string): { line: number; column: number } {
-    const source = this.#sourceOf(path, key);
+  position(merged: Path, key?: string): { line: number; column: number } {
+    const source = this.#sourceOf(merged, key);
     if (!source) return { line: 0, column: 0 };
+    const path = this.inFile(merged);
     const doc = source.doc;
     const pos = (offset: number) => {
       const p = source.lines.linePos(offset);
@@ -100,6 +112,11 @@ class Collector {
 
   warn(path: Path, message: string, key?: string): void {
     this.warnings.push({ file: this.#sourceOf(path, key)?.file ?? this.file, ...this.position(path, key), path: [...path, ...(key === undefined ? [] : [key])].join('.'), message });
+  }
+
+  /** `file:line:column: path` of a field, as an issue there would name it (for errors found later, by the CLI). */
+  where(path: Path, key?: string): string {
+    return formatWhere({ file: this.#sourceOf(path, key)?.file ?? this.file, ...this.position(path, key), path: [...path, ...(key === undefined ? [] : [key])].join('.') });
   }
 }
 
@@ -129,13 +146,14 @@ function readYaml(text: string, file: string, bytesLimit = JOBSPEC_LIMITS.maxJob
     throw new JobSpecError([{ file, line: 1, column: 1, path: '', message: 'a job file must be a mapping with a "services" key' }]);
   }
   const tree = raw as Record<string, unknown>;
+  markOctalModes(doc, tree);
   dropHarmless(tree, c);
   return { source: { file, doc, lines }, tree, c };
 }
 
 export function parseJobFile(text: string, options: ParseOptions): ParseResult {
   // Canonical JSON names itself and is already converted: no substitution, no defaults, no --name.
-  if (new TextEncoder().encode(text).length <= JOBSPEC_LIMITS.maxJobFileBytes && looksCanonical(text, options.file)) return { job: parseCanonicalJob(text, options.file), warnings: [] };
+  if (new TextEncoder().encode(text).length <= JOBSPEC_LIMITS.maxJobFileBytes && looksCanonical(text, options.file)) return { job: parseCanonicalJob(text, options.file), warnings: [], contents: [] };
   const { tree, c } = readYaml(text, options.file);
   return convertTree(tree, c, options);
 }
@@ -154,9 +172,10 @@ export function parseJobFiles(files: { file: string; text: string }[], options: 
     return readYaml(f.text, f.file);
   });
   const origins = new Map<string, number>();
+  const moved = new Map<string, Path>();
   let tree: unknown = read[0]!.tree;
   markOrigin(origins, [], tree, 0);
-  for (let i = 1; i < read.length; i++) tree = mergeCompose(tree, read[i]!.tree, [], i, origins);
+  for (let i = 1; i < read.length; i++) tree = mergeCompose(tree, read[i]!.tree, [], i, origins, moved);
   const originOf = (path: Path): number => {
     for (let n = path.length; n >= 0; n--) {
       const i = origins.get(originKey(path.slice(0, n)));
@@ -164,7 +183,14 @@ export function parseJobFiles(files: { file: string; text: string }[], options: 
     }
     return 0;
   };
-  const c = new Collector(files[0]!.file, undefined, read[0]!.source.lines, read.map((r) => r.source), originOf);
+  const inFile = (path: Path): Path => {
+    for (let n = path.length; n > 0; n--) {
+      const at = moved.get(originKey(path.slice(0, n)));
+      if (at !== undefined) return [...at, ...path.slice(n)];
+    }
+    return path;
+  };
+  const c = new Collector(files[0]!.file, undefined, read[0]!.source.lines, read.map((r) => r.source), originOf, inFile);
   for (const r of read) c.warnings.push(...r.c.warnings);
   const result = convertTree(tree as Record<string, unknown>, c, { ...options, file: files[0]!.file });
   return result;
@@ -178,9 +204,9 @@ function convertTree(tree: Record<string, unknown>, c: Collector, options: Parse
     reportZodIssues(parsed.error, substituted, (path, message, key) => c.error(path, message, key), UNSUPPORTED_HINTS);
     throw new JobSpecError(c.issues);
   }
-  const job = convert(parsed.data, options, c);
-  if (c.issues.length > 0 || job === undefined) throw new JobSpecError(c.issues);
-  return { job, warnings: c.warnings.map(formatIssue) };
+  const converted = convert(parsed.data, options, c);
+  if (c.issues.length > 0 || converted === undefined) throw new JobSpecError(c.issues);
+  return { job: converted.job, warnings: c.warnings.map(formatIssue), contents: converted.contents };
 }
 
 /**
@@ -213,6 +239,8 @@ function dropHarmless(tree: Record<string, unknown>, c: Collector): void {
     }
   }
   dropExtensions(tree['networks']);
+  dropExtensions(tree['secrets']);
+  dropExtensions(tree['configs']);
   const services = tree['services'];
   if (typeof services !== 'object' || services === null || Array.isArray(services)) return;
   for (const [name, svc] of Object.entries(services as Record<string, unknown>)) {
@@ -241,7 +269,7 @@ function dropHarmless(tree: Record<string, unknown>, c: Collector): void {
   }
 }
 
-/** Drops `x-*` fields from each entry of a mapping of network definitions, as Compose ignores them there too. */
+/** Drops `x-*` fields from each entry of a mapping of network (secret, config) definitions, as Compose ignores them. */
 function dropExtensions(map: unknown): void {
   if (typeof map !== 'object' || map === null || Array.isArray(map)) return;
   for (const entry of Object.values(map)) {
@@ -268,8 +296,6 @@ function substitute(value: unknown, path: Path, env: Env, c: Collector): unknown
 }
 
 const UNSUPPORTED_HINTS: Record<string, string> = {
-  secrets: 'secrets are not supported yet',
-  configs: 'configs are not supported yet',
   privileged: '"privileged" is not allowed',
   devices: 'devices are not supported',
 };
@@ -609,6 +635,124 @@ function convertJobVolumes(volumes: ComposeFile['volumes'], c: Collector): Volum
   return out.sort((a, b) => compareNames(a.name, b.name));
 }
 
+const FILE_OBJECT_SOURCES = ['file', 'environment', 'content'] as const;
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The top-level `secrets:` or `configs:`, sorted by name (none: undefined), and where the contents of those the job
+ * provides come from, in the same order. Nothing is read here: a file is resolved to an absolute path, an environment
+ * variable is checked to be set (its value is not kept), a config's `content` is taken as written (after ${VAR}
+ * substitution). `shoal job run` reads them; `--output` and `job plan` do not.
+ */
+function convertFileObjects(kind: FileObjectKind, defs: Record<string, ComposeFileObject | null> | undefined, job: string, options: ParseOptions, c: Collector): { specs: FileObjectSpec[] | undefined; contents: FileObjectSource[] } {
+  const plural = `${kind}s`;
+  const specs: FileObjectSpec[] = [];
+  const contents: FileObjectSource[] = [];
+  const choices = kind === 'secret' ? 'file, environment or external: true' : 'file, environment, content or external: true';
+  for (const [key, entry] of Object.entries(defs ?? {})) {
+    const at = [plural, key];
+    const def: ComposeFileObject = entry ?? {};
+    if (def.labels !== undefined) c.warn(at, `"labels" of a ${kind} are ignored`, 'labels');
+    for (const field of ['driver', 'driver_opts', 'template_driver'] as const) {
+      if (def[field] !== undefined) c.error(at, `"${field}" is not supported: Shoal keeps ${plural} itself, as they are given (by \`shoal job run\`, or \`shoal ${kind} create\`)`, field);
+    }
+    // A secret's value in the file would be in every copy of it, and in its history.
+    const refused = kind === 'secret' && def.content !== undefined;
+    if (refused) c.error(at, 'a secret\'s value must not be written in the job file; use file: or environment:', 'content');
+    const ext = def.external;
+    const external = typeof ext === 'object' || (ext !== undefined && asBool(ext, [...at, 'external'], c));
+    const given: string[] = FILE_OBJECT_SOURCES.filter((f) => def[f] !== undefined && !(refused && f === 'content'));
+    if (external) given.push('external');
+    // (An `external` that is not a boolean is reported as such: whatever it meant, it was about the source.)
+    const externalRead = ext === undefined || typeof ext === 'object' || typeof ext === 'boolean' || ext === 'true' || ext === 'false';
+    if (given.length > 1) c.error(at, `${kind} "${key}" takes one of ${choices}, got ${given.join(' and ')}`);
+    else if (given.length === 0 && !refused && externalRead) c.error([plural], `${kind} "${key}" needs one of ${choices}`, key);
+    const externalName = typeof ext === 'object' ? ext.name : undefined;
+    if (externalName !== undefined && def.name !== undefined && def.name !== externalName) {
+      c.error(at, `external.name "${externalName}" and name "${def.name}" disagree; use name alone (external.name is deprecated)`, 'name');
+    }
+    // As Compose: `name:` names the object in the cluster; else an external one is its key, and the job's own is
+    // `<job>_<key>`, so that two jobs' `db_password` are two secrets.
+    const clusterName = external ? def.name ?? externalName ?? key : def.name ?? `${job}_${key}`;
+    specs.push({ name: key, clusterName, external });
+    if (external || given.length !== 1 || given[0] === 'external') continue;
+    const field = given[0] as (typeof FILE_OBJECT_SOURCES)[number];
+    const where = c.where([...at, field]);
+    if (field === 'file') {
+      const file = resolveObjectFile(def.file!, [...at, 'file'], options, c);
+      if (file !== undefined) contents.push({ kind, name: key, clusterName, file, where });
+    } else if (field === 'environment') {
+      const variable = def.environment!;
+      if (!ENV_NAME_RE.test(variable)) c.error([...at, 'environment'], `"${variable}" is not the name of an environment variable (letters, digits and "_", not starting with a digit)`);
+      else if ((options.env ?? {})[variable] === undefined) c.error([...at, 'environment'], `the environment variable ${variable} is not set: \`shoal job run\` takes the ${kind}'s value from it`);
+      else contents.push({ kind, name: key, clusterName, environment: variable, where });
+    } else {
+      contents.push({ kind, name: key, clusterName, content: def.content!, where });
+    }
+  }
+  specs.sort((a, b) => compareNames(a.name, b.name));
+  contents.sort((a, b) => compareNames(a.name, b.name));
+  return { specs: specs.length > 0 ? specs : undefined, contents };
+}
+
+/** A secret's or config's `file:`, as an absolute path on the CLI's machine (resolved as a bind mount's source). */
+function resolveObjectFile(file: string, path: Path, options: ParseOptions, c: Collector): string | undefined {
+  if (file === '') {
+    c.error(path, 'is empty (a variable that is not set?)');
+    return undefined;
+  }
+  if (file.startsWith('~')) {
+    if (options.home === undefined || !(file === '~' || file.startsWith('~/'))) {
+      c.error(path, `"${file}": "~" is expanded only by \`shoal job run\` on its machine, and only as "~/..."; use an absolute path`);
+      return undefined;
+    }
+    return joinPath(options.home, file.slice(1));
+  }
+  if (file.startsWith('/')) return joinPath('/', file);
+  if (options.baseDir === undefined) {
+    c.error(path, `"${file}" is relative, and there is no job file directory to resolve it against; use an absolute path`);
+    return undefined;
+  }
+  return joinPath(options.baseDir, file);
+}
+
+/**
+ * A service's `secrets:` or `configs:` (short syntax: the key; long: `{ source, target, uid, gid, mode }`), in the
+ * file's order, with their canonical targets for the service's driver (file-objects.ts), and for each the index of
+ * the entry it came from. Whether each source is declared, and each target usable, is checked on the job
+ * (checks.ts). None: undefined.
+ */
+function convertFileRefs(kind: FileObjectKind, list: ComposeService['secrets'], driver: DriverName, path: Path, c: Collector): { refs: FileRef[] | undefined; from: number[] } {
+  const refs: FileRef[] = [];
+  const from: number[] = [];
+  (list ?? []).forEach((entry, i) => {
+    const at = [...path, i];
+    const ref: { source: string; target?: string; uid?: string | number; gid?: string | number; mode?: string | number } = typeof entry === 'string' ? { source: entry } : entry;
+    if (ref.target === '') {
+      c.error([...at, 'target'], 'is empty (a variable that is not set?)');
+      return;
+    }
+    const owner = (field: 'uid' | 'gid'): number | null => (ref[field] === undefined ? null : asInt(ref[field], [...at, field], c, 0, MAX_FILE_OWNER_ID, field) ?? null);
+    let mode = DEFAULT_FILE_MODE;
+    if (ref.mode !== undefined) {
+      const parsed = parseFileMode(ref.mode);
+      if (typeof parsed === 'string') {
+        c.error([...at, 'mode'], parsed);
+        return;
+      }
+      mode = parsed;
+      // `mode: 440` is decimal to Docker too (0670: group-writable); its author most likely meant 0440. (256, the
+      // decimal 0400, or 420, 0644, are left alone: they are what they say.)
+      if (typeof ref.mode === 'number' && /^[0-7]{3,4}$/.test(String(ref.mode)) && !isPlausibleMode(mode)) {
+        c.warn([...at, 'mode'], `mode ${ref.mode} is the decimal number ${ref.mode} (0${mode.toString(8)} in octal), as Docker reads it; for the permission bits 0${ref.mode}, write 0${ref.mode}`);
+      }
+    }
+    refs.push({ source: ref.source, target: resolveTarget(kind, driver, ref.source, ref.target), uid: owner('uid'), gid: owner('gid'), mode });
+    from.push(i);
+  });
+  return { refs: refs.length > 0 ? refs : undefined, from };
+}
+
 function convertHealth(h: ComposeService['healthcheck'], path: Path, c: Collector): HealthCheck | null {
   if (h === undefined || h.disable === true) return null;
   let test: string[];
@@ -750,6 +894,8 @@ interface ServiceOrigins extends NetworkOrigins {
   ports: number[];
   expose: number[];
   constraints: number[];
+  secrets: number[];
+  configs: number[];
 }
 
 /** A converted service, with what is needed to name its fields as the file does. */
@@ -878,6 +1024,8 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
   const labels = { ...toStringMap(s.labels, [...path, 'labels'], c, env, 'label'), ...toStringMap(d.labels, [...path, 'deploy', 'labels'], c, env, 'label') };
   const constraints = convertConstraints(placement.constraints, [...path, 'deploy', 'placement', 'constraints'], c);
   const options = convertOptions(s, path, c, env);
+  const secrets = convertFileRefs('secret', s.secrets, driver, [...path, 'secrets'], c);
+  const configs = convertFileRefs('config', s.configs, driver, [...path, 'configs'], c);
   const spec: ServiceSpec = {
     name,
     driver,
@@ -896,6 +1044,8 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     healthcheck: convertHealth(s.healthcheck, [...path, 'healthcheck'], c),
     stopGraceMs,
     stopSignal,
+    ...(secrets.refs ? { secrets: secrets.refs } : {}),
+    ...(configs.refs ? { configs: configs.refs } : {}),
     ...(options ? { options } : {}),
     deploy: {
       mode: mode === 'global' ? 'global' : 'replicated',
@@ -907,7 +1057,7 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     },
   };
   warnPortVariable(spec, s.environment, [...path, 'environment'], c, env);
-  return { spec, compose: s, path, origins: { ports: ports.from, expose: expose.from, constraints: constraints.from, ...networks.origins } };
+  return { spec, compose: s, path, origins: { ports: ports.from, expose: expose.from, constraints: constraints.from, secrets: secrets.from, configs: configs.from, ...networks.origins } };
 }
 
 const COMPOSE_KEYS: Record<string, string> = {
@@ -933,6 +1083,8 @@ function composePath(at: CanonicalPath, s: ComposeService, base: Path, origins: 
       key = (list === 'ports' ? origins.ports[part]
         : list === 'expose' ? origins.expose[part]
           : list === 'constraints' ? origins.constraints[part]
+            : list === 'secrets' ? origins.secrets[part]
+            : list === 'configs' ? origins.configs[part]
             : list === 'networks' ? origins.networks[part]
               : list === 'aliases' && typeof network === 'number' ? origins.aliases[network]?.[part]
                 : part) ?? part;
@@ -956,7 +1108,7 @@ export function jobNameFromFile(file: string): string {
   return base.toLowerCase().replace(/[^a-z0-9_-]/g, '').replace(/^[-_]+/, '').slice(0, 63);
 }
 
-function convert(file: ComposeFile, options: ParseOptions, c: Collector): Job | undefined {
+function convert(file: ComposeFile, options: ParseOptions, c: Collector): { job: Job; contents: FileObjectSource[] } | undefined {
   const fromFile = file.name === undefined && options.name === undefined;
   const name = file.name ?? options.name ?? jobNameFromFile(options.file);
   if (!isValidName(name)) {
@@ -978,7 +1130,12 @@ function convert(file: ComposeFile, options: ParseOptions, c: Collector): Job | 
     converted.push(convertService(svcName, svc, ['services', svcName], c, options.env ?? {}, options.baseDir ?? '/', type === 'batch', options.readFile, options.home));
   }
   const volumes = convertJobVolumes(file.volumes, c);
-  const job: Job = { name, type: type === 'batch' ? 'batch' : 'service', services: converted.map((s) => s.spec), networks, ...(volumes ? { volumes } : {}) };
+  const secrets = convertFileObjects('secret', file.secrets, name, options, c);
+  const configs = convertFileObjects('config', file.configs, name, options, c);
+  const job: Job = {
+    name, type: type === 'batch' ? 'batch' : 'service', services: converted.map((s) => s.spec), networks, ...(volumes ? { volumes } : {}),
+    ...(secrets.specs ? { secrets: secrets.specs } : {}), ...(configs.specs ? { configs: configs.specs } : {}),
+  };
   // The shared rules speak of canonical paths (`services.0.ports.1`); report them, and name the fields they cite, as
   // the file has them (`services.api.ports.1`).
   const toCompose = (at: CanonicalPath): Path => {
@@ -996,15 +1153,26 @@ function convert(file: ComposeFile, options: ParseOptions, c: Collector): Job | 
       if (file.networks === undefined) return [];
       return network !== undefined && network in file.networks ? ['networks', network] : ['networks'];
     }
+    if (root === 'secrets' || root === 'configs') {
+      const key = typeof index === 'number' ? job[root]?.[index]?.name : undefined;
+      const defs = file[root];
+      if (key === undefined || defs === undefined || !(key in defs)) return [root];
+      // A cluster name the file gives is at `name` (or the deprecated `external.name`); else it comes from the key.
+      const def = defs[key];
+      if (rest[0] === 'clusterName' && def?.name !== undefined) return [root, key, 'name'];
+      if (rest[0] === 'clusterName' && typeof def?.external === 'object') return [root, key, 'external', 'name'];
+      return [root, key];
+    }
     return at.slice(0, 1);
   };
   checkJobRules(job, (at, message) => {
     const path = toCompose(at);
     const last = path[path.length - 1];
-    // An entry of a networks mapping is often empty (`backend:`), and a top-level key's value starts a line below it:
-    // point at the key.
-    if (typeof last === 'string' && (path.length === 1 || path[path.length - 2] === 'networks')) c.error(path.slice(0, -1), message, last);
+    // An entry of a networks (secrets, configs) mapping is often empty (`backend:`), and a top-level key's value
+    // starts a line below it: point at the key.
+    const keyed = path[path.length - 2] === 'networks' || (path.length === 2 && (path[0] === 'secrets' || path[0] === 'configs'));
+    if (typeof last === 'string' && (path.length === 1 || keyed)) c.error(path.slice(0, -1), message, last);
     else c.error(path, message);
   }, (at) => toCompose(at).join('.'));
-  return c.issues.length === 0 ? job : undefined;
+  return c.issues.length === 0 ? { job, contents: [...secrets.contents, ...configs.contents] } : undefined;
 }

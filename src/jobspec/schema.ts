@@ -64,6 +64,31 @@ const volumeLong = z.strictObject({
   tmpfs: z.strictObject({ size: z.union([z.string(), z.number()]).optional(), mode: z.unknown().optional() }).optional(),
 });
 
+/**
+ * A top-level secret or config. The keys Shoal refuses (`driver`, `template_driver`, `driver_opts`, and `content` on
+ * a secret) are accepted here and refused by the conversion, so that the message can say why.
+ */
+const fileObjectLong = z.strictObject({
+  file: z.string().optional(),
+  environment: z.string().optional(),
+  content: z.string().optional(),
+  external: z.union([boolLike, z.strictObject({ name: z.string() })]).optional(),
+  name: z.string().optional(),
+  labels: z.unknown().optional(),
+  driver: z.unknown().optional(),
+  driver_opts: z.unknown().optional(),
+  template_driver: z.unknown().optional(),
+});
+
+/** A service's use of a secret or config: its key alone, or Compose's long syntax (uid and gid are strings there). */
+const fileRef = z.union([z.string(), z.strictObject({
+  source: z.string(),
+  target: z.string().optional(),
+  uid: intLike.optional(),
+  gid: intLike.optional(),
+  mode: intLike.optional(),
+})]);
+
 const healthcheck = z.strictObject({
   test: stringOrList.optional(),
   interval: scalar.optional(),
@@ -132,6 +157,8 @@ export const serviceSchema = z.strictObject({
   platform: z.string().optional(),
   runtime: z.string().optional(),
   tmpfs: z.union([z.string(), z.array(z.string())]).optional(),
+  secrets: z.array(fileRef).optional(),
+  configs: z.array(fileRef).optional(),
   deploy: deploy.optional(),
   'x-shoal': z.strictObject({ driver: z.string().optional() }).optional(),
 });
@@ -148,12 +175,15 @@ export const fileSchema = z.strictObject({
     name: z.string().optional(),
     labels: z.unknown().optional(),
   }), z.null()])).optional(),
+  secrets: z.record(z.string(), z.union([fileObjectLong, z.null()])).optional(),
+  configs: z.record(z.string(), z.union([fileObjectLong, z.null()])).optional(),
 });
 
 export type ComposeFile = z.infer<typeof fileSchema>;
 export type ComposeService = z.infer<typeof serviceSchema>;
 export type ComposeNetwork = z.infer<typeof networkLong>;
 export type ComposeServiceNetwork = z.infer<typeof serviceNetworkLong>;
+export type ComposeFileObject = z.infer<typeof fileObjectLong>;
 
 /**
  * Keys Shoal ignores with a warning, by where they appear. Either they are obsolete (`version`), or they only make

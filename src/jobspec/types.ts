@@ -19,6 +19,57 @@ export interface Job {
   networks: NetworkSpec[];
   /** The job's named volumes (top-level `volumes:`), sorted by name; absent when it declares none. */
   volumes?: VolumeSpec[];
+  /** The job's secrets (top-level `secrets:`), sorted by name; absent when it declares none. */
+  secrets?: FileObjectSpec[];
+  /** The job's configs (top-level `configs:`), sorted by name; absent when it declares none. */
+  configs?: FileObjectSpec[];
+}
+
+/**
+ * A secret or a config the job declares. The canonical job holds only the reference: the contents of one the file
+ * provides (`file:`, `environment:`, `content:`) are read on the CLI's machine (ParseResult.contents) and registered
+ * with the job; an `external: true` one must already exist in the cluster (`shoal secret create`).
+ */
+export interface FileObjectSpec {
+  /** The key the job's services use. */
+  name: string;
+  /**
+   * Its name in the cluster: `name:` when the file gives one (as Compose honours it); else `<job>_<key>` for one the
+   * file provides, and the key for an external one.
+   */
+  clusterName: string;
+  external: boolean;
+}
+
+/** Where a secret's or a config's contents come from, for `shoal job run` to read on the CLI's machine. */
+export interface FileObjectSource {
+  kind: 'secret' | 'config';
+  /** The job's key, and the name it registers under (FileObjectSpec.clusterName). */
+  name: string;
+  clusterName: string;
+  /** Exactly one of these: an absolute path, an environment variable's name, or the contents themselves (configs). */
+  file?: string;
+  environment?: string;
+  content?: string;
+  /** Where the file declares it (`file:line path`), for errors. */
+  where: string;
+}
+
+/**
+ * A service's use of a secret or config (Compose's short or long syntax). For a container, `target` is the absolute
+ * path in it (a secret's relative target is under /run/secrets, a config's under /); for a process task, a path
+ * relative to SHOAL_SECRETS_DIR or SHOAL_CONFIGS_DIR (an absolute one is refused). Normalised either way; a service's
+ * references keep the file's order.
+ */
+export interface FileRef {
+  /** A key of the job's `secrets` or `configs`. */
+  source: string;
+  target: string;
+  /** Owner and group of the file, numeric; null: root's for a container, the task's user for a process task. */
+  uid: number | null;
+  gid: number | null;
+  /** Permission bits (Compose's octal `mode`); 0o444 by default. */
+  mode: number;
 }
 
 /**
@@ -178,6 +229,9 @@ export interface ServiceSpec {
   healthcheck: HealthCheck | null;
   stopGraceMs: number;
   stopSignal: string;
+  /** The secrets and configs the service's tasks get; absent when it uses none. */
+  secrets?: FileRef[];
+  configs?: FileRef[];
   /** How the task runs, beyond its command (Compose's user, cap_add, sysctls...); absent when the file sets none. */
   options?: TaskOptions;
   deploy: {

@@ -44,7 +44,7 @@ function bestBranch(branches: readonly ZodIssueList[]): ZodIssueList | undefined
 
 /**
  * Reports every issue of a failed zod parse of `root`. `hints` explains, by key, why a key that is not allowed is
- * not (e.g. `secrets: 'secrets are not supported yet'`).
+ * not (e.g. `privileged: '"privileged" is not allowed'`).
  */
 export function reportZodIssues(error: ZodError, root: unknown, sink: ErrorSink, hints: Readonly<Record<string, string>> = {}): void {
   report(error.issues, [], root, sink, hints);

@@ -236,6 +236,17 @@ export const LIMITS = {
   stateMaxVips: 60_000,
   /** Shared networks (`shoal network create`) the cluster holds. */
   stateMaxNetworks: 1_024,
+  /** Secrets and configs the cluster holds, together. */
+  stateMaxFileObjects: 4_096,
+  /** Bytes of one secret's or config's contents (Swarm's limit for a secret). */
+  fileObjectMaxBytes: 500 * KiB,
+  /** Secrets one job declares (top-level `secrets:`), external ones included; the same for configs. */
+  jobMaxSecrets: 64,
+  jobMaxConfigs: 64,
+  /** A service's references to secrets, and separately to configs (one secret may be used at several targets). */
+  jobMaxFileRefsPerService: 64,
+  /** Bytes of the secrets and configs one job registration carries, together (they go in one Raft entry). */
+  jobMaxFileObjectBytes: 1.5 * MiB,
 
   // --- Agent RPC (HTTP) ----------------------------------------------------------------------------------------
   /** Largest RPC request body the API accepts; checked while the body streams in. */

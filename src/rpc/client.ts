@@ -9,7 +9,7 @@ import { LIMITS } from '../lib/limits.js';
 import type { shoal } from '../gen/proto.js';
 import { AgentUnreachableError, DeadlineExceededError, RemoteError } from './errors.js';
 import {
-  NetworksCreate, NetworksDelete, NetworksList, ServicesGet, ServicesList, AgentSelf, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop, MembersList,
+  NetworksCreate, NetworksDelete, NetworksList, SecretsCreate, SecretsList, SecretsDelete, ConfigsCreate, ConfigsList, ConfigsDelete, ConfigsGet, ServicesGet, ServicesList, AgentSelf, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop, MembersList,
   NodesDrain, NodesEligibility, NodesList, OperatorRaftBarrier, OperatorRaftState, RpcErrorType, type MethodDescriptor,
 } from './methods.js';
 
@@ -94,6 +94,19 @@ export class ShoalClient {
     create: (request: shoal.v1.ICreateNetworkRequest, options?: CallOptions): Promise<shoal.v1.CreateNetworkResponse> => this.call(NetworksCreate, request, options),
     list: (request: shoal.v1.IListNetworksRequest = {}, options?: CallOptions): Promise<shoal.v1.ListNetworksResponse> => this.call(NetworksList, request, options),
     delete: (request: shoal.v1.IDeleteNetworkRequest, options?: CallOptions): Promise<shoal.v1.DeleteNetworkResponse> => this.call(NetworksDelete, request, options),
+  };
+
+  readonly secrets = {
+    create: (request: shoal.v1.ICreateObjectRequest, options?: CallOptions): Promise<shoal.v1.CreateObjectResponse> => this.call(SecretsCreate, request, options),
+    list: (request: shoal.v1.IListObjectsRequest = {}, options?: CallOptions): Promise<shoal.v1.ListObjectsResponse> => this.call(SecretsList, request, options),
+    delete: (request: shoal.v1.IDeleteObjectRequest, options?: CallOptions): Promise<shoal.v1.DeleteObjectResponse> => this.call(SecretsDelete, request, options),
+  };
+
+  readonly configs = {
+    create: (request: shoal.v1.ICreateObjectRequest, options?: CallOptions): Promise<shoal.v1.CreateObjectResponse> => this.call(ConfigsCreate, request, options),
+    list: (request: shoal.v1.IListObjectsRequest = {}, options?: CallOptions): Promise<shoal.v1.ListObjectsResponse> => this.call(ConfigsList, request, options),
+    delete: (request: shoal.v1.IDeleteObjectRequest, options?: CallOptions): Promise<shoal.v1.DeleteObjectResponse> => this.call(ConfigsDelete, request, options),
+    get: (request: shoal.v1.IGetConfigRequest, options?: CallOptions): Promise<shoal.v1.GetConfigResponse> => this.call(ConfigsGet, request, options),
   };
 
   readonly services = {

@@ -3,4 +3,4 @@ export { ShoalClient, parseApiAddress, DEFAULT_API_ADDRESS, type ShoalClientOpti
 export { RemoteError, AgentUnreachableError, DeadlineExceededError, httpStatusFor } from './errors.js';
 export {
   AgentSelf, MembersList, OperatorRaftState, OperatorRaftBarrier, JobsRegister, JobsPlan, JobsGet, JobsList, JobsStop, JobsScale,
-  AllocationsList, AllocationsGet, AllocationsLogs, NodesList, NodesDrain, NodesEligibility, AllocReportsUpdate, SlicesWatch, SlicesDemote, ServicesList, ServicesGet, NetworksCreate, NetworksList, NetworksDelete, methodPath, type MethodDescriptor, type ProtoType } from './methods.js';
+  AllocationsList, AllocationsGet, AllocationsLogs, NodesList, NodesDrain, NodesEligibility, AllocReportsUpdate, SlicesWatch, SlicesDemote, ServicesList, ServicesGet, NetworksCreate, NetworksList, NetworksDelete, SecretsCreate, SecretsList, SecretsDelete, ConfigsCreate, ConfigsList, ConfigsDelete, ConfigsGet, methodPath, type MethodDescriptor, type ProtoType } from './methods.js';

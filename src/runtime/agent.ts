@@ -41,6 +41,7 @@ import { AGENT_VERSION } from './version.js';
 import { advertisedHost, checkBindable, isServerMember, memberToProto, rolesOf } from './members.js';
 import { ControlPlane } from './control-plane.js';
 import { NodeRunner } from './node-runner.js';
+import { SecretVault, TaskFiles, defaultSecretsRoot } from './task-files.js';
 import { ServiceMesh } from '../mesh/index.js';
 import { ServicesRpc } from './services-rpc.js';
 import { decodeRaft } from './raft-codec.js';
@@ -159,6 +160,7 @@ export class Agent {
       throw new InvalidArgumentError(`cannot create the data directory ${c.dataDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
     const clusterKey = loadClusterKey({ ...(c.clusterKeyFile === null ? {} : { file: c.clusterKeyFile }), env: this.#env });
+    const vault = new SecretVault(clusterKey);
     const { seed, created } = loadOrCreateNodeSeed(c.dataDir);
     const { seed: randomSeed, random } = seededFromEntropy();
     const transport = new HyperswarmTransport({
@@ -286,10 +288,8 @@ export class Agent {
       return shoal.v1.ListMembersResponse.fromObject({ members });
     });
     const control = new ControlPlane({
-      nodeId: transport.nodeId, logger: this.log, random: random.split(),
-      state: () => this.#state,
-      raft: () => this.#raft,
-      runner: () => this.#runner,
+      nodeId: transport.nodeId, logger: this.log, random: random.split(), vault,
+      state: () => this.#state, raft: () => this.#raft, runner: () => this.#runner,
       slice: () => (this.#raft ? undefined : this.#sliceClient!.slice),
       pickServer: () => this.#sliceClient!.pickServer(),
       leaderHint: () => this.#leaderHint(),
@@ -325,7 +325,7 @@ export class Agent {
       report: (updates) => control.reportLocal(updates),
       // Kicked whenever the state it reads changes (applies on a server, slice answers on a client).
       reconcileMs: LIMITS.nodeIdleReconcileMs,
-      network: mesh,
+      network: mesh, files: new TaskFiles({ root: c.secretsDir ?? defaultSecretsRoot(), nodeId: transport.nodeId, vault }),
     });
     this.#control = control;
     await mesh.start();

@@ -61,6 +61,11 @@ export interface AgentConfig {
    * may share a pool (a subnet the engine already has is skipped).
    */
   bridgePool: string;
+  /**
+   * `--secrets-dir`: where tasks' secrets and configs are written, on a memory file system (tmpfs); null: the
+   * default, `/run/shoal` when /run is a tmpfs, else `/dev/shm/shoal` (src/runtime/task-files.ts).
+   */
+  secretsDir: string | null;
 }
 
 /** What flags (or a test) may set; undefined means "not given". */
@@ -82,6 +87,7 @@ export type ConfigOverrides = Partial<{
   taskPorts: string;
   meshBalance: string;
   bridgePool: string;
+  secretsDir: string;
 }>;
 
 /** The agent config file's keys and what each takes (checked by hand: zod would cost every agent 5 MB of memory). */
@@ -90,7 +96,7 @@ export const FILE_KEYS = {
   name: 'name', data_dir: 'string', bind: 'string', join: 'strings-or-string', cluster_key_file: 'string', api: 'string',
   api_token_file: 'string', labels: 'labels', log_level: 'string', public_dht: 'boolean', bootstrap_expect: 'integer',
   docker_socket: 'string', read_replicas: 'integer', failure_domain_label: 'name', task_ports: 'string', mesh_balance: 'string',
-  bridge_pool: 'string',
+  bridge_pool: 'string', secrets_dir: 'string',
 } as const satisfies Record<string, FileValueKind>;
 type FileConfig = { -readonly [K in keyof typeof FILE_KEYS]?: FileValue<(typeof FILE_KEYS)[K]> };
 type FileValue<T extends FileValueKind> = T extends 'boolean' ? boolean : T extends 'integer' ? number : T extends 'labels' ? Record<string, string | number | boolean> : T extends 'strings-or-string' ? string | string[] : string;
@@ -259,6 +265,7 @@ export function loadAgentConfig(overrides: ConfigOverrides & { config?: string }
     taskPorts,
     meshBalance,
     bridgePool,
+    secretsDir: absolute(pick('secretsDir', f.secrets_dir)),
   };
 }
 

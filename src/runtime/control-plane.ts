@@ -25,6 +25,8 @@ import {
 } from '../rpc/index.js';
 import type { RaftGroup } from './raft-group.js';
 import type { NodeRunner } from './node-runner.js';
+import { registerObjectRpc, sealJobObjects } from './objects-rpc.js';
+import type { SecretVault } from './secrets.js';
 
 const CLIENT_STATUSES = new Set(['pending', 'running', 'complete', 'failed', 'lost']);
 const HEALTH_STATUSES = new Set(['starting', 'healthy', 'unhealthy']);
@@ -50,6 +52,8 @@ export interface ControlPlaneOptions {
   leaderOnly: <Req, Res>(method: MethodDescriptor<Req, Res>, request: Req, ctx: CallContext, local: (raft: RaftGroup) => Promise<Res>) => Promise<Res>;
   /** Proposes a command on the leader; the result is the state machine's, with the index it committed at. */
   propose: (raft: RaftGroup, command: Command, ctx: CallContext) => Promise<ApplyResult & { index?: number }>;
+  /** Seals secrets before they are proposed, and opens configs for `Configs.Get`. */
+  vault: SecretVault;
   /** Calls a method on another agent over the peer network. */
   callPeer: <Req, Res>(nodeId: string, method: MethodDescriptor<Req, Res>, request: Req, timeoutMs: number) => Promise<Res>;
 }
@@ -123,7 +127,8 @@ export class ControlPlane {
     const o = this.#o;
     rpc.register(JobsRegister, (req, ctx) => o.leaderOnly(JobsRegister, req, ctx, async (raft) => {
       const job = await parseJobJson(req.jobJson);
-      const result = await this.#write(raft, { type: 'job.register', job }, ctx);
+      const objects = sealJobObjects(job, req, o.vault);
+      const result = await this.#write(raft, { type: 'job.register', job, ...(objects.length > 0 ? { objects } : {}) }, ctx);
       const rec = o.state().job(job.name);
       return shoal.v1.RegisterJobResponse.fromObject({
         name: job.name, version: rec?.version ?? 0, evalId: result.evalIds[0] ?? '', index: result.index ?? 0, changed: result.evalIds.length > 0,
@@ -225,6 +230,11 @@ export class ControlPlane {
       networks: state.networks().map((n) => ({ name: n.name, internal: n.internal, jobs: state.jobsOnNetwork(n.name), createIndex: n.createIndex })),
       index: state.index,
     })));
+    registerObjectRpc(rpc, {
+      vault: o.vault, leaderOnly: o.leaderOnly, state: o.state,
+      write: (raft, command, ctx) => this.#write(raft, command, ctx),
+      read: (method, req, ctx, local) => this.#serveRead(method, req, ctx, local),
+    });
     rpc.register(AllocReportsUpdate, (req, ctx) => {
       // Only an agent reports, over its authenticated peer link (or the leader's own node runner, in process).
       if (!ctx.forwardedFrom || ctx.forwardedFrom !== req.nodeId) {

@@ -28,6 +28,8 @@ import { type ExitResult, type HealthCheckSpec, type TaskDriver, type TaskHandle
 import { NodeCore, type NodeEffect, type NodeStateView, type TaskRecord } from '../node/index.js';
 import type { Job, ServiceSpec, VolumeSpec } from '../jobspec/types.js';
 import type { AllocUpdate, Allocation } from '../state/index.js';
+import { resolveUser } from '../drivers/process.js';
+import type { ObjectSource, TaskFiles } from './task-files.js';
 
 export interface NodeRunnerOptions {
   nodeId: string;
@@ -37,7 +39,7 @@ export interface NodeRunnerOptions {
   drivers: ReadonlyMap<string, TaskDriver>;
   logger: Logger;
   /** The replicated state as applied now (the object changes when a snapshot is restored). */
-  state: () => NodeStateView;
+  state: () => NodeStateView & ObjectSource;
   /** True when the state has caught up with the leader (acting on an old state would start what was since stopped). */
   fresh: () => boolean;
   /** Sends status updates to the leader; resolves once they are committed. */
@@ -50,6 +52,8 @@ export interface NodeRunnerOptions {
   reconcileMs?: number;
   /** Gives tasks their ports and the addresses of the services they reach (the service mesh); absent: none. */
   network?: TaskNetwork;
+  /** Writes tasks' secrets and configs (absent: a task that uses one fails to start). */
+  files?: TaskFiles;
 }
 
 /** What a task's network needs before it starts: the ports it listens on and the environment that tells it so. */
@@ -165,6 +169,8 @@ export class NodeRunner {
       restored.push({ record, alive, ...(lostReason === undefined ? {} : { lostReason }), ...(found === undefined ? {} : { handle: found }) });
     }
     this.core.restore(restored);
+    // Secrets of tasks that ended while the agent was down are not left behind.
+    this.#o.files?.sweep(new Set(restored.filter((r) => r.alive).map((r) => r.record.allocId)));
     // The first round comes at once; it arms the next one (or none, on a node with nothing to run).
     this.#kick();
     this.#armHealthTimer();
@@ -384,6 +390,7 @@ export class NodeRunner {
             } catch (err) {
               this.#o.logger.warn({ alloc: e.allocId.slice(0, 8), err: describeError(err) }, 'could not destroy a finished task');
             }
+            this.#o.files?.remove(e.allocId);
           });
           break;
       }
@@ -418,6 +425,21 @@ export class NodeRunner {
       log.error({ err: describeError(err) }, 'cannot start the task');
       this.core.startFailed(allocId, describeError(err), false);
       return;
+    }
+    if ((spec.secrets?.length ?? 0) > 0 || (spec.configs?.length ?? 0) > 0) {
+      const state = this.#o.state();
+      const job = state.job(alloc.jobName)?.job;
+      try {
+        if (!this.#o.files || !job) throw new ShoalError('ERR_UNAVAILABLE', this.#o.files ? `job "${alloc.jobName}" is not known on this node` : 'this agent does not deliver secrets and configs');
+        const owner = spec.driver === 'process' && task.user !== undefined ? await resolveUser(allocId, task.user) : null;
+        const files = this.#o.files.write(allocId, spec, job, state, owner);
+        task = { ...task, env: { ...task.env, ...files.env }, mounts: [...(task.mounts ?? []), ...files.mounts] };
+      } catch (err) {
+        this.#o.files?.remove(allocId);
+        log.warn({ err: describeError(err) }, 'the task\'s secrets and configs could not be written');
+        this.core.startFailed(allocId, describeError(err), (err as ShoalError).code === 'ERR_NOT_FOUND');
+        return;
+      }
     }
     let ports: Record<string, number> = {};
     if (this.#o.network) {
@@ -461,6 +483,7 @@ export class NodeRunner {
       // driver no longer reports it running.
       this.#o.logger.warn({ alloc: allocId.slice(0, 8), err: describeError(err) }, 'stopping a task failed');
     }
+    this.#o.files?.remove(allocId);
     this.core.stopped(allocId);
   }
 

@@ -18,7 +18,7 @@ import type { Random } from '../lib/random.js';
 import type { Logger } from '../log/logger.js';
 import { shoal } from '../gen/proto.js';
 import { systemClock } from '../platform/system-clock.js';
-import { NodeSlice, type Allocation, type CatalogService, type JobRecord } from '../state/index.js';
+import { NodeSlice, type Allocation, type CatalogService, type FileObjectRecord, type JobRecord } from '../state/index.js';
 import { SlicesWatch, type MethodDescriptor } from '../rpc/index.js';
 
 /** Answers in a row from a server that is not caught up with a leader before the client tries another server. */
@@ -171,11 +171,13 @@ export class SliceClient {
     let allocations: Allocation[];
     let jobs: JobRecord[];
     let catalog: CatalogService[] | undefined;
+    let objects: FileObjectRecord[];
     try {
       allocations = JSON.parse(res.allocationsJson || '[]') as Allocation[];
       jobs = JSON.parse(res.jobsJson || '[]') as JobRecord[];
       if (res.catalogChanged) catalog = JSON.parse(res.catalogJson || '[]') as CatalogService[];
-      if (!Array.isArray(allocations) || !Array.isArray(jobs) || (catalog !== undefined && !Array.isArray(catalog))) throw new Error('not arrays');
+      objects = JSON.parse(res.objectsJson || '[]') as FileObjectRecord[];
+      if (!Array.isArray(allocations) || !Array.isArray(jobs) || !Array.isArray(objects) || (catalog !== undefined && !Array.isArray(catalog))) throw new Error('not arrays');
     } catch (err) {
       throw new ShoalError('ERR_SLICE_INVALID', `server ${server.slice(0, 16)} sent a slice that does not decode: ${describeError(err)}`);
     }
@@ -183,7 +185,7 @@ export class SliceClient {
     const wasFresh = this.fresh;
     const merged = this.slice.merge({
       index: Number(res.index), allocIds: res.allocIds, allocations, jobs, complete: res.complete,
-      ...(catalog ? { catalog, catalogKeys: res.catalogKeys } : {}),
+      ...(catalog ? { catalog, catalogKeys: res.catalogKeys } : {}), ...(objects.length > 0 ? { objects } : {}),
     });
     this.#lastAnswered = server;
     this.#leader = res.leaderId;

@@ -149,8 +149,9 @@ export class SliceServer {
       const allocationsJson = JSON.stringify(d.allocations);
       const jobsJson = JSON.stringify(d.jobs);
       const catalogJson = d.catalog ? JSON.stringify(d.catalog) : '';
+      const objectsJson = d.objects ? JSON.stringify(d.objects) : '';
       // Keep the answer well inside one envelope: halve the allocations carried until it fits.
-      if (allocationsJson.length + jobsJson.length + catalogJson.length + 80 * d.allocIds.length > LIMITS.maxEnvelopePayloadBytes / 2 && maxAllocs > 1) {
+      if (allocationsJson.length + jobsJson.length + catalogJson.length + objectsJson.length + 80 * d.allocIds.length > LIMITS.maxEnvelopePayloadBytes / 2 && maxAllocs > 1) {
         maxAllocs = Math.max(1, Math.floor(maxAllocs / 2));
         continue;
       }
@@ -158,7 +159,7 @@ export class SliceServer {
         index: d.index, changed, allocIds: d.allocIds, allocationsJson, jobsJson, complete: d.complete,
         fresh: st !== undefined && st.leader !== undefined && st.applied >= st.commit,
         leaderId: st?.leader ?? '', term: st?.term ?? 0, servers: st ? [...st.voters, ...st.learners] : [],
-        catalogJson, catalogKeys: d.catalogKeys ?? [], catalogChanged: d.catalog !== undefined,
+        catalogJson, catalogKeys: d.catalogKeys ?? [], catalogChanged: d.catalog !== undefined, objectsJson,
       });
     }
   }

@@ -15,12 +15,14 @@ import type { Job, Resources, ServiceSpec } from '../jobspec/types.js';
 import type { ApplyResult, Command, Plan } from './commands.js';
 import { LIMITS } from '../lib/limits.js';
 import { jobCatalog, jobVipKeys, pickVip, sameEntry, sortedEntries, type CatalogService, type CatalogView } from './catalog.js';
-import { holdsResources, isTerminal, type Allocation, type EvalTrigger, type Evaluation, type JobRecord, type NetworkRecord, type NodeRecord } from './types.js';
+import { holdsResources, isTerminal, type Allocation, type EvalTrigger, type Evaluation, type FileObjectInput, type FileObjectKind, type FileObjectRecord, type JobRecord, type NetworkRecord, type NodeRecord } from './types.js';
 
 export interface StateSnapshot {
   index: number;
   /** Absent in snapshots taken before shared networks existed. */
   networks?: NetworkRecord[];
+  /** Secrets and configs (secrets encrypted); absent in older snapshots. */
+  objects?: FileObjectRecord[];
   /** Virtual addresses by service and network (catalog.ts `vipKey`); absent in older snapshots. */
   vips?: [string, string][];
   jobs: JobRecord[];
@@ -38,6 +40,8 @@ export class ClusterState implements CatalogView {
   readonly #allocs = new Map<string, Allocation>();
   readonly #evals = new Map<string, Evaluation>();
   readonly #networks = new Map<string, NetworkRecord>();
+  /** Secrets and configs, by `objectKey(kind, name)`. */
+  readonly #objects = new Map<string, FileObjectRecord>();
   /** Virtual address per service and network, and the addresses in use. */
   readonly #vips = new Map<string, string>();
   readonly #vipsUsed = new Set<string>();
@@ -132,6 +136,20 @@ export class ClusterState implements CatalogView {
   /** Jobs (not stopped) whose services use the shared network `name`. */
   jobsOnNetwork(name: string): string[] {
     return [...this.#jobs.values()].filter((r) => !r.stopped && r.job.networks.some((n) => n.external === name)).map((r) => r.job.name).sort();
+  }
+
+  /** Secrets (or configs), sorted by name. */
+  objects(kind: FileObjectKind): FileObjectRecord[] {
+    return [...this.#objects.values()].filter((o) => o.kind === kind).sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  object(kind: FileObjectKind, name: string): FileObjectRecord | undefined {
+    return this.#objects.get(objectKey(kind, name));
+  }
+
+  /** Jobs (not stopped) whose services use the secret (or config) `name`. */
+  jobsUsingObject(kind: FileObjectKind, name: string): string[] {
+    return [...this.#jobs.values()].filter((r) => !r.stopped && jobObjectNames(r.job, kind).includes(name)).map((r) => r.job.name).sort();
   }
 
   evaluation(id: string): Evaluation | undefined {
@@ -231,8 +249,23 @@ export class ClusterState implements CatalogView {
   #applyCommand(index: number, command: Command): ApplyResult {
     const ids = Random.fromSeed(index);
     switch (command.type) {
-      case 'job.register':
-        return this.#registerJob(index, ids, command.job);
+      case 'job.register': {
+        const objects = command.objects ?? [];
+        for (const o of objects) {
+          const refused = this.#refuseObject(o);
+          if (refused) return refused;
+        }
+        // Every secret and config the job names must exist, or come with it.
+        for (const kind of ['secret', 'config'] as const) {
+          for (const name of jobObjectNames(command.job, kind)) {
+            if (this.#objects.has(objectKey(kind, name)) || objects.some((o) => o.kind === kind && o.name === name)) continue;
+            return { ok: false, code: 'ERR_NOT_FOUND', evalIds: [], message: `${kind} "${name}" (used by job "${command.job.name}") does not exist: create it with \`shoal ${kind} create ${name} FILE\`` };
+          }
+        }
+        const result = this.#registerJob(index, ids, command.job);
+        if (result.ok) for (const o of objects) this.#addObject(index, o);
+        return result;
+      }
       case 'job.stop': {
         const rec = this.#jobs.get(command.name);
         if (!rec) return { ok: false, code: 'ERR_NOT_FOUND', message: `no job named "${command.name}"`, evalIds: [] };
@@ -307,6 +340,20 @@ export class ClusterState implements CatalogView {
         this.#networks.delete(command.name);
         return { ok: true, evalIds: [] };
       }
+      case 'object.create': {
+        const refused = this.#refuseObject(command.object);
+        if (refused) return refused;
+        this.#addObject(index, command.object);
+        return { ok: true, evalIds: [] };
+      }
+      case 'object.delete': {
+        const key = objectKey(command.kind, command.name);
+        if (!this.#objects.has(key)) return { ok: false, code: 'ERR_NOT_FOUND', message: `no ${command.kind} named "${command.name}"`, evalIds: [] };
+        const users = this.jobsUsingObject(command.kind, command.name);
+        if (users.length > 0) return { ok: false, code: 'ERR_IN_USE', message: `${command.kind} "${command.name}" is in use by job${users.length > 1 ? 's' : ''} ${users.map((u) => `"${u}"`).join(', ')}: stop ${users.length > 1 ? 'them' : 'it'}, or point ${users.length > 1 ? 'them' : 'it'} at another ${command.kind}, first`, evalIds: [] };
+        this.#objects.delete(key);
+        return { ok: true, evalIds: [] };
+      }
       case 'barrier':
         return { ok: true, evalIds: [], index };
       case 'eval.complete': {
@@ -344,6 +391,29 @@ export class ClusterState implements CatalogView {
         return { ok: true, evalIds: [...failedJobs].sort().map((job) => this.#createEval(index, ids, job, 'alloc-failed')) };
       }
     }
+  }
+
+  /**
+   * Why a secret or config cannot be created, or undefined when it can: one of that name with the same digest is
+   * already there (creating it again changes nothing), or there is room for it.
+   */
+  #refuseObject(o: FileObjectInput): ApplyResult | undefined {
+    const have = this.#objects.get(objectKey(o.kind, o.name));
+    if (have) {
+      if (have.digest === o.digest) return undefined;
+      return {
+        ok: false, code: 'ERR_ALREADY_EXISTS', evalIds: [],
+        message: `${o.kind} "${o.name}" already exists with other contents (digest ${have.digest.slice(0, 12)}, new ${o.digest.slice(0, 12)}): a ${o.kind} never changes; give the new value a new name (e.g. "${o.name}_v2") and point the service at it, which rolls the service`,
+      };
+    }
+    if (this.#objects.size >= LIMITS.stateMaxFileObjects) return { ok: false, code: 'ERR_LIMIT_EXCEEDED', evalIds: [], message: `the cluster holds ${this.#objects.size} secrets and configs (limit stateMaxFileObjects)` };
+    return undefined;
+  }
+
+  #addObject(index: number, o: FileObjectInput): void {
+    const key = objectKey(o.kind, o.name);
+    if (this.#objects.has(key)) return;
+    this.#objects.set(key, { ...o, createIndex: index });
   }
 
   #registerJob(index: number, ids: Random, job: Job): ApplyResult {
@@ -589,6 +659,7 @@ export class ClusterState implements CatalogView {
     return structuredClone({
       index: this.#index,
       networks: this.networks(),
+      objects: [...this.#objects.values()].sort((a, b) => (objectKey(a.kind, a.name) < objectKey(b.kind, b.name) ? -1 : 1)),
       vips: [...this.#vips].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
       jobs: this.jobs(),
       nodes: this.nodes(),
@@ -605,6 +676,7 @@ export class ClusterState implements CatalogView {
     for (const j of copy.jobs) s.#jobs.set(j.job.name, j);
     for (const n of copy.nodes) s.#nodes.set(n.id, n);
     for (const n of copy.networks ?? []) s.#networks.set(n.name, n);
+    for (const o of copy.objects ?? []) s.#objects.set(objectKey(o.kind, o.name), o);
     for (const [k, ip] of copy.vips ?? []) {
       s.#vips.set(k, ip);
       s.#vipsUsed.add(ip);
@@ -629,15 +701,23 @@ export class ClusterState implements CatalogView {
 }
 
 /** What a service's tasks run: its spec without the replica count (scaling alone replaces nothing). */
-export function taskSignature(spec: ServiceSpec): string {
-  return JSON.stringify({ ...spec, deploy: { ...spec.deploy, replicas: 0 } });
+export function taskSignature(spec: ServiceSpec, job?: Job): string {
+  // What the job declares for the service's secrets, configs and volumes is part of what its tasks run: pointing a
+  // secret's key at another cluster name (a rotation) rolls the services that use it, and only those.
+  const uses = (list: { name: string }[] | undefined, names: string[]): unknown[] => (list ?? []).filter((d) => names.includes(d.name));
+  const declared = job ? {
+    secrets: uses(job.secrets, (spec.secrets ?? []).map((r) => r.source)),
+    configs: uses(job.configs, (spec.configs ?? []).map((r) => r.source)),
+    volumes: uses(job.volumes, spec.volumes.filter((v) => v.type === 'volume').map((v) => v.source)),
+  } : {};
+  return JSON.stringify({ ...spec, deploy: { ...spec.deploy, replicas: 0 }, declared });
 }
 
 function nextServiceVersions(previous: JobRecord | undefined, job: Job, version: number): Record<string, number> {
   const out: Record<string, number> = {};
   for (const spec of job.services) {
     const before = previous?.job.services.find((s) => s.name === spec.name);
-    const kept = before !== undefined && taskSignature(before) === taskSignature(spec) ? previous?.serviceVersions[spec.name] : undefined;
+    const kept = before !== undefined && taskSignature(before, previous!.job) === taskSignature(spec, job) ? previous?.serviceVersions[spec.name] : undefined;
     out[spec.name] = kept ?? version;
   }
   return out;
@@ -688,4 +768,17 @@ function indexAdd(index: Map<string, Set<string>>, key: string, id: string): voi
   let set = index.get(key);
   if (!set) index.set(key, (set = new Set()));
   set.add(id);
+}
+
+function objectKey(kind: FileObjectKind, name: string): string {
+  return `${kind}/${name}`;
+}
+
+/** The cluster names of the secrets (or configs) a job's services use. */
+export function jobObjectNames(job: Job, kind: FileObjectKind): string[] {
+  const declared = kind === 'secret' ? job.secrets : job.configs;
+  if (!declared) return [];
+  const used = new Set<string>();
+  for (const s of job.services) for (const ref of (kind === 'secret' ? s.secrets : s.configs) ?? []) used.add(ref.source);
+  return declared.filter((d) => used.has(d.name)).map((d) => d.clusterName).sort();
 }

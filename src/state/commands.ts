@@ -3,7 +3,7 @@
  * committed ones in log order, so every agent's state is the same at the same index.
  */
 import type { Job, Resources } from '../jobspec/types.js';
-import type { Allocation, ClientStatus, HealthStatus, NodeStatus } from './types.js';
+import type { Allocation, ClientStatus, FileObjectInput, FileObjectKind, HealthStatus, NodeStatus } from './types.js';
 
 /** An allocation the scheduler wants created (indexes and statuses are filled in when the plan is applied). */
 export type PlannedAllocation = Pick<Allocation, 'id' | 'jobName' | 'jobVersion' | 'service' | 'slot' | 'nodeId' | 'resources' | 'ports' | 'previousAllocId' | 'reschedules'>;
@@ -39,7 +39,11 @@ export interface AllocUpdate {
 }
 
 export type Command =
-  | { type: 'job.register'; job: Job }
+  /**
+   * `objects`: secrets and configs the job's file provides, created with it (or already there with the same digest);
+   * the registration fails whole if one exists with other contents.
+   */
+  | { type: 'job.register'; job: Job; objects?: FileObjectInput[] }
   | { type: 'job.stop'; name: string }
   | { type: 'job.scale'; name: string; service: string; replicas: number }
   | {
@@ -53,6 +57,8 @@ export type Command =
   | { type: 'alloc.update'; nodeId: string; updates: AllocUpdate[] }
   | { type: 'network.create'; name: string; internal: boolean }
   | { type: 'network.delete'; name: string }
+  | { type: 'object.create'; object: FileObjectInput }
+  | { type: 'object.delete'; kind: FileObjectKind; name: string }
   /** Changes nothing: a write that proves the group can commit (Operator/RaftBarrier). */
   | { type: 'barrier' }
   /** Marks evaluations done without a plan (superseded by a newer one for the same job, or their job is gone). */

@@ -14,7 +14,8 @@
 import { InvalidArgumentError } from '../lib/errors.js';
 import { sortedEntries, type CatalogService, type CatalogView } from './catalog.js';
 import type { ClusterState } from './cluster-state.js';
-import type { Allocation, JobRecord } from './types.js';
+import type { Allocation, FileObjectKind, FileObjectRecord, JobRecord } from './types.js';
+import type { Job } from '../jobspec/types.js';
 
 export interface SliceDelta {
   /** The server's applied index this delta brings the slice to. */
@@ -40,6 +41,11 @@ export interface SliceDelta {
   catalog?: CatalogService[];
   /** Every catalog key at `index` (entries absent are gone); present whenever `catalog` is. */
   catalogKeys?: string[];
+  /**
+   * The secrets (sealed) and configs that the services of `jobs` running on the node use; absent when none. They
+   * never change, so they travel with the job records that name them.
+   */
+  objects?: FileObjectRecord[];
 }
 
 /** The part of a node's slice that changed after `since`, at most `maxAllocs` allocations of it. */
@@ -74,6 +80,8 @@ export function sliceDelta(state: ClusterState, nodeId: string, since: number, m
     if (rec && (rec.modifyIndex > since || newJobs.has(name))) jobs.push(rec);
   }
   const delta: SliceDelta = { index, allocIds: mine.map((a) => a.id).sort(), allocations, jobs, complete };
+  const objects = jobs.flatMap((r) => objectsOnNode(r.job, mine, state));
+  if (objects.length > 0) delta.objects = objects;
   // The catalog goes whole-state-at-`index` only when the delta is complete: a cut delta's index is older than the
   // state the catalog would come from. The client asks again at once and gets it then.
   if (complete && state.catalogIndex > since) {
@@ -82,6 +90,34 @@ export function sliceDelta(state: ClusterState, nodeId: string, since: number, m
     delta.catalogKeys = all.map((e) => e.key);
   }
   return delta;
+}
+
+/** The secrets and configs used by the services of `job` that have an allocation among `mine`. */
+function objectsOnNode(job: Job, mine: Allocation[], state: ClusterState): FileObjectRecord[] {
+  if (!job.secrets && !job.configs) return [];
+  const out: FileObjectRecord[] = [];
+  for (const name of usedOnNode(job, new Set(mine.filter((a) => a.jobName === job.name).map((a) => a.service)))) {
+    const [kind, clusterName] = name.split('/') as [FileObjectKind, string];
+    const r = state.object(kind, clusterName);
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+/** `kind/clusterName` of each secret and config the given services of `job` use. */
+function usedOnNode(job: Job, services: ReadonlySet<string>): Set<string> {
+  const used = new Set<string>();
+  for (const spec of job.services) {
+    if (!services.has(spec.name)) continue;
+    for (const kind of ['secret', 'config'] as const) {
+      const declared = kind === 'secret' ? job.secrets : job.configs;
+      for (const ref of (kind === 'secret' ? spec.secrets : spec.configs) ?? []) {
+        const d = declared?.find((x) => x.name === ref.source);
+        if (d) used.add(`${kind}/${d.clusterName}`);
+      }
+    }
+  }
+  return used;
 }
 
 /** Whether a client at `since` has anything to learn: its node's slice or the catalog changed after it. */
@@ -97,6 +133,7 @@ export class NodeSlice implements CatalogView {
   #catalogIndex = 0;
   readonly #allocs = new Map<string, Allocation>();
   readonly #jobs = new Map<string, JobRecord>();
+  readonly #objects = new Map<string, FileObjectRecord>();
 
   constructor(readonly nodeId: string) {}
 
@@ -123,11 +160,19 @@ export class NodeSlice implements CatalogView {
     for (const a of delta.allocations) this.#allocs.set(a.id, a);
     for (const id of [...this.#allocs.keys()]) if (!present.has(id)) this.#allocs.delete(id);
     for (const j of delta.jobs) this.#jobs.set(j.job.name, j);
+    for (const o of delta.objects ?? []) this.#objects.set(`${o.kind}/${o.name}`, o);
     // Jobs no allocation here belongs to any more are dropped, but only from a complete slice: in a partial one, a
     // job may already have come for allocations that have not yet (and it will not be sent again).
     if (delta.complete) {
       const used = new Set([...this.#allocs.values()].map((a) => a.jobName));
       for (const name of [...this.#jobs.keys()]) if (!used.has(name)) this.#jobs.delete(name);
+      // Secrets and configs no task here uses any more are dropped too.
+      const needed = new Set<string>();
+      for (const r of this.#jobs.values()) {
+        const services = new Set([...this.#allocs.values()].filter((a) => a.jobName === r.job.name).map((a) => a.service));
+        for (const k of usedOnNode(r.job, services)) needed.add(k);
+      }
+      for (const k of [...this.#objects.keys()]) if (!needed.has(k)) this.#objects.delete(k);
     }
     if (delta.catalog && delta.catalogKeys) {
       const keys = new Set(delta.catalogKeys);
@@ -166,6 +211,10 @@ export class NodeSlice implements CatalogView {
 
   job(name: string): JobRecord | undefined {
     return this.#jobs.get(name);
+  }
+
+  object(kind: FileObjectKind, name: string): FileObjectRecord | undefined {
+    return this.#objects.get(`${kind}/${name}`);
   }
 
   jobs(): JobRecord[] {

@@ -14,6 +14,35 @@ export interface NetworkRecord {
   createIndex: number;
 }
 
+export type FileObjectKind = 'secret' | 'config';
+
+/**
+ * A secret or a config held by the cluster (`shoal secret create`, or registered with a job whose file provides
+ * it). Immutable: a new value takes a new name. The state machine never sees a secret's plaintext: the agent that
+ * takes the write encrypts it first (src/runtime/secrets.ts), and only an agent holding the cluster key decrypts it.
+ */
+export interface FileObjectRecord {
+  kind: FileObjectKind;
+  name: string;
+  /**
+   * A secret: base64 of nonce and ciphertext (XChaCha20-Poly1305 under a key derived from the cluster key, the name
+   * as associated data). A config: base64 of its contents.
+   */
+  data: string;
+  /**
+   * Hex digest of the contents, what users see to tell two values apart: a config's is SHA-256; a secret's is keyed
+   * by the cluster key (HMAC-SHA256), so it says nothing of the value without the key.
+   */
+  digest: string;
+  sizeBytes: number;
+  /** The job whose file provides it (`<job>_<key>`); null when created on its own. */
+  job: string | null;
+  createIndex: number;
+}
+
+/** What a command carries to create a secret or config (the record without its index). */
+export type FileObjectInput = Omit<FileObjectRecord, 'createIndex'>;
+
 export interface NodeRecord {
   id: string;
   name: string;

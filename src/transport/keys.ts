@@ -17,6 +17,8 @@ export const NODE_SEED_FILE = 'node-key.seed';
 
 const TOPIC_LABEL = 'shoal/v1/discovery-topic';
 const AUTH_LABEL = 'shoal/v1/link-auth-key';
+const SECRETS_LABEL = 'shoal/v1/secrets-at-rest-key';
+const SECRET_DIGEST_LABEL = 'shoal/v1/secret-digest-key';
 
 /**
  * Parses a cluster key: 64 hex characters (what `shoal keygen` writes, surrounding whitespace allowed) or exactly
@@ -61,6 +63,16 @@ export function discoveryTopic(clusterKey: Uint8Array): Buffer {
 /** The key that link proofs are computed with (never the cluster key itself). */
 export function linkAuthKey(clusterKey: Uint8Array): Buffer {
   return derive(clusterKey, AUTH_LABEL);
+}
+
+/** The key secrets are encrypted under in the Raft log, snapshots and data dirs (src/runtime/secrets.ts). */
+export function secretsKey(clusterKey: Uint8Array): Buffer {
+  return derive(clusterKey, SECRETS_LABEL);
+}
+
+/** The key a secret's digest is computed with, so that the digest reveals nothing about the value without it. */
+export function secretDigestKey(clusterKey: Uint8Array): Buffer {
+  return derive(clusterKey, SECRET_DIGEST_LABEL);
 }
 
 /**

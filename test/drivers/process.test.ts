@@ -200,7 +200,7 @@ t.test('cgroup v2 layout, on a stand-in cgroup filesystem (this machine is v1)',
   const d = new ProcessDriver({ dataDir, cgroupFs: fake });
   t.teardown(() => d.close());
   t.equal((await d.fingerprint()).attributes['isolation'], 'cgroup v2');
-  t.equal(readFileSync(path.join(fake, 'shoal', 'cgroup.subtree_control'), 'utf8'), '+memory +cpu', 'controllers delegated to the shoal parent');
+  t.equal(readFileSync(path.join(fake, 'shoal', 'cgroup.subtree_control'), 'utf8'), '+memory +cpu +pids', 'controllers delegated to the shoal parent');
   const id = `v2-${process.pid}`;
   const h = await d.start({ id, name: 'v2', command: 'sh', args: ['-c', 'sleep 0.5'], resources: { cpus: 1.5, memoryBytes: 32 * 1024 * 1024 } });
   const dir = path.join(fake, 'shoal', id);
@@ -233,4 +233,48 @@ t.test('find() re-adopts a task whose handle never reached the agent (it died du
   await again.stop(found!, 'SIGKILL', 0);
   await again.destroy(found!);
   t.equal(await again.find(id), undefined, 'destroyed tasks are not found');
+});
+
+t.test('ulimits through prlimit and a pids limit through the cgroup; refused where the node cannot enforce them', async (t) => {
+  const output = async (d: ProcessDriver, h: TaskHandle): Promise<string> => {
+    let out = '';
+    for await (const c of d.logs(h)) out += c.data.toString();
+    return out;
+  };
+  for (const isolation of ['auto', 'prlimit'] as const) {
+    const d = new ProcessDriver({ dataDir, isolation });
+    t.teardown(() => d.close());
+    const h = await d.start({
+      id: `ulimit-${isolation}-${process.pid}`, name: 'u', command: 'sh', args: ['-c', 'echo "$(ulimit -Sn) $(ulimit -Hn) $(ulimit -Sc)"'], workingDir: '/',
+      ulimits: [{ name: 'nofile', soft: 64, hard: 128 }, { name: 'core', soft: -1, hard: -1 }],
+    });
+    t.equal((await d.wait(h)).exitCode, 0);
+    t.equal((await output(d, h)).trim(), '64 128 unlimited', `${isolation}: the task runs with its ulimits`);
+  }
+  const auto = await detectIsolation();
+  const pids = (auto.kind === 'cgroup v2' && auto.v2Pids) || (auto.kind === 'cgroup v1' && auto.v1PidsRoot !== undefined);
+  if (pids) {
+    const d = new ProcessDriver({ dataDir });
+    t.teardown(() => d.close());
+    // 20 sleeps in the background under a limit of 8 processes: the shell cannot fork them all (and dash gives up).
+    const script = 'for i in $(seq 20); do sleep 3 & done; echo all-started; kill $(jobs -p)';
+    const logs = async (h: TaskHandle): Promise<{ out: string; err: string }> => {
+      let out = '';
+      let err = '';
+      for await (const c of d.logs(h)) if (c.stream === 'stdout') out += c.data.toString(); else err += c.data.toString();
+      return { out, err };
+    };
+    const limited = await d.start({ id: `pids-${process.pid}`, name: 'p', command: 'sh', args: ['-c', script], workingDir: '/', pidsLimit: 8 });
+    await d.wait(limited);
+    const l = await logs(limited);
+    t.notMatch(l.out, /all-started/, 'under pids: 8 the twenty children do not all start');
+    t.match(l.err, /Cannot fork|Resource temporarily unavailable/, 'fork fails');
+    const free = await d.start({ id: `nopids-${process.pid}`, name: 'p', command: 'sh', args: ['-c', script], workingDir: '/' });
+    await d.wait(free);
+    t.match((await logs(free)).out, /all-started/, 'without the limit they do');
+  } else t.comment(`no pids controller here (${auto.kind}): the refusal below is what such a node does`);
+  const none = new ProcessDriver({ dataDir, isolation: 'none' });
+  t.teardown(() => none.close());
+  await t.rejects(none.start({ id: `nopids-${process.pid}`, name: 'n', command: 'true', pidsLimit: 8 }), { code: 'ERR_TASK_INVALID', message: /pidsLimit: a pids limit needs the cgroup pids controller/ });
+  await t.rejects(none.start({ id: `noulimit-${process.pid}`, name: 'n', command: 'true', ulimits: [{ name: 'nofile', soft: 1, hard: 1 }] }), { code: 'ERR_TASK_INVALID', message: /ulimits: ulimits are set with prlimit/ });
 });

@@ -135,10 +135,11 @@ t.test('how a task runs: user, capabilities, sysctls, ulimits, init, host name, 
   ];
   for (const [line, message] of bad) t.throws(() => ok(`services:\n  a:\n    image: x\n    ${line}\n`), { message }, line);
   const proc = (line: string) => `services:\n  p:\n    x-shoal: { driver: process }\n    command: [sleep, "1"]\n    ${line}\n`;
-  t.throws(() => ok(proc('sysctls: { net.core.somaxconn: 1 }')), { message: /job\.yaml:5:\d+: services\.p\.sysctls: a process shares its node's kernel settings \(a process task honours "user" only; use the docker driver\)/ });
+  t.throws(() => ok(proc('sysctls: { net.core.somaxconn: 1 }')), { message: /job\.yaml:5:\d+: services\.p\.sysctls: a process shares its node's kernel settings \(a process task honours "user", "ulimits" and the pids limit only; use the docker driver\)/ });
   t.throws(() => ok(proc('hostname: h')), { message: /services\.p\.hostname: a process has its node's host name/ });
   t.throws(() => ok(proc('runtime: runc')), { message: /services\.p\.runtime: an OCI runtime runs containers/ });
-  t.throws(() => ok(proc('deploy: { resources: { limits: { pids: 5 } } }')), { message: /services\.p\.deploy: a pids limit is set on containers/ });
+  const honoured = ok(proc('ulimits: { nofile: 1024 }\n    deploy: { resources: { limits: { pids: 50 } } }')).job.services[0]!.options!;
+  t.same([honoured.ulimits, honoured.pidsLimit], [[{ name: 'nofile', soft: 1024, hard: 1024 }], 50], 'a process task takes ulimits and a pids limit');
 });
 
 t.test('env_file: read through the caller, in order, with "environment" winning; bad lines and missing files named', async (t) => {
@@ -199,6 +200,8 @@ networks: { front: {}, back: {} }
 
   const bad = { file: '/srv/app/bad.yml', text: 'services:\n  db:\n    cap_add: [bogus cap]\n' };
   t.throws(() => parseJobFiles([base, bad], { env: {}, baseDir: '/srv/app' }), { message: /\/srv\/app\/bad\.yml:3:\d+: services\.db\.cap_add\.0: "bogus cap" is not a Linux capability name/ });
+  const appended = { file: '/srv/app/ports.yml', text: 'services:\n  web:\n    ports:\n      - "nope"\n' };
+  t.throws(() => parseJobFiles([base, appended], { env: {}, baseDir: '/srv/app' }), { message: /^\/srv\/app\/ports\.yml:4:9: services\.web\.ports\.1: "nope" is not a port mapping/ }, 'an appended entry is located in its own file, at its own index there');
   const conflict = { file: '/srv/app/host.yml', text: 'services:\n  web:\n    network_mode: host\n' };
   t.throws(() => parseJobFiles([base, conflict], { env: {}, baseDir: '/srv/app' }), { message: /host\.yml:\d+:\d+: services\.web.*network_mode and networks cannot both be given/ }, 'a conflicting override is refused, naming the override');
   t.throws(() => parseJobFiles([base, { file: 'job.json', text: '{"name":"x","type":"service","services":[],"networks":[]}' }], {}), { message: /canonical JSON job cannot be merged/ });

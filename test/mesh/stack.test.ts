@@ -71,7 +71,7 @@ t.test('nginx -> app -> redis across three agents, by name, through the mesh and
   const file = join(dir, 'counter.yaml');
   writeFileSync(file, stringify(spec));
   const ingressPort = 18700 + (process.pid % 200);
-  const env = { SHOAL_EXAMPLES: EXAMPLES, COUNTER_PORT: String(ingressPort) };
+  const env = { SHOAL_EXAMPLES: EXAMPLES, COUNTER_PORT: String(ingressPort), COUNTER_REDIS_PASSWORD: `pw-${process.pid}` };
 
   await waitFor('a leader and every node in the node table', async () => {
     const nodes = await agents[0]!.client.nodes.list();

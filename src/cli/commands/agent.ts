@@ -27,6 +27,7 @@ interface AgentFlags {
   taskPorts?: string;
   meshBalance?: string;
   bridgePool?: string;
+  secretsDir?: string;
 }
 
 export function registerAgent(program: Command): void {
@@ -51,6 +52,7 @@ export function registerAgent(program: Command): void {
     .option('--task-ports <low-high>', 'ports given to process tasks (PORT) and to service listeners (default 20000-29999); distinct per agent on one host')
     .option('--mesh-balance <strategy>', 'how connections to a service spread over its tasks: round-robin (default) or least-connections')
     .option('--bridge-pool <cidr>', 'where container bridges (one per network on this node) take their /24s (default 10.213.0.0/16)')
+    .option('--secrets-dir <dir>', 'where tasks\' secrets and configs are written; must be on a tmpfs (default /run/shoal if /run is one, else /dev/shm/shoal)')
     .action(async (flags: AgentFlags) => {
       const overrides: ConfigOverrides & { config?: string } = {};
       for (const [k, v] of Object.entries(flags)) if (v !== undefined) (overrides as Record<string, unknown>)[k] = v;

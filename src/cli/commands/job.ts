@@ -12,7 +12,7 @@
  *
  * Exit codes are set through process.exitCode so output is flushed and the RPC client's sockets close normally.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,6 +21,7 @@ import { shoal } from '../../gen/proto.js';
 import { InvalidArgumentError, ShoalError } from '../../lib/errors.js';
 import { LIMITS } from '../../lib/limits.js';
 import type { Job } from '../../jobspec/index.js';
+import type { FileObjectSource } from '../../jobspec/types.js';
 import type { ShoalClient } from '../../rpc/index.js';
 import {
   ProgressLines, u64, clientFrom, formatFailedPlacement, formatReasons, parseOutput, printFields, printMessageJson, printTable, shortId,
@@ -82,13 +83,14 @@ export function registerJob(program: Command): void {
     .option('--wait-timeout <seconds>', 'give up waiting after this long (the job keeps converging)', '300')
     .action(async (file: string | undefined, flags: RunFlags, command: Command) => {
       const waitMs = parseSeconds(flags.waitTimeout, '--wait-timeout');
-      const parsed = await loadJob(jobFiles(file, flags), flags);
+      const { job: parsed, contents, env } = await loadJob(jobFiles(file, flags), flags);
       if (flags.output) {
+        checkContents(contents);
         process.stdout.write(`${JSON.stringify(parsed, null, 2)}\n`);
         return;
       }
       const client = clientFrom(command.optsWithGlobals<GlobalFlags>());
-      const res = await client.jobs.register({ jobJson: JSON.stringify(parsed) });
+      const res = await client.jobs.register({ jobJson: JSON.stringify(parsed), ...readContents(contents, env) });
       if (!res.changed) {
         process.stdout.write(`Job ${res.name} unchanged (version ${res.version})\n`);
         return;
@@ -109,7 +111,8 @@ export function registerJob(program: Command): void {
     .action(async (file: string | undefined, flags: OutputFlags & FileFlags, command: Command) => {
       try {
         const output = parseOutput(flags.output);
-        const parsed = await loadJob(jobFiles(file, flags), flags);
+        const { job: parsed, contents } = await loadJob(jobFiles(file, flags), flags);
+        checkContents(contents);
         const plan = await clientFrom(command.optsWithGlobals<GlobalFlags>()).jobs.plan({ jobJson: JSON.stringify(parsed) });
         if (output === 'json') printMessageJson(shoal.v1.PlanJobResponse, plan);
         else printPlan(parsed.name, plan);
@@ -186,7 +189,7 @@ export function registerJob(program: Command): void {
  * spec's parser (yaml and zod) loads here, not when the CLI starts: `shoal agent` runs this same program and must
  * not carry it.
  */
-async function loadJob(files: string[], flags: { name?: string; envFile?: string }): Promise<Job> {
+async function loadJob(files: string[], flags: { name?: string; envFile?: string }): Promise<{ job: Job; contents: FileObjectSource[]; env: Record<string, string | undefined> }> {
   const read = (file: string, what: string): string => {
     try {
       return readFileSync(file, 'utf8');
@@ -205,9 +208,44 @@ async function loadJob(files: string[], flags: { name?: string; envFile?: string
   const readFile = (p: string): string => readFileSync(p, 'utf8');
   const name = flags.name;
   // Relative paths (bind mounts, env files) resolve against the first file's directory, as Compose's project directory.
-  const { job, warnings } = parseJobFiles(texts, { env, baseDir: dirname(resolve(files[0]!)), readFile, home: homedir(), ...(name === undefined ? {} : { name }) });
+  const { job, warnings, contents } = parseJobFiles(texts, { env, baseDir: dirname(resolve(files[0]!)), readFile, home: homedir(), ...(name === undefined ? {} : { name }) });
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-  return job;
+  return { job, contents, env };
+}
+
+/** `--output` and `job plan`: every secret and config file the job names can be read (none is read). */
+function checkContents(contents: FileObjectSource[]): void {
+  for (const c of contents) {
+    if (c.file === undefined) continue;
+    try {
+      if (!statSync(c.file).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
+      accessSync(c.file, constants.R_OK);
+    } catch (err) {
+      throw new InvalidArgumentError(`${c.where}: ${c.kind} "${c.name}": cannot read ${c.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: c.file });
+    }
+  }
+}
+
+/** `job run`: the contents of the job's own secrets and configs, read here on the CLI's machine, for the registration. */
+function readContents(contents: FileObjectSource[], env: Record<string, string | undefined>): { secrets: shoal.v1.IObjectContents[]; configs: shoal.v1.IObjectContents[] } {
+  const out = { secrets: [] as shoal.v1.IObjectContents[], configs: [] as shoal.v1.IObjectContents[] };
+  for (const c of contents) {
+    let data: Buffer;
+    if (c.file !== undefined) {
+      try {
+        data = readFileSync(c.file);
+      } catch (err) {
+        throw new InvalidArgumentError(`${c.where}: ${c.kind} "${c.name}": cannot read ${c.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: c.file });
+      }
+    } else if (c.environment !== undefined) {
+      const value = env[c.environment];
+      if (value === undefined) throw new InvalidArgumentError(`${c.where}: ${c.kind} "${c.name}": the environment variable ${c.environment} is not set`);
+      data = Buffer.from(value);
+    } else data = Buffer.from(c.content ?? '');
+    if (data.length > LIMITS.fileObjectMaxBytes) throw new InvalidArgumentError(`${c.where}: ${c.kind} "${c.name}" has ${data.length} bytes, more than ${LIMITS.fileObjectMaxBytes}`);
+    (c.kind === 'secret' ? out.secrets : out.configs).push({ name: c.clusterName, data });
+  }
+  return out;
 }
 
 function parseSeconds(text: string, flag: string): number {
