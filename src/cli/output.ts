@@ -29,6 +29,20 @@ export function clientFrom(flags: GlobalFlags): ShoalClient {
   });
 }
 
+/**
+ * Refuses to send a secret's value to an agent over plain HTTP on another host: the API is HTTP, and a value that
+ * crossed the network in the clear would defeat the point of sealing it. Loopback (the CLI on a cluster host) and
+ * https:// (a TLS proxy in front of the API) are fine.
+ */
+export function checkSecretTransport(client: ShoalClient, what: string): void {
+  const url = new URL(client.baseUrl);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
+  if (url.protocol === 'http:' && !loopback) {
+    throw new InvalidArgumentError(`${what}: refusing to send a secret's value to ${client.baseUrl} over plain HTTP; run the command on a cluster host (its agent's loopback address), or reach the API through https://`);
+  }
+}
+
 export function printTable(headers: string[], rows: string[][]): void {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();

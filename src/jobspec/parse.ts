@@ -295,9 +295,18 @@ function substitute(value: unknown, path: Path, env: Env, c: Collector): unknown
   return value;
 }
 
+const RESOURCES = 'resource limits and reservations are set with deploy.resources (as docker stack deploy requires)';
 const UNSUPPORTED_HINTS: Record<string, string> = {
-  privileged: '"privileged" is not allowed',
-  devices: 'devices are not supported',
+  cpus: RESOURCES, cpu_count: RESOURCES, cpu_percent: RESOURCES, cpu_shares: RESOURCES, cpu_period: RESOURCES, cpu_quota: RESOURCES,
+  mem_limit: RESOURCES, mem_reservation: RESOURCES, memswap_limit: RESOURCES,
+  pids_limit: 'the limit is deploy.resources.limits.pids (as docker stack deploy requires)',
+  scale: 'the replica count is deploy.replicas',
+  include: 'give each file with -c (shoal job run -c a.yml -c b.yml), as docker stack deploy takes them',
+  extends: 'docker stack deploy does not support it either: merge files with -c instead',
+  volumes_from: 'share a named volume between the services instead',
+  // Only deploy.resources.reservations.devices reaches the schema: a service's own `devices` is dropped before, with
+  // a warning, as docker stack deploy ignores it.
+  devices: 'Shoal does not reserve devices (GPUs) for tasks',
 };
 
 function asInt(value: unknown, path: Path, c: Collector, min: number, max: number, what: string): number | undefined {

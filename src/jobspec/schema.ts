@@ -207,6 +207,14 @@ export const HARMLESS_KEYS: { file: Record<string, string>; service: Record<stri
     logging: '"logging" is ignored: Shoal keeps task logs itself (`shoal alloc logs`)',
     tty: '"tty" is ignored',
     stdin_open: '"stdin_open" is ignored',
+    // docker stack deploy ignores these too (docker/cli's unsupported properties): the task runs without them.
+    privileged: '"privileged" is ignored, as docker stack deploy ignores it: the container runs unprivileged (add only the capabilities it needs with cap_add)',
+    devices: '"devices" is ignored, as docker stack deploy ignores it: the container gets no host device',
+    ipc: '"ipc" is ignored, as docker stack deploy ignores it: the task has its own IPC namespace',
+    pid: '"pid" is ignored, as docker stack deploy ignores it: the task has its own PID namespace',
+    mac_address: '"mac_address" is ignored, as docker stack deploy ignores it: addresses are assigned by Shoal',
+    shm_size: '"shm_size" is ignored, as docker stack deploy ignores it: /dev/shm keeps the engine\'s default size (mount a tmpfs at /dev/shm for more)',
+    cgroupns_mode: '"cgroupns_mode" is ignored, as docker stack deploy ignores it',
   },
   deploy: {
     update_config: 'deploy.update_config is not supported yet and is ignored: updates replace allocations at once',

@@ -353,6 +353,35 @@ export const LIMITS = {
   // --- systemd notification (src/platform/sd-notify.ts) ---------------------------------------------------------
   /** Longest a `systemd-notify` child may run before it is killed; it normally exits within milliseconds. */
   sdNotifyTimeoutMs: 5_000,
+
+  // --- Partitions (src/partitions: partitioning schemes and the replica state machine, issue 12) ---------------
+  // The apply-time checks are part of the replicated semantics: every replica of a partition must run with the same
+  // values, or the same command could succeed on one replica and fail on another. Relations between them are asserted
+  // by checkLimits() below.
+  /** Partitions of one stateful service (uniform `partitions`, or names of a `named` scheme). */
+  partitionsMaxPerService: 1_024,
+  /** UTF-8 bytes of a partition key (what routes a call to its partition; a name of a `named` scheme). */
+  partitionKeyMaxBytes: 1 * KiB,
+  /** UTF-8 bytes of a collection's name. */
+  partitionCollectionNameMaxBytes: 256,
+  /** Collections (dictionaries and queues together) one partition holds. */
+  partitionMaxCollections: 1_024,
+  /** UTF-8 bytes of a dictionary key. */
+  partitionEntryKeyMaxBytes: 1 * KiB,
+  /** Bytes of one value (a dictionary entry's or a queue item's). */
+  partitionEntryValueMaxBytes: 1 * MiB,
+  /** Operations in one transaction, and separately compares (etcd's default --max-txn-ops). */
+  partitionTxnMaxOps: 128,
+  /** Bytes of the keys and values one command carries, together (it travels as one Raft entry). */
+  partitionCommandMaxBytes: 2 * MiB,
+  /** Longest lease a dequeue may ask for (SQS's longest visibility timeout). */
+  partitionQueueLeaseMaxMs: 43_200_000,
+  /** Entries one scan page returns, at most. */
+  partitionScanMaxPageEntries: 1_000,
+  /** Bytes of keys and values one scan page returns, at most (a page always holds at least one entry). */
+  partitionScanMaxPageBytes: 4 * MiB,
+  /** Change records a replica keeps in memory for watchers; a watcher further behind re-reads. */
+  partitionChangeWindowEntries: 10_000,
 } as const;
 
 export type Limits = typeof LIMITS;
@@ -391,4 +420,21 @@ export function checkLimits(limits: Record<keyof Limits, number> = LIMITS): void
   invariant(limits.membershipMaxMessageBytes <= limits.membershipMaxPushPullBytes, 'a push-pull message may be at least as large as a gossip message');
   invariant(limits.membershipMaxPushPullBytes <= limits.simMaxMessageBytes && limits.membershipMaxPushPullBytes <= limits.maxEnvelopePayloadBytes, 'a push-pull message must fit in one envelope and in the simulated network');
   invariant(limits.membershipMaxMetaBytes + 2 * limits.membershipMaxNodeIdBytes + 256 <= limits.membershipMaxPushPullBytes, 'a push-pull message must hold at least the sender\'s own state');
+
+  invariant(limits.partitionEntryKeyMaxBytes + limits.partitionEntryValueMaxBytes <= limits.partitionCommandMaxBytes,
+    'a put of the largest key and value must fit in one partition command');
+  invariant(limits.partitionCommandMaxBytes + 64 * KiB <= limits.maxEnvelopePayloadBytes,
+    'a partition command, with its framing, must fit in one Raft entry sent in one envelope');
+  invariant(Math.ceil(limits.partitionCommandMaxBytes * 4 / 3) + 64 * KiB <= limits.maxRpcRequestBytes,
+    'a partition command must fit in one RPC request, even as JSON with base64 values');
+  invariant(limits.partitionCommandMaxBytes <= limits.raftMaxUncommittedBytes,
+    'a partition command must fit in the bytes a Raft group may have uncommitted');
+  invariant(Math.ceil((limits.partitionScanMaxPageBytes + limits.partitionEntryKeyMaxBytes + limits.partitionEntryValueMaxBytes) * 4 / 3) + 64 * KiB <= limits.maxRpcResponseBytes,
+    'a full scan page (which may end with one largest entry past its byte budget) must fit in one RPC response');
+  invariant(limits.partitionTxnMaxOps <= limits.partitionChangeWindowEntries,
+    'the change window must hold every change of one transaction');
+  invariant(limits.partitionTxnMaxOps <= limits.partitionScanMaxPageEntries,
+    'a watch page, which never splits a transaction\'s changes, is bounded by the page size plus one transaction');
+  invariant(limits.partitionEntryKeyMaxBytes <= limits.partitionKeyMaxBytes,
+    'an entry\'s key must be usable as its partition key (the default)');
 }

@@ -344,7 +344,13 @@ export class ControlPlane {
     const state = this.#o.state();
     const before = state.job(job.name);
     const copy = ClusterState.restore(state.snapshot());
-    const applied = copy.apply(copy.index + 1, { type: 'job.register', job });
+    // The job's own secrets and configs come with `job run`; the plan never sees their contents, so the ones not in
+    // the cluster yet stand in as placeholders. A registration the state machine would refuse is the plan's error.
+    const objects = (['secret', 'config'] as const).flatMap((kind) => ((kind === 'secret' ? job.secrets : job.configs) ?? [])
+      .filter((d) => !d.external && !state.object(kind, d.clusterName))
+      .map((d) => ({ kind, name: d.clusterName, data: '', digest: 'from-the-job-file', sizeBytes: 0, job: job.name })));
+    const applied = copy.apply(copy.index + 1, { type: 'job.register', job, ...(objects.length > 0 ? { objects } : {}) });
+    if (!applied.ok) throw new ShoalError(applied.code, applied.message);
     const evaluation = applied.ok && applied.evalIds[0] ? copy.evaluation(applied.evalIds[0]) : undefined;
     const plan = evaluation ? computePlan(copy, evaluation, this.#o.random) : undefined;
     const services = job.services.map((s) => {

@@ -101,8 +101,8 @@ export class TaskFiles {
         contents.fill(0);
         const uid = ref.uid ?? (processTask ? owner?.uid : 0);
         const gid = ref.gid ?? (processTask ? owner?.gid : 0);
-        if (uid !== undefined && gid !== undefined) chownSync(file, uid, gid);
         chmodSync(file, ref.mode);
+        if (uid !== undefined && gid !== undefined) giveAway(file, uid, gid, ref.mode, `service "${spec.name}": ${kind} "${ref.source}" at ${ref.target}`);
         if (!processTask) result.mounts.push({ source: file, target: ref.target, readOnly: true });
       }
       if (processTask) {
@@ -143,6 +143,21 @@ export class TaskFiles {
       throw new ShoalError('ERR_UNSAFE_SECRETS_DIR', `service "${service}" uses secrets, but ${this.#dir} is not on a memory file system (statfs type 0x${type.toString(16)}): secrets are never written to disk; start the agent with --secrets-dir on a tmpfs`);
     }
   }
+}
+
+/**
+ * Makes `file` the given owner's. An agent that is not root (the systemd unit's `shoal` user) cannot: the file stays
+ * its own, which is enough when the mode lets others read it (a container's default, 0444); otherwise the task could
+ * not read it, and it fails to start with the reason.
+ */
+function giveAway(file: string, uid: number, gid: number, mode: number, what: string): void {
+  const me = process.getuid?.() ?? 0;
+  if (me === 0) {
+    chownSync(file, uid, gid);
+    return;
+  }
+  if (uid === me || (mode & 0o004) !== 0) return;
+  throw new ShoalError('ERR_UNSUPPORTED', `${what} is to be owned by uid ${uid} with mode 0${mode.toString(8)}, but this agent runs as uid ${me} and cannot give files away: run the agent as root, or use a mode that others may read`);
 }
 
 function chownTree(dir: string, uid: number, gid: number): void {

@@ -102,7 +102,11 @@ t.test('secrets and configs: delivered to a client\'s task, never stored or show
   t.equal(broken.status, 1);
   t.match(broken.stderr, /broken\.yaml:\d+.*secret "token": cannot read .*nowhere\.txt: ENOENT/);
 
-  // The external secret does not exist yet: refused, and nothing is created (not even the job's own secret).
+  // The external secret does not exist yet: the plan says so; the run is refused, and nothing is created (not
+  // even the job's own secret).
+  const planMissing = run('job', 'plan', file);
+  t.equal(planMissing.status, 255, 'job plan: an error');
+  t.match(planMissing.stderr, /secret "api_key" \(used by job "vault"\) does not exist/);
   const before = await s1.client.operator.raftState();
   const missing = run('job', 'run', '--detach', file);
   t.equal(missing.status, 1, 'refused');
@@ -120,6 +124,9 @@ t.test('secrets and configs: delivered to a client\'s task, never stored or show
   t.equal(changed.status, 1);
   t.match(changed.stderr, /secret "api_key" already exists with other contents .* give the new value a new name/);
 
+  const planned = run('job', 'plan', file, '-o', 'json');
+  t.equal(planned.status, 1, 'job plan: the job would be created (its own secret and config stand in for the plan)');
+  t.match(JSON.parse(planned.stdout), { jobChange: 'create', services: [{ name: 'reader', place: 1 }] });
   const ran = run('job', 'run', file, '--wait-timeout', '60');
   t.equal(ran.status, 0, ran.stderr + ran.stdout);
   const allocs = (await s1.client.allocations.list({ job: 'vault' })).allocations.filter((a) => a.desiredStatus === 'run');

@@ -24,7 +24,7 @@ import type { Job } from '../../jobspec/index.js';
 import type { FileObjectSource } from '../../jobspec/types.js';
 import type { ShoalClient } from '../../rpc/index.js';
 import {
-  ProgressLines, u64, clientFrom, formatFailedPlacement, formatReasons, parseOutput, printFields, printMessageJson, printTable, shortId,
+  ProgressLines, u64, checkSecretTransport, clientFrom, formatFailedPlacement, formatReasons, parseOutput, printFields, printMessageJson, printTable, shortId,
   type GlobalFlags, type OutputFlags,
 } from '../output.js';
 
@@ -90,6 +90,7 @@ export function registerJob(program: Command): void {
         return;
       }
       const client = clientFrom(command.optsWithGlobals<GlobalFlags>());
+      if (contents.some((c) => c.kind === 'secret')) checkSecretTransport(client, `job run (job "${parsed.name}" provides secrets)`);
       const res = await client.jobs.register({ jobJson: JSON.stringify(parsed), ...readContents(contents, env) });
       if (!res.changed) {
         process.stdout.write(`Job ${res.name} unchanged (version ${res.version})\n`);

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { shoal } from '../../gen/proto.js';
 import { InvalidArgumentError } from '../../lib/errors.js';
 import { LIMITS } from '../../lib/limits.js';
-import { clientFrom, parseOutput, printFields, printMessageJson, printTable, u64, type GlobalFlags, type OutputFlags } from '../output.js';
+import { checkSecretTransport, clientFrom, parseOutput, printFields, printMessageJson, printTable, u64, type GlobalFlags, type OutputFlags } from '../output.js';
 
 type Kind = 'secret' | 'config';
 
@@ -51,7 +51,9 @@ function registerKind(program: Command, kind: Kind, description: string): Comman
     .argument('<file>', 'the file to read, or "-" for standard input')
     .action(async (name: string, file: string, _flags: unknown, command: Command) => {
       const data = readSource(file, kind);
-      const res = await api(command).create({ name, data });
+      const client = clientFrom(command.optsWithGlobals<GlobalFlags>());
+      if (kind === 'secret') checkSecretTransport(client, `secret create ${name}`);
+      const res = await (kind === 'secret' ? client.secrets : client.configs).create({ name, data });
       const digest = res.digest.slice(0, 12);
       process.stdout.write(res.created ? `${title(kind)} ${name} created (digest ${digest}, index ${u64(res.index)})\n` : `${title(kind)} ${name} unchanged (digest ${digest})\n`);
     });

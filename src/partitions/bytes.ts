@@ -1,0 +1,92 @@
+/**
+ * Strings and bytes as the partition core sees them.
+ *
+ * Keys are strings, ordered and measured by their UTF-8 encoding: that is the order SQLite's BINARY collation gives
+ * a TEXT column, so the memory store and the SQLite store agree on every scan. JavaScript's `<` compares UTF-16 code
+ * units, which differs from UTF-8 byte order when a character above U+FFFF meets one in U+E000..U+FFFF, hence
+ * `compareKeys`. Strings with a lone surrogate have no UTF-8 encoding and are refused as keys (`isWellFormed`).
+ */
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export function encodeUtf8(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/** Decodes UTF-8; throws a TypeError on malformed bytes (the callers turn that into a decode error). */
+export function decodeUtf8(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
+
+/** True when every surrogate in `text` is part of a pair (String.prototype.isWellFormed, which ES2022 lacks). */
+export function isWellFormed(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c > 0xdbff) return false;
+    const next = text.charCodeAt(i + 1);
+    if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
+    i++;
+  }
+  return true;
+}
+
+/** Bytes of `text` in UTF-8, without encoding it (a lone surrogate counts as U+FFFD, as TextEncoder writes it). */
+export function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** Orders two well-formed strings as their UTF-8 encodings compare byte by byte (code point order). */
+export function compareKeys(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // A surrogate stands for a code point above U+FFFF, so it sorts after every unit in U+E000..U+FFFF.
+    if (x >= 0xd800 && y >= 0xd800) {
+      const xs = x <= 0xdfff;
+      const ys = y <= 0xdfff;
+      if (xs !== ys) return xs ? 1 : -1;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const HEX = '0123456789abcdef';
+
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    out += HEX[b >> 4]! + HEX[b & 15]!;
+  }
+  return out;
+}
+
+/** Decodes lower- or upper-case hex; undefined when `text` is not hex of whole bytes. */
+export function fromHex(text: string): Uint8Array | undefined {
+  if (text.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(text)) return undefined;
+  const out = new Uint8Array(text.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
