@@ -262,11 +262,20 @@ export class DockerDriver implements TaskDriver {
         ...(spec.resources?.cpus !== undefined ? { NanoCpus: Math.round(spec.resources.cpus * 1e9) } : {}),
         // MemorySwap equal to Memory: no swap, so the limit kills instead of slowing down.
         ...(spec.resources?.memoryBytes !== undefined ? { Memory: spec.resources.memoryBytes, MemorySwap: spec.resources.memoryBytes } : {}),
-        Binds: (spec.mounts ?? []).filter((m) => m.type === undefined).map((m) => `${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`),
+        Binds: (spec.mounts ?? []).filter((m) => m.type === undefined).map((m) => {
+          const options = [...(m.readOnly ? ['ro'] : []), ...(m.propagation ? [m.propagation] : [])];
+          return `${m.source}:${m.target}${options.length > 0 ? `:${options.join(',')}` : ''}`;
+        }),
         ...((spec.mounts ?? []).some((m) => m.type !== undefined) ? {
           Mounts: (spec.mounts ?? []).filter((m) => m.type !== undefined).map((m): Docker.MountSettings => (m.type === 'tmpfs'
-            ? { Type: 'tmpfs', Source: '', Target: m.target }
-            : { Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.readOnly === true, VolumeOptions: { NoCopy: false, Labels: { [LABEL_MANAGED]: 'true' }, DriverConfig: { Name: 'local', Options: { ...m.driverOpts } } } })),
+            ? {
+              Type: 'tmpfs', Source: '', Target: m.target,
+              // The engine takes either field alone (its types say both): an absent one keeps the engine's default.
+              ...(m.tmpfsSizeBytes !== undefined || m.tmpfsMode !== undefined ? {
+                TmpfsOptions: { ...(m.tmpfsSizeBytes !== undefined ? { SizeBytes: m.tmpfsSizeBytes } : {}), ...(m.tmpfsMode !== undefined ? { Mode: m.tmpfsMode } : {}) } as { SizeBytes: number; Mode: number },
+              } : {}),
+            }
+            : { Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.readOnly === true, VolumeOptions: { NoCopy: m.noCopy === true, Labels: { [LABEL_MANAGED]: 'true' }, DriverConfig: { Name: 'local', Options: { ...m.driverOpts } } } })),
         } : {}),
         ...(spec.readOnlyRootfs ? { ReadonlyRootfs: true } : {}),
         ...(spec.runtime ? { Runtime: spec.runtime } : {}),

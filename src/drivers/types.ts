@@ -31,6 +31,11 @@ export interface BindMount {
   readonly target: string;
   readonly readOnly?: boolean;
   readonly driverOpts?: Readonly<Record<string, string>>;
+  /** Docker only: a bind mount's propagation, a volume's no-copy, a tmpfs's size and mode. */
+  readonly propagation?: string;
+  readonly noCopy?: boolean;
+  readonly tmpfsSizeBytes?: number;
+  readonly tmpfsMode?: number;
 }
 
 /** What a health probe does (Compose `healthcheck.test`, plus HTTP and TCP probes run by the agent). */

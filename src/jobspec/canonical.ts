@@ -13,7 +13,7 @@ import { JOBSPEC_LIMITS } from './limits.js';
 import { CONSTRAINT_ATTRIBUTE_RE, NAME_MAX_CHARS, NAME_RE, SIGNALS, SPREAD_RE, checkJob, compareExposed, compareNames, isIpAddress } from './checks.js';
 import { MAX_FILE_MODE, MAX_FILE_OWNER_ID } from './file-objects.js';
 import { reportZodIssues, type IssuePath } from './zod-issues.js';
-import type { Job } from './types.js';
+import { BIND_PROPAGATIONS, type Job } from './types.js';
 
 const L = JOBSPEC_LIMITS;
 
@@ -86,6 +86,10 @@ const mountSchema = z.strictObject({
   source: z.string(),
   target: absolutePath('a mount target'),
   readOnly: z.boolean(),
+  propagation: z.enum(BIND_PROPAGATIONS, { error: `propagation must be one of ${BIND_PROPAGATIONS.join(', ')}` }).optional(),
+  noCopy: z.boolean().optional(),
+  tmpfsSizeBytes: z.number().int().positive().optional(),
+  tmpfsMode: z.number().int().min(0).max(0o7777).optional(),
 });
 
 const volumeSchema = z.strictObject({

@@ -125,6 +125,11 @@ function checkVolumes(job: Job, report: ReportIssue): void {
       if (m.type === 'volume' && !names.has(m.source)) report([...at, 'source'], `volume "${m.source}" is not one of the job's volumes: declare it under the top-level "volumes"`);
       if (m.type === 'tmpfs' && (m.source !== '' || m.readOnly)) report(at, 'a tmpfs mount has no source and is writable');
       if (m.type === 'tmpfs' && s.driver === 'process') report(at, 'a tmpfs mount is for containers: a process sees its node\'s file systems');
+      if (m.propagation !== undefined && m.type !== undefined) report([...at, 'propagation'], 'propagation is for a bind mount');
+      if (m.propagation !== undefined && s.driver === 'process') report([...at, 'propagation'], 'propagation is for a container\'s bind mount: a process sees its node\'s mounts as they are');
+      if (m.noCopy !== undefined && m.type !== 'volume') report([...at, 'noCopy'], 'noCopy is for a volume mount');
+      if (m.noCopy === true && s.driver === 'process') report([...at, 'noCopy'], 'noCopy is for a container: a process task\'s volume is a directory, with nothing to copy into it');
+      if ((m.tmpfsSizeBytes !== undefined || m.tmpfsMode !== undefined) && m.type !== 'tmpfs') report(at, 'a size and mode are for a tmpfs mount');
     });
   });
 }

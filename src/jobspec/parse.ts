@@ -16,6 +16,7 @@ import { JobSpecError, formatIssue, formatWhere, type JobIssue } from './errors.
 import { interpolate, type Env } from './interpolate.js';
 import { HARMLESS_KEYS, fileSchema, type ComposeFile, type ComposeFileObject, type ComposeNetwork, type ComposeService } from './schema.js';
 import { parseBytes, parseCpuMillicores, parseDurationMs, splitCommand } from './units.js';
+import { BIND_PROPAGATIONS, type BindPropagation } from './types.js';
 import type { BindMount, Constraint, DriverName, ExposedPort, FileObjectSource, FileObjectSpec, FileRef, HealthCheck, Job, NetworkSpec, PortMapping, Resources, RestartPolicy, ServiceNetwork, ServiceSpec, TaskOptions, VolumeSpec } from './types.js';
 import { JOBSPEC_LIMITS } from './limits.js';
 import { DEFAULT_NETWORK, SIGNALS, SPREAD_RE, checkJobRules, checkServiceCount, compareExposed, compareNames, isIpAddress, isValidName, type CanonicalPath } from './checks.js';
@@ -402,6 +403,9 @@ function convertPorts(ports: ComposeService['ports'], path: Path, c: Collector):
         return;
       }
       if (p.mode === 'host') mode = 'host';
+      if (p.host_ip !== undefined) c.warn(at, `host IP ${p.host_ip} is ignored: tasks bind the ports they publish on the node`, 'host_ip');
+      if (p.name !== undefined) c.warn(at, '"name" of a port is ignored', 'name');
+      if (p.app_protocol !== undefined) c.warn(at, '"app_protocol" is ignored: the mesh carries TCP as it is', 'app_protocol');
       target = asInt(p.target, [...at, 'target'], c, 1, 65535, 'target port');
       published = p.published === undefined ? target : asInt(p.published, [...at, 'published'], c, 1, 65535, 'published port');
       protocol = p.protocol ?? 'tcp';
@@ -559,6 +563,7 @@ function convertVolumes(s: ComposeService, path: Path, c: Collector, baseDir: st
   const out: BindMount[] = [];
   (s.volumes ?? []).forEach((v, i) => {
     const at = [...path, 'volumes', i];
+    const extra: Pick<BindMount, 'propagation' | 'noCopy' | 'tmpfsSizeBytes' | 'tmpfsMode'> = {};
     let source: string;
     let target: string;
     let readOnly: boolean;
@@ -575,12 +580,22 @@ function convertVolumes(s: ComposeService, path: Path, c: Collector, baseDir: st
         return;
       }
       const mode = parts[2];
-      if (mode !== undefined && !mode.split(',').every((m) => ['ro', 'rw', 'z', 'Z', 'nocopy'].includes(m))) {
-        c.error(at, `mount option "${mode}" is not supported (use ro or rw)`);
+      const options = mode?.split(',') ?? [];
+      if (!options.every((m) => ['ro', 'rw', 'z', 'Z', 'nocopy', ...BIND_PROPAGATIONS].includes(m))) {
+        c.error(at, `mount option "${mode}" is not supported (ro, rw, nocopy, z, Z, or a propagation: ${BIND_PROPAGATIONS.join(', ')})`);
         return;
       }
-      readOnly = mode?.split(',').includes('ro') ?? false;
+      readOnly = options.includes('ro');
       type = source.startsWith('/') || source.startsWith('.') || source.startsWith('~') ? 'bind' : 'volume';
+      const propagation = options.find((o): o is BindPropagation => (BIND_PROPAGATIONS as readonly string[]).includes(o));
+      if (propagation !== undefined) {
+        if (type === 'bind') extra.propagation = propagation;
+        else c.error(at, `"${propagation}" is a bind mount's propagation; "${source}" is a volume`);
+      }
+      if (options.includes('nocopy')) {
+        if (type === 'volume') extra.noCopy = true;
+        else c.error(at, `"nocopy" is for a volume; "${source}" is a bind mount`);
+      }
     } else {
       type = v.type;
       if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') {
@@ -594,17 +609,43 @@ function convertVolumes(s: ComposeService, path: Path, c: Collector, baseDir: st
       source = v.source ?? '';
       target = v.target;
       readOnly = v.read_only ?? false;
+      const only = (key: 'bind' | 'volume' | 'tmpfs'): boolean => {
+        if (v[key] === undefined || type === key) return v[key] !== undefined;
+        c.error([...at, key], `"${key}" options are for a ${key} mount; this one is a ${type} mount`);
+        return false;
+      };
+      if (only('bind')) {
+        const p = v.bind!.propagation;
+        if (p !== undefined) {
+          if ((BIND_PROPAGATIONS as readonly string[]).includes(p)) extra.propagation = p as BindPropagation;
+          else c.error([...at, 'bind', 'propagation'], `"${p}" is not a propagation (${BIND_PROPAGATIONS.join(', ')})`);
+        }
+        if (v.bind!.create_host_path !== undefined) c.warn([...at, 'bind'], '"create_host_path" is ignored: the source must exist on the node, as docker stack deploy requires', 'create_host_path');
+      }
+      if (only('volume') && v.volume!.nocopy === true) extra.noCopy = true;
+      if (only('tmpfs')) {
+        if (v.tmpfs!.size !== undefined) {
+          const size = parseBytesAt(v.tmpfs!.size, [...at, 'tmpfs', 'size'], c);
+          if (size !== undefined) extra.tmpfsSizeBytes = size;
+        }
+        if (v.tmpfs!.mode !== undefined) {
+          // Octal, as the tmpfs option mode=1777 is, however it is written.
+          const m = parseFileMode(String(v.tmpfs!.mode));
+          if (typeof m === 'string') c.error([...at, 'tmpfs', 'mode'], m);
+          else extra.tmpfsMode = m;
+        }
+      }
     }
     if (!target.startsWith('/')) {
       c.error(at, `mount target "${target}" must be an absolute path`);
       return;
     }
     if (type === 'tmpfs') {
-      out.push({ type: 'tmpfs', source: '', target, readOnly: false });
+      out.push({ type: 'tmpfs', source: '', target, readOnly: false, ...extra });
       return;
     }
     if (type === 'volume') {
-      out.push({ type: 'volume', source, target, readOnly });
+      out.push({ type: 'volume', source, target, readOnly, ...extra });
       return;
     }
     if (source.startsWith('~')) {
@@ -614,15 +655,46 @@ function convertVolumes(s: ComposeService, path: Path, c: Collector, baseDir: st
       }
       source = joinPath(home, source.slice(1));
     }
-    out.push({ source: source.startsWith('/') ? joinPath('/', source) : joinPath(baseDir, source), target, readOnly });
+    out.push({ source: source.startsWith('/') ? joinPath('/', source) : joinPath(baseDir, source), target, readOnly, ...extra });
   });
   const tmpfs = s.tmpfs === undefined ? [] : Array.isArray(s.tmpfs) ? s.tmpfs : [s.tmpfs];
   tmpfs.forEach((t, i) => {
-    const target = t.split(':')[0]!;
-    if (!target.startsWith('/')) c.error([...path, 'tmpfs', ...(Array.isArray(s.tmpfs) ? [i] : [])], `tmpfs target "${target}" must be an absolute path`);
-    else out.push({ type: 'tmpfs', source: '', target, readOnly: false });
+    const at = [...path, 'tmpfs', ...(Array.isArray(s.tmpfs) ? [i] : [])];
+    const [target = '', options = ''] = splitOnce(t, ':');
+    if (!target.startsWith('/')) {
+      c.error(at, `tmpfs target "${target}" must be an absolute path`);
+      return;
+    }
+    // `size=` and `mode=` are honoured, as the long syntax's tmpfs.size and tmpfs.mode; other mount options are not.
+    const mount: BindMount = { type: 'tmpfs', source: '', target, readOnly: false };
+    for (const o of options === '' ? [] : options.split(',')) {
+      const [key = '', value = ''] = splitOnce(o, '=');
+      if (key === 'size') {
+        const size = parseBytesAt(value, at, c);
+        if (size !== undefined) mount.tmpfsSizeBytes = size;
+      } else if (key === 'mode') {
+        const m = parseFileMode(value);
+        if (typeof m === 'string') c.error(at, m);
+        else mount.tmpfsMode = m;
+      } else c.warn(at, `tmpfs option "${o}" is ignored: only size= and mode= are set (as docker stack deploy sets them)`);
+    }
+    out.push(mount);
   });
   return out;
+}
+
+function splitOnce(text: string, sep: string): [string, string] {
+  const i = text.indexOf(sep);
+  return i < 0 ? [text, ''] : [text.slice(0, i), text.slice(i + 1)];
+}
+
+/** A size in Compose's units (`64m`, `1g`, or bytes), or an error at `at`. */
+function parseBytesAt(value: string | number, at: Path, c: Collector): number | undefined {
+  const n = parseBytes(value);
+  if (typeof n === 'string') c.error(at, n);
+  else if (n > 0) return n;
+  else c.error(at, `a size must be more than 0, got "${value}"`);
+  return undefined;
 }
 
 /** The top-level `volumes:`, with the local driver only; sorted by name. */
@@ -634,6 +706,7 @@ function convertJobVolumes(volumes: ComposeFile['volumes'], c: Collector): Volum
     if (!isValidName(name)) c.error(['volumes'], `volume name "${name}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`, name);
     if (def?.driver !== undefined && def.driver !== 'local') c.error([...at, 'driver'], `volume driver "${def.driver}" is not available: Shoal's volumes use the local driver (driver_opts type, o and device are honoured)`);
     if (def?.labels !== undefined) c.warn(at, '"labels" of a volume are ignored', 'labels');
+    if (def?.name !== undefined && def.external === undefined) c.warn(at, `"name" is ignored: a volume of the job is named <job>_${name} on each node; to use a volume by its own name, create it and mark it external: true`, 'name');
     const ext = def?.external;
     const isExternal = typeof ext === 'object' ? true : ext === undefined ? false : asBool(ext, [...at, 'external'], c);
     const external = isExternal ? (typeof ext === 'object' ? ext.name : def?.name ?? name) : null;
@@ -943,6 +1016,7 @@ function envFiles(s: ComposeService, path: Path, c: Collector, env: Env, baseDir
     const at = [...path, 'env_file', ...(Array.isArray(s.env_file) ? [i] : [])];
     const file = typeof entry === 'string' ? entry : entry.path;
     const required = typeof entry === 'string' || entry.required === undefined ? true : asBool(entry.required, [...at, 'required'], c);
+    if (typeof entry !== 'string' && entry.format !== undefined) c.warn(at, `"format: ${entry.format}" is ignored: an env file is read as KEY=VALUE lines, with Compose's quoting and \${VAR}`, 'format');
     const full = file.startsWith('/') ? file : `${baseDir.replace(/\/$/, '')}/${file}`;
     if (!readFile) {
       c.error(at, `env_file "${file}" is read by \`shoal job run\` on the CLI's machine; send the job from there, or put the variables in "environment"`);
@@ -1075,6 +1149,11 @@ const COMPOSE_KEYS: Record<string, string> = {
   readOnly: 'read_only', driverOpts: 'driver_opts',
 };
 
+/** A canonical mount's options, where the long syntax writes them. */
+const MOUNT_KEYS: Record<string, string[]> = {
+  propagation: ['bind', 'propagation'], noCopy: ['volume', 'nocopy'], tmpfsSizeBytes: ['tmpfs', 'size'], tmpfsMode: ['tmpfs', 'mode'],
+};
+
 /**
  * Where a field of the canonical service came from in the Compose service `s`: keys renamed, list indices mapped
  * back to the entries (or mapping keys) they were converted from, and a field the file does not have reported at its
@@ -1085,6 +1164,17 @@ function composePath(at: CanonicalPath, s: ComposeService, base: Path, origins: 
   let node: unknown = s;
   for (const [i, part] of at.entries()) {
     if (i === 0 && part === 'options') continue; // a service's options are keys of the service itself in Compose
+    const mountKey = typeof part === 'string' && at[i - 2] === 'volumes' ? MOUNT_KEYS[part] : undefined;
+    if (mountKey) {
+      // A mount's option is nested in the long syntax (bind.propagation); in the short one, it is the entry itself.
+      for (const k of mountKey) {
+        const next = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[k] : undefined;
+        if (next === undefined) break;
+        out.push(k);
+        node = next;
+      }
+      break;
+    }
     let key: string | number = typeof part === 'string' ? COMPOSE_KEYS[part] ?? part : part;
     if (typeof part === 'number') {
       const list = at[i - 1];

@@ -19,6 +19,9 @@ const portLong = z.strictObject({
   published: intLike.optional(),
   protocol: z.string().optional(),
   mode: z.string().optional(),
+  host_ip: z.string().optional(),
+  name: z.string().optional(),
+  app_protocol: z.string().optional(),
 });
 
 /** Booleans, also as the strings "true" and "false" that a ${VAR} substitution leaves (as Compose reads them). */
@@ -99,11 +102,12 @@ const healthcheck = z.strictObject({
   disable: z.boolean().optional(),
 });
 
-const resources = z.strictObject({
+const reservations = z.strictObject({
   cpus: z.union([z.string(), z.number()]).optional(),
   memory: z.union([z.string(), z.number()]).optional(),
-  pids: intLike.optional(),
 });
+/** Limits take a pids count too; a reservation has none (Compose's schema has none either). */
+const limits = reservations.extend({ pids: intLike.optional() });
 
 const ulimit = z.union([intLike, z.strictObject({ soft: intLike, hard: intLike })]);
 
@@ -117,7 +121,7 @@ const deploy = z.strictObject({
     preferences: z.array(z.strictObject({ spread: z.string() })).optional(),
     max_replicas_per_node: intLike.optional(),
   }).optional(),
-  resources: z.strictObject({ reservations: resources.optional(), limits: resources.optional() }).optional(),
+  resources: z.strictObject({ reservations: reservations.optional(), limits: limits.optional() }).optional(),
   restart_policy: z.strictObject({
     condition: z.string().optional(),
     delay: scalar.optional(),

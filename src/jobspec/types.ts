@@ -171,7 +171,17 @@ export interface BindMount {
   source: string;
   target: string;
   readOnly: boolean;
+  /** A bind mount's propagation (`bind.propagation`: private, rprivate, shared, rshared, slave, rslave); absent: the engine's. */
+  propagation?: BindPropagation;
+  /** A volume mount: do not copy the image's files at the target into a new volume (`volume.nocopy`, `:nocopy`). */
+  noCopy?: boolean;
+  /** A tmpfs mount's size limit in bytes and its mode (`tmpfs.size`, `tmpfs.mode`, or `size=`/`mode=` options). */
+  tmpfsSizeBytes?: number;
+  tmpfsMode?: number;
 }
+
+export const BIND_PROPAGATIONS = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'] as const;
+export type BindPropagation = (typeof BIND_PROPAGATIONS)[number];
 
 export interface HealthCheck {
   /** ["CMD", ...argv] or ["CMD-SHELL", "script"]. */

@@ -5,12 +5,18 @@
  * One apply is one store transaction: `begin()`, reads and writes through the transaction (which sees its own
  * writes), then `commit()` or `rollback()`, and the applied index is written in that same transaction. A store
  * therefore never holds half a command, and after a crash it holds exactly the commands up to its applied index;
- * Raft replays the rest. The SQLite store maps `begin` to a SAVEPOINT, so the runtime may open one outer
- * transaction around many applies (one fsync for a whole Ready) and write its own rows, such as Raft client sessions,
- * in it; `PartitionState.apply`'s `withTxn` hook does the same for a single apply.
+ * Raft replays the rest. The SQLite store (src/runtime/partition-store.ts) maps `begin` to BEGIN IMMEDIATE, or to a
+ * SAVEPOINT inside its `batch()`, so the runtime may open one outer transaction around many applies (one fsync for a
+ * whole Ready) and write its own rows, such as Raft client sessions, in it; `PartitionState.apply`'s `withTxn` hook
+ * does the same for a single apply.
+ *
+ * `commit()` may fail with an operating error (a full disk): the transaction is then still open, and the caller
+ * rolls it back. Reads on the store while a transaction is open see its writes. Keys and names are well-formed
+ * UTF-16 (no unpaired surrogate): SQLite would store one as U+FFFD and merge distinct keys.
  *
  * Snapshots are not part of this interface: a consistent copy is taken between applies, never with a transaction
- * open. The memory store serialises itself (`MemoryPartitionStore.snapshot`); the SQLite store copies its database.
+ * open. The memory store serialises itself (`MemoryPartitionStore.snapshot`); the SQLite store writes a consistent
+ * copy of its database (`VACUUM INTO`) and installs a received one by atomic rename.
  * Either way the copy carries the applied index, so a replica restored from it resumes the log right after it.
  *
  * All methods are synchronous: better-sqlite3 is, and the state machine must not interleave two applies.

@@ -635,11 +635,13 @@ export function taskSpecFor(alloc: Allocation, spec: ServiceSpec, jobType: Job['
     },
     ports: spec.ports.map((p) => ({ port: p.published, protocol: p.protocol })),
     mounts: spec.volumes.map((v) => {
-      if (v.type === 'tmpfs') return { type: 'tmpfs' as const, source: '', target: v.target };
-      if (v.type !== 'volume') return { source: v.source, target: v.target, readOnly: v.readOnly };
+      if (v.type === 'tmpfs') {
+        return { type: 'tmpfs' as const, source: '', target: v.target, ...(v.tmpfsSizeBytes !== undefined ? { tmpfsSizeBytes: v.tmpfsSizeBytes } : {}), ...(v.tmpfsMode !== undefined ? { tmpfsMode: v.tmpfsMode } : {}) };
+      }
+      if (v.type !== 'volume') return { source: v.source, target: v.target, readOnly: v.readOnly, ...(v.propagation ? { propagation: v.propagation } : {}) };
       // A job's own volume is named after the job; an external one by its own name.
       const def = volumes.find((x) => x.name === v.source);
-      return { type: 'volume' as const, source: def?.external ?? `${alloc.jobName}_${v.source}`, target: v.target, readOnly: v.readOnly, driverOpts: def?.driverOpts ?? {} };
+      return { type: 'volume' as const, source: def?.external ?? `${alloc.jobName}_${v.source}`, target: v.target, readOnly: v.readOnly, driverOpts: def?.driverOpts ?? {}, ...(v.noCopy ? { noCopy: true } : {}) };
     }),
     labels: { ...spec.labels, 'shoal.job': alloc.jobName, 'shoal.service': alloc.service },
     stopSignal: spec.stopSignal,

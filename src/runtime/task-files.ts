@@ -82,7 +82,10 @@ export class TaskFiles {
     if (secrets.length === 0 && configs.length === 0) return result;
     const base = join(this.#dir, allocId);
     rmSync(base, { recursive: true, force: true });
-    for (const d of [dirname(this.#dir), this.#dir, base]) {
+    // The root may be a directory of the system's (--secrets-dir /dev/shm): its mode is left alone unless it is made
+    // here. The node's and the task's directories are this agent's own.
+    if (mkdirSync(dirname(this.#dir), { recursive: true, mode: 0o711 }) !== undefined) chmodSync(dirname(this.#dir), 0o711);
+    for (const d of [this.#dir, base]) {
       mkdirSync(d, { recursive: true, mode: 0o711 });
       chmodSync(d, 0o711);
     }

@@ -345,6 +345,12 @@ const REFUSED_ELSEWHERE: Record<string, string> = {
   'service|tmpfs': 'services.web',
 };
 
+/**
+ * Options of a mount type a process task refuses whatever its options (a tmpfs mount): for a process task the option
+ * changes nothing, the mount being refused with or without it, at the mount.
+ */
+const MOOT_FOR_PROCESS = new Set(['mount|tmpfs', 'mount|tmpfs.mode', 'mount|tmpfs.size']);
+
 // ---------------------------------------------------------------------------------------------------------------
 // The README's tables.
 
@@ -593,7 +599,7 @@ for (const [table, { id, places }] of Object.entries(TABLES)) {
     for (const row of rows.filter((r) => r.id === id && SNIPPETS[id]?.[r.key] !== undefined)) {
       for (const [n, place] of places.entries()) {
         for (const driver of ['docker', 'process'] as const) {
-          const expected = EXPECTED[row.status][driver];
+          const expected = driver === 'process' && MOOT_FOR_PROCESS.has(`${row.id}|${row.key}`) ? 'no effect' : EXPECTED[row.status][driver];
           const where = `${row.key} (README line ${row.line}, ${driver}${places.length > 1 ? `, place ${n + 1}` : ''})`;
           const seen = observe(row, place, driver);
           t.equal(seen.outcome, expected, `${where}: ${expected}`);

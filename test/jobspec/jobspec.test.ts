@@ -346,3 +346,27 @@ t.test('x-shoal fields may also be written as dotted keys, as in `x-shoal.driver
   t.throws(() => ok('services:\n  a:\n    x-shoal: { driver: docker }\n    x-shoal.driver: process\n    image: x\n'), { message: /job\.yaml:4:5: services\.a\.x-shoal\.driver: "x-shoal\.driver" repeats x-shoal\.driver/ });
   t.throws(() => ok('services:\n  a:\n    x-shoal.drivr: process\n    image: x\n'), { message: /drivr/ });
 });
+
+t.test('mount options: bind propagation, volume nocopy, tmpfs size and mode reach the canonical mount; misplaced ones are refused', async (t) => {
+  const job = ok(`volumes:\n  data: {}\nservices:\n  a:\n    image: x\n    volumes:\n      - /srv/a:/a:ro,rslave\n      - data:/d:nocopy\n      - { type: bind, source: /srv/b, target: /b, bind: { propagation: shared } }\n      - { type: volume, source: data, target: /e, volume: { nocopy: true } }\n      - { type: tmpfs, target: /t, tmpfs: { size: 64m, mode: 1777 } }\n    tmpfs: ["/run:size=1g,mode=0700,noexec"]\n`);
+  t.same(job.job.services[0]!.volumes, [
+    { source: '/srv/a', target: '/a', readOnly: true, propagation: 'rslave' },
+    { type: 'volume', source: 'data', target: '/d', readOnly: false, noCopy: true },
+    { source: '/srv/b', target: '/b', readOnly: false, propagation: 'shared' },
+    { type: 'volume', source: 'data', target: '/e', readOnly: false, noCopy: true },
+    { type: 'tmpfs', source: '', target: '/t', readOnly: false, tmpfsSizeBytes: 64 * 1024 * 1024, tmpfsMode: 0o1777 },
+    { type: 'tmpfs', source: '', target: '/run', readOnly: false, tmpfsSizeBytes: 1024 ** 3, tmpfsMode: 0o700 },
+  ]);
+  t.match(job.warnings.join('\n'), /tmpfs option "noexec" is ignored/);
+  const bad: [string, RegExp][] = [
+    ['- /srv/a:/a:rshared,bogus', /mount option "rshared,bogus" is not supported/],
+    ['- data:/d:rslave', /"rslave" is a bind mount's propagation; "data" is a volume/],
+    ['- /srv/a:/a:nocopy', /"nocopy" is for a volume; "\/srv\/a" is a bind mount/],
+    ['- { type: bind, source: /srv/b, target: /b, bind: { propagation: sideways } }', /volumes\.0\.bind\.propagation: "sideways" is not a propagation/],
+    ['- { type: bind, source: /srv/b, target: /b, volume: { nocopy: true } }', /volumes\.0\.volume: "volume" options are for a volume mount; this one is a bind mount/],
+    ['- { type: tmpfs, target: /t, tmpfs: { size: lots } }', /volumes\.0\.tmpfs\.size: "lots" is not a size/],
+    ['- { type: tmpfs, target: /t, tmpfs: { mode: 999 } }', /volumes\.0\.tmpfs\.mode: mode "999" is not an octal number/],
+  ];
+  for (const [line, message] of bad) t.throws(() => ok(`volumes:\n  data: {}\nservices:\n  a:\n    image: x\n    volumes:\n      ${line}\n`), { message }, line);
+  t.throws(() => ok(`services:\n  p:\n    x-shoal: { driver: process }\n    command: [sleep, "1"]\n    volumes: ["/srv/a:/a:rshared"]\n`), { message: /services\.p\.volumes\.0: propagation is for a container's bind mount/ });
+});

@@ -57,7 +57,7 @@ t.test('an image service runs as containers on the node and stops with the job',
   await waitFor('no container of the job runs', async () => (await engine.docker.listContainers({ filters: { label: ['shoal.job=box'] } })).length === 0, 60_000);
 });
 
-t.test('a container gets its secrets and configs as read-only files with their owner and mode, on tmpfs', { skip }, async (t) => {
+t.test('a container gets its secrets and configs as read-only files with their owner and mode, on tmpfs; tmpfs options', { skip }, async (t) => {
   if ('skip' in engine) return;
   const dir = t.testdir({});
   const keyFile = join(dir, 'cluster.key');
@@ -85,11 +85,12 @@ t.test('a container gets its secrets and configs as read-only files with their o
     '  box:',
     `    image: ${TEST_IMAGE}`,
     // The value itself is never printed: its hash is, and what the files look like from inside.
-    '    command: ["sh", "-c", "sha256sum /run/secrets/token; stat -c \'%n %a %u:%g\' /run/secrets/token /etc/app/key /conf; cat /conf; echo; (echo x > /run/secrets/token) 2>/dev/null && echo writable || echo read-only; exec sleep 600"]',
+    '    command: ["sh", "-c", "sha256sum /run/secrets/token; stat -c \'%n %a %u:%g\' /run/secrets/token /etc/app/key /conf; cat /conf; echo; stat -c \'%n %a\' /scratch; df -k /scratch | tail -1 | awk \'{print \\"scratch-kb\\", $$2}\'; (echo x > /run/secrets/token) 2>/dev/null && echo writable || echo read-only; exec sleep 600"]',
     '    network_mode: host',
     '    stop_grace_period: 1s',
     '    secrets: [token, { source: key, target: /etc/app/key, uid: "1000", gid: "2000", mode: 0400 }]',
     '    configs: [conf]',
+    '    tmpfs: ["/scratch:size=8m,mode=1770"]',
     '',
   ].join('\n'));
   const cli = (...args: string[]) => spawnSync(process.execPath, [SHOAL_BIN, '--address', agent.api, ...args], { encoding: 'utf8', timeout: 180_000 });
@@ -107,6 +108,8 @@ t.test('a container gets its secrets and configs as read-only files with their o
   t.match(out, /^\/conf 444 0:0$/m, 'a config at /<name>');
   t.match(out, /^level = 3$/m);
   t.match(out, /^read-only$/m, 'read-only in the container');
+  t.match(out, /^\/scratch 1770$/m, 'a tmpfs with its mode');
+  t.match(out, /^scratch-kb 8192$/m, 'and its size');
   const [c] = await engine.docker.listContainers({ filters: { label: ['shoal.job=files'] } });
   const mounts = (await engine.docker.getContainer(c!.Id).inspect()).Mounts;
   t.ok(mounts.filter((m) => m.Destination.startsWith('/run/secrets') || m.Destination === '/etc/app/key').every((m) => m.Source.startsWith(shm) && m.RW === false), 'bind-mounted from the agent\'s tmpfs, read-only');

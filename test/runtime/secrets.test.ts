@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecretVault } from '../../src/runtime/secrets.js';
 import { TaskFiles, defaultSecretsRoot, type ObjectSource } from '../../src/runtime/task-files.js';
@@ -102,6 +102,18 @@ t.test('a process task gets private directories named in its environment, owned 
   files.write('alloc-3', spec, job, objects, null);
   files.sweep(new Set(['alloc-3']));
   t.same(readdirSync(files.dir), ['alloc-3']);
+  // A root of the system's own (--secrets-dir /dev/shm) keeps its mode; one made here is 0711 whatever the umask.
+  chmodSync(root, 0o1777);
+  new TaskFiles({ root, nodeId: 'n2', vault: new SecretVault(KEY) }).write('alloc-4', spec, job, objects, null);
+  t.equal(statSync(root).mode & 0o7777, 0o1777, 'an existing root is left as it was');
+  const made = join(root, 'made', 'here');
+  const old = process.umask(0o027);
+  try {
+    new TaskFiles({ root: made, nodeId: 'n3', vault: new SecretVault(KEY) }).write('alloc-5', spec, job, objects, null);
+  } finally {
+    process.umask(old);
+  }
+  t.equal(statSync(made).mode & 0o777, 0o711, 'a root made here can be traversed by a task\'s user');
 });
 
 t.test('a secret is never written outside a memory file system; a missing one fails the start with its name', async (t) => {
