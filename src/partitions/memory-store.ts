@@ -9,7 +9,7 @@
 import { invariant } from '../lib/assert.js';
 import { DecodeError } from '../lib/errors.js';
 import { compareKeys, decodeUtf8, encodeUtf8, fromHex, toHex } from './bytes.js';
-import { comparePositions, type CollectionRecord, type EntryRecord, type ItemPosition, type PartitionStore, type QueueItemRecord, type StoreTxn } from './store.js';
+import { comparePositions, readerOf, type CollectionRecord, type EntryRecord, type ItemPosition, type PartitionStore, type QueueItemRecord, type StoreTxn } from './store.js';
 
 const SNAPSHOT_FORMAT = 'shoal.partition.memory/1';
 
@@ -114,17 +114,7 @@ export class MemoryPartitionStore implements PartitionStore {
     this.#undo = undo;
     const open = (): void => invariant(this.#undo === undo, 'this partition store transaction is closed');
     const txn: StoreTxn = {
-      appliedIndex: () => this.appliedIndex(),
-      clockMs: () => this.clockMs(),
-      meta: (key) => this.meta(key),
-      collection: (name) => this.collection(name),
-      collections: () => this.collections(),
-      get: (c, k) => this.get(c, k),
-      scan: (c, s, e, l) => this.scan(c, s, e, l),
-      queueItem: (q, p) => this.queueItem(q, p),
-      queueNextAvailable: (q, n) => this.queueNextAvailable(q, n),
-      queueScan: (q, a, l) => this.queueScan(q, a, l),
-      queueLength: (q) => this.queueLength(q),
+      ...readerOf(this),
       setApplied: (index, clockMs) => {
         open();
         invariant(index > this.#applied, `applied index went backwards: ${this.#applied} -> ${index}`);

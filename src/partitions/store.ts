@@ -96,6 +96,23 @@ export interface PartitionStore extends StoreReader {
   begin(): StoreTxn;
 }
 
+/** A transaction's reads: the store's own, since a transaction sees its own writes through the store. */
+export function readerOf(store: StoreReader): StoreReader {
+  return {
+    appliedIndex: () => store.appliedIndex(),
+    clockMs: () => store.clockMs(),
+    meta: (key) => store.meta(key),
+    collection: (name) => store.collection(name),
+    collections: () => store.collections(),
+    get: (c, k) => store.get(c, k),
+    scan: (c, s, e, l) => store.scan(c, s, e, l),
+    queueItem: (q, p) => store.queueItem(q, p),
+    queueNextAvailable: (q, n) => store.queueNextAvailable(q, n),
+    queueScan: (q, a, l) => store.queueScan(q, a, l),
+    queueLength: (q) => store.queueLength(q),
+  };
+}
+
 /** Orders queue items (FIFO). */
 export function comparePositions(a: ItemPosition, b: ItemPosition): number {
   return a.index - b.index || a.ordinal - b.ordinal;

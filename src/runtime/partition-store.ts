@@ -51,7 +51,7 @@ import { crc32 } from 'node:zlib';
 import { invariant } from '../lib/assert.js';
 import { NotFoundError, ShoalError } from '../lib/errors.js';
 import { isWellFormed } from '../partitions/bytes.js';
-import type { CollectionKind, CollectionRecord, EntryRecord, ItemPosition, PartitionStore, QueueItemRecord, StoreTxn } from '../partitions/store.js';
+import { readerOf, type CollectionKind, type CollectionRecord, type EntryRecord, type ItemPosition, type PartitionStore, type QueueItemRecord, type StoreTxn } from '../partitions/store.js';
 
 /** Written in every partition database; a database of another format is refused. */
 export const PARTITION_STORE_FORMAT = 'shoal.partition.sqlite/1';
@@ -524,17 +524,7 @@ export class SqlitePartitionStore implements PartitionStore {
       this.#run(operation, fn);
     };
     return {
-      appliedIndex: () => this.appliedIndex(),
-      clockMs: () => this.clockMs(),
-      meta: (key) => this.meta(key),
-      collection: (name) => this.collection(name),
-      collections: () => this.collections(),
-      get: (c, k) => this.get(c, k),
-      scan: (c, s, e, l) => this.scan(c, s, e, l),
-      queueItem: (q, p) => this.queueItem(q, p),
-      queueNextAvailable: (q, n) => this.queueNextAvailable(q, n),
-      queueScan: (q, a, l) => this.queueScan(q, a, l),
-      queueLength: (q) => this.queueLength(q),
+      ...readerOf(this),
       setApplied: (index, clockMs) => {
         open();
         const info = this.#info();
