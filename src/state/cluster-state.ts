@@ -770,15 +770,32 @@ function indexAdd(index: Map<string, Set<string>>, key: string, id: string): voi
   set.add(id);
 }
 
-function objectKey(kind: FileObjectKind, name: string): string {
+export function objectKey(kind: FileObjectKind, name: string): string {
   return `${kind}/${name}`;
 }
 
-/** The cluster names of the secrets (or configs) a job's services use. */
-export function jobObjectNames(job: Job, kind: FileObjectKind): string[] {
-  const declared = kind === 'secret' ? job.secrets : job.configs;
-  if (!declared) return [];
+/**
+ * The secrets and configs the services of a job use (all of them, or only `services`), as `kind/clusterName` keys:
+ * what a registration needs to exist, what blocks a removal, and what a node's slice carries.
+ */
+export function objectsUsed(job: Job, services?: ReadonlySet<string>): Set<string> {
   const used = new Set<string>();
-  for (const s of job.services) for (const ref of (kind === 'secret' ? s.secrets : s.configs) ?? []) used.add(ref.source);
-  return declared.filter((d) => used.has(d.name)).map((d) => d.clusterName).sort();
+  if (!job.secrets && !job.configs) return used;
+  for (const spec of job.services) {
+    if (services && !services.has(spec.name)) continue;
+    for (const kind of ['secret', 'config'] as const) {
+      const declared = kind === 'secret' ? job.secrets : job.configs;
+      for (const ref of (kind === 'secret' ? spec.secrets : spec.configs) ?? []) {
+        const d = declared?.find((x) => x.name === ref.source);
+        if (d) used.add(objectKey(kind, d.clusterName));
+      }
+    }
+  }
+  return used;
+}
+
+/** The cluster names of the secrets (or configs) a job's services use, sorted. */
+export function jobObjectNames(job: Job, kind: FileObjectKind): string[] {
+  const prefix = `${kind}/`;
+  return [...objectsUsed(job)].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)).sort();
 }

@@ -13,7 +13,7 @@
  */
 import { InvalidArgumentError } from '../lib/errors.js';
 import { sortedEntries, type CatalogService, type CatalogView } from './catalog.js';
-import type { ClusterState } from './cluster-state.js';
+import { objectKey, objectsUsed, type ClusterState } from './cluster-state.js';
 import type { Allocation, FileObjectKind, FileObjectRecord, JobRecord } from './types.js';
 import type { Job } from '../jobspec/types.js';
 
@@ -96,28 +96,12 @@ export function sliceDelta(state: ClusterState, nodeId: string, since: number, m
 function objectsOnNode(job: Job, mine: Allocation[], state: ClusterState): FileObjectRecord[] {
   if (!job.secrets && !job.configs) return [];
   const out: FileObjectRecord[] = [];
-  for (const name of usedOnNode(job, new Set(mine.filter((a) => a.jobName === job.name).map((a) => a.service)))) {
-    const [kind, clusterName] = name.split('/') as [FileObjectKind, string];
-    const r = state.object(kind, clusterName);
+  for (const key of objectsUsed(job, new Set(mine.filter((a) => a.jobName === job.name).map((a) => a.service)))) {
+    const slash = key.indexOf('/');
+    const r = state.object(key.slice(0, slash) as FileObjectKind, key.slice(slash + 1));
     if (r) out.push(r);
   }
   return out;
-}
-
-/** `kind/clusterName` of each secret and config the given services of `job` use. */
-function usedOnNode(job: Job, services: ReadonlySet<string>): Set<string> {
-  const used = new Set<string>();
-  for (const spec of job.services) {
-    if (!services.has(spec.name)) continue;
-    for (const kind of ['secret', 'config'] as const) {
-      const declared = kind === 'secret' ? job.secrets : job.configs;
-      for (const ref of (kind === 'secret' ? spec.secrets : spec.configs) ?? []) {
-        const d = declared?.find((x) => x.name === ref.source);
-        if (d) used.add(`${kind}/${d.clusterName}`);
-      }
-    }
-  }
-  return used;
 }
 
 /** Whether a client at `since` has anything to learn: its node's slice or the catalog changed after it. */
@@ -160,19 +144,21 @@ export class NodeSlice implements CatalogView {
     for (const a of delta.allocations) this.#allocs.set(a.id, a);
     for (const id of [...this.#allocs.keys()]) if (!present.has(id)) this.#allocs.delete(id);
     for (const j of delta.jobs) this.#jobs.set(j.job.name, j);
-    for (const o of delta.objects ?? []) this.#objects.set(`${o.kind}/${o.name}`, o);
+    for (const o of delta.objects ?? []) this.#objects.set(objectKey(o.kind, o.name), o);
     // Jobs no allocation here belongs to any more are dropped, but only from a complete slice: in a partial one, a
     // job may already have come for allocations that have not yet (and it will not be sent again).
     if (delta.complete) {
       const used = new Set([...this.#allocs.values()].map((a) => a.jobName));
       for (const name of [...this.#jobs.keys()]) if (!used.has(name)) this.#jobs.delete(name);
-      // Secrets and configs no task here uses any more are dropped too.
-      const needed = new Set<string>();
-      for (const r of this.#jobs.values()) {
-        const services = new Set([...this.#allocs.values()].filter((a) => a.jobName === r.job.name).map((a) => a.service));
-        for (const k of usedOnNode(r.job, services)) needed.add(k);
+      // Secrets and configs no task here uses any more are dropped too (one pass over the allocations, and none at
+      // all on the usual node that holds no secret).
+      if (this.#objects.size > 0) {
+        const services = new Map<string, Set<string>>();
+        for (const a of this.#allocs.values()) services.set(a.jobName, (services.get(a.jobName) ?? new Set()).add(a.service));
+        const needed = new Set<string>();
+        for (const r of this.#jobs.values()) for (const k of objectsUsed(r.job, services.get(r.job.name) ?? new Set())) needed.add(k);
+        for (const k of [...this.#objects.keys()]) if (!needed.has(k)) this.#objects.delete(k);
       }
-      for (const k of [...this.#objects.keys()]) if (!needed.has(k)) this.#objects.delete(k);
     }
     if (delta.catalog && delta.catalogKeys) {
       const keys = new Set(delta.catalogKeys);
@@ -214,7 +200,7 @@ export class NodeSlice implements CatalogView {
   }
 
   object(kind: FileObjectKind, name: string): FileObjectRecord | undefined {
-    return this.#objects.get(`${kind}/${name}`);
+    return this.#objects.get(objectKey(kind, name));
   }
 
   jobs(): JobRecord[] {
