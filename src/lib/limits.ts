@@ -266,6 +266,11 @@ export const LIMITS = {
 
   /** Calls forwarded to other agents (to the Raft leader) waiting for an answer at once. */
   peerRpcMaxPending: 4_096,
+  /**
+   * How long a forwarded call waits for a link to its peer that is not up yet (an agent that just joined, a link being
+   * redialled) before it fails as unreachable; never more than half the call's own deadline.
+   */
+  peerRpcLinkWaitMs: 3_000,
 
   // --- Autopilot (src/runtime/autopilot.ts) -------------------------------------------------------------------------
   /** How long a Raft member must be DEAD in gossip before the leader removes it from the group. */

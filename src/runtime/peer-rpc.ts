@@ -8,6 +8,7 @@
  */
 import { ShoalError, describeError } from '../lib/errors.js';
 import { LIMITS } from '../lib/limits.js';
+import { systemClock } from '../platform/system-clock.js';
 import type { Logger } from '../log/logger.js';
 import { shoal } from '../gen/proto.js';
 import { MessageType } from '../wire/frame.js';
@@ -78,6 +79,14 @@ export class PeerRpc {
     if (this.#pending.size >= LIMITS.peerRpcMaxPending) {
       throw new ShoalError('ERR_LIMIT_EXCEEDED', `${LIMITS.peerRpcMaxPending} forwarded calls are already waiting (limit peerRpcMaxPending)`);
     }
+    // No link to the peer yet (it just joined, or its link is being redialled): dial it and wait a little for it,
+    // rather than fail a call that would go through a moment later.
+    if (!this.#transport.links().some((l) => l.nodeId === nodeId)) {
+      const started = systemClock.nowMs();
+      await this.#awaitLink(nodeId, Math.min(LIMITS.peerRpcLinkWaitMs, timeoutMs / 2), signal);
+      if (signal?.aborted) throw new ShoalError('ERR_CANCELLED', `${method.service}/${method.method} to ${nodeId.slice(0, 16)} was cancelled`);
+      timeoutMs = Math.max(1, timeoutMs - (systemClock.nowMs() - started));
+    }
     const id = this.#nextId++;
     const path = `/rpc/${method.service}/${method.method}`;
     const body = method.requestType.encode(request).finish();
@@ -102,6 +111,27 @@ export class PeerRpc {
       }
     });
     return method.responseType.decode(bytes);
+  }
+
+  /** Dials `nodeId` and resolves once its link is up, or after `waitMs` (or an abort) either way. */
+  #awaitLink(nodeId: string, waitMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        unsubscribe();
+        signal?.removeEventListener('abort', finish);
+        resolve();
+      };
+      const timer = setTimeout(finish, Math.max(0, waitMs));
+      const unsubscribe = this.#transport.onLinkUp((link) => {
+        if (link.nodeId === nodeId) finish();
+      });
+      signal?.addEventListener('abort', finish, { once: true });
+      this.#transport.connect(nodeId);
+    });
   }
 
   #serve(from: string, req: shoal.v1.IPeerRpcRequest): void {

@@ -48,3 +48,26 @@ t.test('errors come back with their code; deadlines and lost links fail the call
   hub.cut(A, B);
   await t.rejects(pending, { code: 'ERR_PEER_UNREACHABLE', message: /went down/ }, 'a link that goes down fails the call at once');
 });
+
+t.test('a call to a peer whose link is not up yet waits a little for it and goes through once it is', async (t) => {
+  const hub = new MemoryHub();
+  const ta = hub.transport(A);
+  const tb = hub.transport(B);
+  await ta.start();
+  const server = new RpcServer({ host: '127.0.0.1', port: 0 });
+  server.register(MembersList, () => shoal.v1.ListMembersResponse.fromObject({ members: [{ name: 'late' }] }));
+  const pb = new PeerRpc(tb, silentLogger(), (method, body, timeoutMs, from) => server.dispatch(method, body, timeoutMs, from));
+  const pa = new PeerRpc(ta, silentLogger(), async () => { throw new NotFoundError('a serves nothing'); });
+  pa.start();
+  pb.start();
+  t.teardown(() => { pa.stop(); pb.stop(); });
+  t.equal(ta.links().length, 0, 'no link yet: B has not started');
+  // B comes up 100 ms into the call (an agent that just joined): the call is served, not failed as unreachable.
+  setTimeout(() => void tb.start(), 100);
+  const res = await pa.call(B, MembersList, shoal.v1.ListMembersRequest.create(), 2_000);
+  t.equal(res.members[0]!.name, 'late', 'the call waited for the link and was served');
+  // A peer that never comes up still fails as unreachable, after the wait (half the deadline at most).
+  const started = Date.now();
+  await t.rejects(pa.call('c'.repeat(64), MembersList, shoal.v1.ListMembersRequest.create(), 400), { code: 'ERR_PEER_UNREACHABLE' });
+  t.ok(Date.now() - started < 400, 'within the call\'s deadline');
+});
