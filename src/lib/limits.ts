@@ -365,6 +365,11 @@ export const LIMITS = {
   // by checkLimits() below.
   /** Partitions of one stateful service (uniform `partitions`, or names of a `named` scheme). */
   partitionsMaxPerService: 1_024,
+  /**
+   * Replicas of one partition (`x-shoal.state.replicas`, odd, from 1): each is a member of the partition's Raft group
+   * on a distinct node. An odd count, since an even one tolerates no more failures than the odd count below it.
+   */
+  partitionReplicasMax: 7,
   /** UTF-8 bytes of a partition key (what routes a call to its partition; a name of a `named` scheme). */
   partitionKeyMaxBytes: 1 * KiB,
   /** UTF-8 bytes of a collection's name. */
@@ -387,6 +392,13 @@ export const LIMITS = {
   partitionScanMaxPageBytes: 4 * MiB,
   /** Change records a replica keeps in memory for watchers; a watcher further behind re-reads. */
   partitionChangeWindowEntries: 10_000,
+  /**
+   * Commands one client session of a partition may have outstanding (applied but not yet acknowledged by the client
+   * as answered). The replica keeps each one's result for a retry; a command beyond the window is refused.
+   */
+  partitionSessionWindowCommands: 1_024,
+  /** Client sessions one partition remembers; past it the least recently used is forgotten (its client gets ERR_SESSION_EXPIRED). */
+  partitionMaxClientSessions: 10_000,
 } as const;
 
 export type Limits = typeof LIMITS;
@@ -442,4 +454,7 @@ export function checkLimits(limits: Record<keyof Limits, number> = LIMITS): void
     'a watch page, which never splits a transaction\'s changes, is bounded by the page size plus one transaction');
   invariant(limits.partitionEntryKeyMaxBytes <= limits.partitionKeyMaxBytes,
     'an entry\'s key must be usable as its partition key (the default)');
+  invariant(limits.partitionReplicasMax % 2 === 1, 'the most replicas a partition may have must be odd, as every replica count is');
+  invariant(limits.partitionsMaxPerService * limits.partitionReplicasMax <= limits.jobMaxReplicas,
+    'a stateful service\'s tasks (partitions x replicas) must not outnumber the replicas a service may have');
 }

@@ -28,7 +28,16 @@ export type PartitionErrorCode =
   /** A partition key of a kind the scheme does not take (an int64 key for a named scheme...). */
   | 'ERR_WRONG_PARTITION_KIND'
   /** A partition key naming no partition of a named scheme. */
-  | 'ERR_UNKNOWN_PARTITION_NAME';
+  | 'ERR_UNKNOWN_PARTITION_NAME'
+  /**
+   * A command of a client session this partition no longer remembers (it was forgotten to keep the table bounded):
+   * whether an earlier attempt of it applied is unknown, so it is not applied again. The client starts a new session.
+   */
+  | 'ERR_SESSION_EXPIRED'
+  /** A command of a session outside its window: older than what the client acknowledged, or too far ahead of it. */
+  | 'ERR_SESSION_WINDOW'
+  /** The bytes of a Raft entry do not decode as a partition command (a bug or a corrupt log). */
+  | 'ERR_ENTRY_DECODE';
 
 /** The limits of LIMITS' "Partitions" section: what an `ERR_PARTITION_LIMIT` failure may name. */
 export type PartitionLimitName =
@@ -43,7 +52,9 @@ export type PartitionLimitName =
   | 'partitionQueueLeaseMaxMs'
   | 'partitionScanMaxPageEntries'
   | 'partitionScanMaxPageBytes'
-  | 'partitionChangeWindowEntries';
+  | 'partitionChangeWindowEntries'
+  | 'partitionSessionWindowCommands'
+  | 'partitionMaxClientSessions';
 
 export interface Failure {
   ok: false;

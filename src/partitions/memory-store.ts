@@ -54,6 +54,10 @@ export class MemoryPartitionStore implements PartitionStore {
     return this.#meta.get(key)?.slice();
   }
 
+  metaKeys(prefix: string): string[] {
+    return [...this.#meta.keys()].filter((k) => k.startsWith(prefix)).sort(compareKeys);
+  }
+
   collection(name: string): CollectionRecord | undefined {
     const c = this.#collections.get(name);
     return c && { ...c };

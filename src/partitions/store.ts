@@ -63,6 +63,8 @@ export interface StoreReader {
   clockMs(): number;
   /** Metadata a caller stored in an apply's transaction (`setMeta`), e.g. the runtime's client sessions. */
   meta(key: string): Uint8Array | undefined;
+  /** Keys of the meta rows that start with `prefix`, in UTF-8 byte order (the runtime reloads its sessions by it). */
+  metaKeys(prefix: string): string[];
   collection(name: string): CollectionRecord | undefined;
   /** Every collection, by name (UTF-8 byte order). */
   collections(): CollectionRecord[];
@@ -102,6 +104,7 @@ export function readerOf(store: StoreReader): StoreReader {
     appliedIndex: () => store.appliedIndex(),
     clockMs: () => store.clockMs(),
     meta: (key) => store.meta(key),
+    metaKeys: (prefix) => store.metaKeys(prefix),
     collection: (name) => store.collection(name),
     collections: () => store.collections(),
     get: (c, k) => store.get(c, k),

@@ -261,6 +261,7 @@ function prepare(db: Database.Database) {
     meta: db.prepare('SELECT key, value, crc FROM meta WHERE key = ?'),
     putMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value, crc) VALUES (?, ?, ?)'),
     deleteMeta: db.prepare('DELETE FROM meta WHERE key = ?'),
+    metaKeysFrom: db.prepare('SELECT key FROM meta WHERE key >= ? ORDER BY key').pluck(),
     collection: db.prepare('SELECT name, kind, create_version, declared, crc FROM collections WHERE name = ?'),
     collections: db.prepare('SELECT name, kind, create_version, declared, crc FROM collections ORDER BY name'),
     putCollection: db.prepare('INSERT OR REPLACE INTO collections (name, kind, create_version, declared, crc) VALUES (?, ?, ?, ?, ?)'),
@@ -447,6 +448,17 @@ export class SqlitePartitionStore implements PartitionStore {
     const value = bytesOf(row.value);
     if (metaCrc(row.key, value) !== row.crc) throw this.#corruptRow(`the meta row "${row.key}" fails its checksum`, { table: 'meta', key: row.key });
     return value;
+  }
+
+  metaKeys(prefix: string): string[] {
+    const keys: string[] = [];
+    this.#read('list meta keys', () => {
+      for (const key of this.#q.metaKeysFrom.iterate(prefix) as IterableIterator<string>) {
+        if (!key.startsWith(prefix)) break;
+        keys.push(key);
+      }
+    });
+    return keys;
   }
 
   collection(name: string): CollectionRecord | undefined {

@@ -64,6 +64,22 @@ export function storeCompliance(t: Test, factory: StoreFactory): void {
     t.throws(() => txn.put('d', { key: 'b', value: bytes('2'), version: 2 }), { code: 'ERR_INVARIANT' }, 'a committed transaction is closed');
   });
 
+  t.test(`${factory.name}: metaKeys lists one prefix in UTF-8 order, and sees the open transaction's rows`, async (t) => {
+    const s = factory.create();
+    inTxn(s, 1, (x) => {
+      for (const k of ['s/b', 's/\u{1F600}', 's/\uFFFD', 's/a', 'sa', 'r/z', 's']) x.setMeta(k, bytes(k));
+    });
+    t.same(s.metaKeys('s/'), ['s/a', 's/b', 's/\uFFFD', 's/\u{1F600}'], 'U+FFFD sorts before an astral character, as in UTF-8');
+    t.same(s.metaKeys('q'), []);
+    t.same(s.metaKeys(''), ['r/z', 's', 's/a', 's/b', 's/\uFFFD', 's/\u{1F600}', 'sa']);
+    const txn = s.begin();
+    txn.setMeta('s/a', undefined);
+    txn.setMeta('s/c', bytes('c'));
+    t.same(txn.metaKeys('s/'), ['s/b', 's/c', 's/\uFFFD', 's/\u{1F600}']);
+    txn.rollback();
+    t.same(s.metaKeys('s/'), ['s/a', 's/b', 's/\uFFFD', 's/\u{1F600}']);
+  });
+
   t.test(`${factory.name}: rollback undoes every kind of write`, async (t) => {
     const s = factory.create();
     inTxn(s, 1, (x) => {
