@@ -15,6 +15,7 @@ import { registerNode } from './commands/node.js';
 import { registerService } from './commands/service.js';
 import { registerNetwork } from './commands/network.js';
 import { registerSecret } from './commands/secret.js';
+import { registerState } from './commands/state.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerService(program);
   registerNetwork(program);
   registerSecret(program);
+  registerState(program);
   return program;
 }
 

@@ -10,10 +10,10 @@ import { LineCounter, isMap, isScalar, parseDocument, type Document } from 'yaml
 import { z } from 'zod';
 import { JobSpecError, type JobIssue } from './errors.js';
 import { JOBSPEC_LIMITS } from './limits.js';
-import { CONSTRAINT_ATTRIBUTE_RE, NAME_MAX_CHARS, NAME_RE, SIGNALS, SPREAD_RE, checkJob, compareExposed, compareNames, isIpAddress } from './checks.js';
+import { CONSTRAINT_ATTRIBUTE_RE, NAME_MAX_CHARS, NAME_RE, SIGNALS, SPREAD_RE, checkJob, compareExposed, compareNames, isIpAddress, oneOf } from './checks.js';
 import { MAX_FILE_MODE, MAX_FILE_OWNER_ID } from './file-objects.js';
 import { reportZodIssues, type IssuePath } from './zod-issues.js';
-import { BIND_PROPAGATIONS, type Job } from './types.js';
+import { BIND_PROPAGATIONS, COLLECTION_KINDS, STATE_SCHEMES, type Job } from './types.js';
 
 const L = JOBSPEC_LIMITS;
 
@@ -162,6 +162,29 @@ const optionsSchema = z.strictObject({
   pidsLimit: wholeNumber('pidsLimit (0 for no limit)', 0, 4_194_304),
 });
 
+/**
+ * A scheme: one branch per kind. Each branch's `kind` says what the kinds are, so that whichever branch the union
+ * reports, its message lists them.
+ */
+const schemeKind = <K extends (typeof STATE_SCHEMES)[number]>(kind: K) => z.literal(kind, { error: `kind must be ${oneOf(STATE_SCHEMES.map((k) => `"${k}"`))}` });
+const schemeSchema = z.union([
+  z.strictObject({ kind: schemeKind('uniform') }),
+  z.strictObject({ kind: schemeKind('named'), names: z.array(z.string()) }),
+  z.strictObject({ kind: schemeKind('singleton') }),
+]);
+
+/** `x-shoal.state`; the rules between its fields (odd replicas, the count by scheme, names) are in checks.ts. */
+const stateSchema = z.strictObject({
+  partitions: wholeNumber('partitions', 1, L.maxPartitionsPerService),
+  replicas: wholeNumber('replicas', 1, L.maxPartitionReplicas),
+  scheme: schemeSchema,
+  spread: z.string().optional(),
+  collections: sortedList(z.strictObject({
+    name: z.string(),
+    kind: z.enum(COLLECTION_KINDS, { error: `kind must be ${oneOf(COLLECTION_KINDS.map((k) => `"${k}"`))}` }),
+  }), (a, b) => compareNames(a.name, b.name), 'by name'),
+});
+
 const serviceSchema = z.strictObject({
   name: name('a service name'),
   driver: z.enum(['docker', 'process'], { error: 'driver must be "docker" or "process"' }),
@@ -182,6 +205,7 @@ const serviceSchema = z.strictObject({
   secrets: z.array(fileRefSchema).optional(),
   configs: z.array(fileRefSchema).optional(),
   options: optionsSchema.optional(),
+  state: stateSchema.optional(),
   deploy: z.strictObject({
     mode: z.enum(['replicated', 'global'], { error: 'mode must be "replicated" or "global"' }),
     replicas: wholeNumber('replicas', 0, L.maxReplicas),

@@ -7,7 +7,7 @@
  */
 import { JOBSPEC_LIMITS } from './limits.js';
 import { normaliseAbsolute, normaliseRelative, type FileObjectKind } from './file-objects.js';
-import type { DriverName, ExposedPort, Job, ServiceSpec, TaskOptions } from './types.js';
+import type { DriverName, ExposedPort, Job, ServiceSpec, StateSpec, TaskOptions } from './types.js';
 
 /** Job and service names: they end up in allocation ids, container names and DNS labels. */
 export const NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
@@ -33,6 +33,20 @@ export const SPREAD_RE = /^node\.(labels\.[A-Za-z0-9_.\-/]+|name|id)$/;
 
 /** Attributes a canonical constraint can test (a Compose file's `node.hostname` is `node.name`). */
 export const CONSTRAINT_ATTRIBUTE_RE = /^node\.(name|id|role|labels\.[A-Za-z0-9_.\-/]+)$/;
+
+/**
+ * Node label keys, as an agent's configuration allows them (src/runtime/config.ts): what `x-shoal.state.spread`
+ * names.
+ */
+const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.\-/]*$/;
+
+/** The replica counts a partition may have: odd, from 1 to the limit. */
+const REPLICA_COUNTS = Array.from({ length: Math.ceil(JOBSPEC_LIMITS.maxPartitionReplicas / 2) }, (_, i) => 2 * i + 1);
+
+/** `a, b or c`, as messages list choices. */
+export function oneOf(choices: readonly (string | number)[]): string {
+  return choices.length < 2 ? choices.join('') : `${choices.slice(0, -1).join(', ')} or ${String(choices[choices.length - 1])}`;
+}
 
 /** A path in the canonical job, e.g. `['services', 0, 'deploy', 'replicas']`. */
 export type CanonicalPath = (string | number)[];
@@ -74,6 +88,45 @@ export function compareExposed(a: ExposedPort, b: ExposedPort): number {
 
 export function isValidName(name: string): boolean {
   return NAME_RE.test(name) && name.length <= NAME_MAX_CHARS;
+}
+
+/**
+ * True when every surrogate in `text` is part of a pair: a string with a lone one has no UTF-8 form. (The same rule as
+ * src/partitions/bytes.ts, which this core may not import; String.prototype.isWellFormed is not in ES2022.)
+ */
+function isWellFormed(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c > 0xdbff) return false;
+    const next = text.charCodeAt(i + 1);
+    if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
+    i++;
+  }
+  return true;
+}
+
+/** Bytes of a well-formed `text` in UTF-8, without encoding it. */
+function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/**
+ * Whether a service runs a task. Every stateless service does; a stateful one with neither image nor command (nor
+ * entrypoint) does not: it is a replicated store alone, used through the API.
+ */
+export function hasTask(s: ServiceSpec): boolean {
+  return s.state === undefined || s.image !== null || s.command !== null || s.entrypoint !== null;
 }
 
 /**
@@ -216,10 +269,15 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
   s.ports.forEach((p, j) => {
     if (p.mode === 'ingress' && p.protocol === 'udp') report(['ports', j, 'mode'], `port ${p.published}/udp: the routing mesh carries TCP only; publish a UDP port with mode: host (long syntax)`);
   });
-  if (s.driver === 'docker' && s.image === null) report(['image'], 'needs an "image" (or x-shoal.driver: process with a "command")');
+  const task = hasTask(s);
+  if (s.driver === 'docker' && s.image === null && task) {
+    report(['image'], s.state === undefined
+      ? 'needs an "image" (or x-shoal.driver: process with a "command")'
+      : 'needs an "image" for the task it runs beside each replica (or x-shoal.driver: process with a "command"); a stateful service with neither image nor command is a replicated store alone');
+  }
   if (s.driver === 'process') {
     if (s.image !== null) report(['image'], 'a process service runs a command on the node and takes no image; remove "image" or use the docker driver');
-    if (s.command === null || s.command.length === 0) report(['command'], 'a process service needs a "command"');
+    if (task && (s.command === null || s.command.length === 0)) report(['command'], 'a process service needs a "command"');
     if (s.entrypoint !== null) report(['entrypoint'], 'a process service takes no entrypoint; put the whole argv in "command"');
     if (s.networkMode === 'none') report(['networkMode'], 'the process driver runs tasks in the node\'s network; network_mode: none needs the docker driver');
     if (s.networkMode === 'bridge') report(['networkMode'], 'the process driver runs tasks in the node\'s network; a bridge needs the docker driver');
@@ -237,7 +295,8 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
     exposed.add(key);
   });
   checkServiceNetworks(s, report);
-  if (s.deploy.mode === 'global' && s.deploy.replicas !== 0) report(['deploy', 'replicas'], 'a global service runs one task on every eligible node; it takes no replica count');
+  if (s.deploy.mode === 'global' && s.deploy.replicas !== 0 && s.state === undefined) report(['deploy', 'replicas'], 'a global service runs one task on every eligible node; it takes no replica count');
+  if (s.state !== undefined) checkState(s, s.state, task, report);
   // Constraints that no node can ever satisfy are an error now rather than a job that never places.
   const constraints = s.deploy.placement.constraints;
   for (let j = 0; j < constraints.length; j++) {
@@ -253,6 +312,59 @@ export function checkService(s: ServiceSpec, report: ReportIssue): void {
   const { reservations, limits } = s.deploy.resources;
   if (limits.cpuMillicores > 0 && reservations.cpuMillicores > limits.cpuMillicores) report(['deploy', 'resources', 'reservations', 'cpuMillicores'], 'reserves more CPU than its limit allows');
   if (limits.memoryBytes > 0 && reservations.memoryBytes > limits.memoryBytes) report(['deploy', 'resources', 'reservations', 'memoryBytes'], 'reserves more memory than its limit allows');
+}
+
+/** What `deploy.replicas` on a stateful service is told. */
+export const STATEFUL_REPLICAS = 'a stateful service takes no replica count: its task count is partitions × replicas (set them in x-shoal.state)';
+
+/**
+ * The rules of `x-shoal.state`: an odd replica count, a partition count that matches the scheme, distinct and valid
+ * names of partitions and collections, within their limits; no `deploy.replicas`, no global mode, and no published
+ * port without a task to publish it. Ranges of single numbers are checked where they are read (parse.ts, canonical.ts).
+ */
+function checkState(s: ServiceSpec, state: StateSpec, task: boolean, report: ReportIssue): void {
+  const L = JOBSPEC_LIMITS;
+  if (state.replicas % 2 === 0) {
+    report(['state', 'replicas'], `replicas must be odd (${oneOf(REPLICA_COUNTS)}), got ${state.replicas}: a partition needs a majority of its replicas, and an even count survives no more failures than the odd count below it`);
+  }
+  const scheme = state.scheme;
+  if (scheme.kind === 'named') {
+    const names = scheme.names;
+    if (names.length === 0) report(['state', 'scheme', 'names'], 'a named scheme needs "names": one partition per name');
+    if (names.length > L.maxPartitionsPerService) report(['state', 'scheme', 'names'], `a stateful service may have at most ${L.maxPartitionsPerService} partitions, got ${names.length} names`);
+    else if (state.partitions !== names.length) report(['state', 'partitions'], `a named scheme has one partition per name: partitions must be ${names.length}, the number of names, got ${state.partitions}`);
+    names.forEach((name, k) => {
+      const problem = stateTextProblem('partition', name, L.maxPartitionNameBytes);
+      if (problem !== undefined) report(['state', 'scheme', 'names', k], problem);
+      else if (names.indexOf(name) < k) report(['state', 'scheme', 'names', k], `partition name "${name}" is listed twice`);
+    });
+  } else if (scheme.kind === 'singleton' && state.partitions !== 1) {
+    report(['state', 'partitions'], `a singleton scheme has one partition: partitions must be 1, got ${state.partitions}`);
+  }
+  if (state.spread !== undefined && !LABEL_KEY_RE.test(state.spread)) {
+    report(['state', 'spread'], `spread names a node label, such as zone: "${state.spread}" is not a label key (letters, digits, "_", ".", "-", "/", starting with a letter or digit)`);
+  }
+  const collections = state.collections;
+  if (collections.length > L.maxCollectionsPerService) report(['state', 'collections'], `a stateful service may declare at most ${L.maxCollectionsPerService} collections, got ${collections.length}`);
+  collections.forEach((c, k) => {
+    const problem = stateTextProblem('collection', c.name, L.maxCollectionNameBytes);
+    if (problem !== undefined) report(['state', 'collections', k, 'name'], problem);
+    else if (collections.findIndex((d) => d.name === c.name) < k) report(['state', 'collections', k, 'name'], `collection "${c.name}" is declared twice`);
+  });
+  if (s.deploy.replicas !== 0) report(['deploy', 'replicas'], STATEFUL_REPLICAS);
+  if (s.deploy.mode === 'global') report(['deploy', 'mode'], 'a stateful service cannot be global: its tasks are the replicas of its partitions (partitions × replicas), placed on distinct nodes');
+  if (!task && s.ports.length > 0) report(['ports'], 'a stateful service without a task (no image, no command) has nothing to publish a port for: remove "ports", or give it a task');
+}
+
+/** Why a partition's or a collection's name cannot be used (as src/partitions checks them), if it cannot. */
+function stateTextProblem(kind: 'partition' | 'collection', text: string, maxBytes: number): string | undefined {
+  if (text.length === 0) return `a ${kind} name must not be empty`;
+  const chars = [...text];
+  const shown = chars.length > 40 ? `${chars.slice(0, 40).join('')}...` : text;
+  if (!isWellFormed(text)) return `${kind} name "${shown}" contains a lone UTF-16 surrogate, which has no UTF-8 form`;
+  const bytes = utf8Length(text);
+  if (bytes > maxBytes) return `${kind} name "${shown}" is ${bytes} bytes in UTF-8; at most ${maxBytes} are allowed`;
+  return undefined;
 }
 
 /**

@@ -26,6 +26,16 @@ export const JOBSPEC_LIMITS = {
   maxConfigsPerJob: LIMITS.jobMaxConfigs,
   /** A service's references to secrets, and separately to configs (one secret may be used at several targets). */
   maxFileRefsPerService: LIMITS.jobMaxFileRefsPerService,
+  /** A stateful service's partitions (`x-shoal.state.partitions`, or the names of a named scheme). */
+  maxPartitionsPerService: LIMITS.partitionsMaxPerService,
+  /** Replicas of each partition (`x-shoal.state.replicas`), odd. */
+  maxPartitionReplicas: LIMITS.partitionReplicasMax,
+  /** UTF-8 bytes of a named scheme's name (it is the partition key that routes to the partition). */
+  maxPartitionNameBytes: LIMITS.partitionKeyMaxBytes,
+  /** Collections a stateful service declares (each partition holds them all, and the ones created on first write). */
+  maxCollectionsPerService: LIMITS.partitionMaxCollections,
+  /** UTF-8 bytes of a collection's name. */
+  maxCollectionNameBytes: LIMITS.partitionCollectionNameMaxBytes,
 } as const;
 
 // Every secret and config of a job that is at its limits must fit in the cluster's store at once.

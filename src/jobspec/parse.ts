@@ -14,12 +14,12 @@
 import { LineCounter, parseDocument, isMap, isScalar, type Document } from 'yaml';
 import { JobSpecError, formatIssue, formatWhere, type JobIssue } from './errors.js';
 import { interpolate, type Env } from './interpolate.js';
-import { HARMLESS_KEYS, fileSchema, type ComposeFile, type ComposeFileObject, type ComposeNetwork, type ComposeService } from './schema.js';
+import { HARMLESS_KEYS, fileSchema, type ComposeFile, type ComposeFileObject, type ComposeNetwork, type ComposeService, type ComposeState } from './schema.js';
 import { parseBytes, parseCpuMillicores, parseDurationMs, splitCommand } from './units.js';
-import { BIND_PROPAGATIONS, type BindPropagation } from './types.js';
-import type { BindMount, Constraint, DriverName, ExposedPort, FileObjectSource, FileObjectSpec, FileRef, HealthCheck, Job, NetworkSpec, PortMapping, Resources, RestartPolicy, ServiceNetwork, ServiceSpec, TaskOptions, VolumeSpec } from './types.js';
+import { BIND_PROPAGATIONS, COLLECTION_KINDS, STATE_SCHEMES, type BindPropagation, type CollectionKind } from './types.js';
+import type { BindMount, Constraint, DriverName, ExposedPort, FileObjectSource, FileObjectSpec, FileRef, HealthCheck, Job, NetworkSpec, PortMapping, Resources, RestartPolicy, ServiceNetwork, ServiceSpec, StateCollection, StateScheme, StateSpec, TaskOptions, VolumeSpec } from './types.js';
 import { JOBSPEC_LIMITS } from './limits.js';
-import { DEFAULT_NETWORK, SIGNALS, SPREAD_RE, checkJobRules, checkServiceCount, compareExposed, compareNames, isIpAddress, isValidName, type CanonicalPath } from './checks.js';
+import { DEFAULT_NETWORK, SIGNALS, SPREAD_RE, STATEFUL_REPLICAS, checkJobRules, checkServiceCount, compareExposed, compareNames, isIpAddress, isValidName, oneOf, type CanonicalPath } from './checks.js';
 import { reportZodIssues } from './zod-issues.js';
 import { markOrigin, mergeCompose, originKey } from './merge.js';
 import { looksCanonical, parseCanonicalJob } from './canonical.js';
@@ -62,6 +62,24 @@ interface Source {
   file: string;
   doc: Document;
   lines: LineCounter;
+  /**
+   * Where the file wrote the x-shoal fields it gave as dotted keys (`x-shoal.state:`), by their folded path
+   * (`originKey` of `services.db.x-shoal.state`): the path of the dotted key's value.
+   */
+  dotted?: Map<string, Path>;
+}
+
+/** A path of the folded tree as the file writes it, through its dotted x-shoal keys; a key may be one of them. */
+function undotted(source: Source, path: Path, key: string | undefined): { path: Path; key: string | undefined } {
+  const dotted = source.dotted;
+  if (dotted === undefined) return { path, key };
+  const whole = key === undefined ? undefined : dotted.get(originKey([...path, key]));
+  if (whole !== undefined) return { path: whole.slice(0, -1), key: String(whole[whole.length - 1]) };
+  for (let n = path.length; n > 0; n--) {
+    const at = dotted.get(originKey(path.slice(0, n)));
+    if (at !== undefined) return { path: [...at, ...path.slice(n)], key };
+  }
+  return { path, key };
 }
 
 class Collector {
@@ -82,10 +100,20 @@ class Collector {
     return this.sources[this.originOf(key === undefined ? path : [...path, key])] ?? this.sources[0];
   }
 
-  position(merged: Path, key?: string): { line: number; column: number } {
-    const source = this.#sourceOf(merged, key);
+  /** This file, for a merge of several to locate what it set. */
+  get source(): Source {
+    return this.#source;
+  }
+
+  /** The x-shoal field at `folded` was written as the dotted key at `written`. */
+  noteDotted(folded: Path, written: Path): void {
+    (this.#source.dotted ??= new Map()).set(originKey(folded), written);
+  }
+
+  position(merged: Path, mergedKey?: string): { line: number; column: number } {
+    const source = this.#sourceOf(merged, mergedKey);
     if (!source) return { line: 0, column: 0 };
-    const path = this.inFile(merged);
+    const { path, key } = undotted(source, this.inFile(merged), mergedKey);
     const doc = source.doc;
     const pos = (offset: number) => {
       const p = source.lines.linePos(offset);
@@ -149,7 +177,7 @@ function readYaml(text: string, file: string, bytesLimit = JOBSPEC_LIMITS.maxJob
   const tree = raw as Record<string, unknown>;
   markOctalModes(doc, tree);
   dropHarmless(tree, c);
-  return { source: { file, doc, lines }, tree, c };
+  return { source: c.source, tree, c };
 }
 
 export function parseJobFile(text: string, options: ParseOptions): ParseResult {
@@ -226,6 +254,7 @@ function foldDottedShoalKeys(map: Record<string, unknown>, path: Path, c: Collec
     }
     map['x-shoal'] = { ...nested, [field]: map[key] };
     delete map[key];
+    c.noteDotted([...path, 'x-shoal', field], [...path, key]);
   }
 }
 
@@ -978,6 +1007,8 @@ interface ServiceOrigins extends NetworkOrigins {
   constraints: number[];
   secrets: number[];
   configs: number[];
+  /** Per canonical collection of `state`, the index of the entry in `x-shoal.state.collections`. */
+  collections: number[];
 }
 
 /** A converted service, with what is needed to name its fields as the file does. */
@@ -1079,13 +1110,19 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
   const ports = convertPorts(s.ports, [...path, 'ports'], c);
   const expose = convertExpose(s.expose, [...path, 'expose'], c);
   const networks = convertServiceNetworks(s, path, c);
+  const stateful = s['x-shoal']?.state;
+  const state = stateful === undefined ? undefined : convertState(stateful, [...path, 'x-shoal', 'state'], c);
   const d = s.deploy ?? {};
   const mode = d.mode ?? 'replicated';
   if (mode !== 'replicated' && mode !== 'global') c.error([...path, 'deploy', 'mode'], `must be replicated or global, got "${mode}"`);
   const endpointMode = d.endpoint_mode ?? 'vip';
   if (endpointMode !== 'vip' && endpointMode !== 'dnsrr') c.error([...path, 'deploy', 'endpoint_mode'], `must be vip or dnsrr, got "${endpointMode}"`);
   let replicas = 1;
-  if (mode === 'global') {
+  if (state !== undefined) {
+    // A stateful service's task count is partitions × replicas: no count of its own, not even the default one.
+    if (d.replicas !== undefined) c.error([...path, 'deploy', 'replicas'], STATEFUL_REPLICAS);
+    replicas = 0;
+  } else if (mode === 'global') {
     // A replica count on a global service is refused by checkService; keep it so that it can be.
     replicas = d.replicas === undefined ? 0 : asInt(d.replicas, [...path, 'deploy', 'replicas'], c, 0, JOBSPEC_LIMITS.maxReplicas, 'replicas') ?? 0;
   } else if (d.replicas !== undefined) {
@@ -1130,6 +1167,7 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     ...(secrets.refs ? { secrets: secrets.refs } : {}),
     ...(configs.refs ? { configs: configs.refs } : {}),
     ...(options ? { options } : {}),
+    ...(state ? { state: state.state } : {}),
     deploy: {
       mode: mode === 'global' ? 'global' : 'replicated',
       replicas,
@@ -1140,7 +1178,56 @@ function convertService(name: string, s: ComposeService, path: Path, c: Collecto
     },
   };
   warnPortVariable(spec, s.environment, [...path, 'environment'], c, env);
-  return { spec, compose: s, path, origins: { ports: ports.from, expose: expose.from, constraints: constraints.from, secrets: secrets.from, configs: configs.from, ...networks.origins } };
+  return {
+    spec, compose: s, path,
+    origins: { ports: ports.from, expose: expose.from, constraints: constraints.from, secrets: secrets.from, configs: configs.from, collections: state?.collectionsFrom ?? [], ...networks.origins },
+  };
+}
+
+/**
+ * `x-shoal.state` as the canonical StateSpec: defaults filled in (a uniform scheme of 1 partition, 3 replicas), the
+ * partition count filled in for every scheme, the collections sorted by name (with, for each, the index of the entry
+ * it came from). Counts and kinds are checked here, where the file writes them; the rules between fields, and the
+ * names, on the canonical job (checks.ts).
+ */
+function convertState(x: ComposeState, path: Path, c: Collector): { state: StateSpec; collectionsFrom: number[] } {
+  const L = JOBSPEC_LIMITS;
+  const schemeName = x.scheme ?? 'uniform';
+  const known = (STATE_SCHEMES as readonly string[]).includes(schemeName);
+  if (!known) c.error([...path, 'scheme'], `scheme must be ${oneOf(STATE_SCHEMES)}, got "${schemeName}"`);
+  const replicas = x.replicas === undefined ? 3 : asInt(x.replicas, [...path, 'replicas'], c, 1, L.maxPartitionReplicas, 'replicas') ?? 3;
+  const given = x.partitions === undefined ? undefined : asInt(x.partitions, [...path, 'partitions'], c, 1, L.maxPartitionsPerService, 'partitions');
+  const names = x.names?.map(String);
+  if (names !== undefined && known && schemeName !== 'named') c.error([...path, 'names'], `names are for scheme: named (one partition per name); this scheme is ${schemeName}`);
+  let scheme: StateScheme = { kind: 'uniform' };
+  let partitions = given ?? 1;
+  if (schemeName === 'named') {
+    // Without names, the canonical job has none, and checks.ts says that a named scheme needs them.
+    scheme = { kind: 'named', names: names ?? [] };
+    partitions = scheme.names.length;
+    if (given !== undefined && names !== undefined && given !== partitions) {
+      c.error([...path, 'partitions'], `a named scheme has one partition per name: leave partitions out, or make it ${partitions}, the number of names; got ${given}`);
+    }
+  } else if (schemeName === 'singleton') {
+    scheme = { kind: 'singleton' };
+    partitions = 1;
+    if (given !== undefined && given !== 1) c.error([...path, 'partitions'], `a singleton scheme has one partition: leave partitions out, or make it 1; got ${given}`);
+  }
+  const entries: { collection: StateCollection; from: number }[] = [];
+  (x.collections ?? []).forEach((entry, i) => {
+    if (!(COLLECTION_KINDS as readonly string[]).includes(entry.kind)) {
+      c.error([...path, 'collections', i, 'kind'], `kind must be ${oneOf(COLLECTION_KINDS)}, got "${entry.kind}"`);
+      return;
+    }
+    entries.push({ collection: { name: String(entry.name), kind: entry.kind as CollectionKind }, from: i });
+  });
+  entries.sort((a, b) => compareNames(a.collection.name, b.collection.name)); // stable: of a repeated name, the later entry stays second
+  // `node.labels.zone`, as deploy.placement.preferences writes it, names the label `zone` too.
+  const spread = x.spread?.startsWith('node.labels.') ? x.spread.slice('node.labels.'.length) : x.spread;
+  return {
+    state: { partitions, replicas, scheme, ...(spread !== undefined ? { spread } : {}), collections: entries.map((e) => e.collection) },
+    collectionsFrom: entries.map((e) => e.from),
+  };
 }
 
 const COMPOSE_KEYS: Record<string, string> = {
@@ -1160,6 +1247,7 @@ const MOUNT_KEYS: Record<string, string[]> = {
  * parent.
  */
 function composePath(at: CanonicalPath, s: ComposeService, base: Path, origins: ServiceOrigins): Path {
+  if (at[0] === 'state') return [...base, ...statePath(at.slice(1), s, origins.collections)];
   const out: Path = [];
   let node: unknown = s;
   for (const [i, part] of at.entries()) {
@@ -1196,6 +1284,26 @@ function composePath(at: CanonicalPath, s: ComposeService, base: Path, origins: 
     node = next;
   }
   return [...base, ...out];
+}
+
+/**
+ * A canonical path inside a service's `state` as the file writes it, as far as the file has it: under x-shoal.state,
+ * a scheme's names beside `scheme` (at `scheme` when the file gives none), collections by the entries they came from.
+ */
+function statePath(at: CanonicalPath, s: ComposeService, collectionsFrom: number[]): Path {
+  const x = s['x-shoal']?.state;
+  let want: CanonicalPath = at;
+  if (at[0] === 'scheme') want = at[1] === 'names' && x?.names !== undefined ? ['names', ...at.slice(2)] : ['scheme'];
+  else if (at[0] === 'collections' && typeof at[1] === 'number') want = ['collections', collectionsFrom[at[1]] ?? at[1], ...at.slice(2)];
+  const out: Path = ['x-shoal', 'state'];
+  let node: unknown = x;
+  for (const key of want) {
+    const next = typeof node === 'object' && node !== null ? (node as Record<string | number, unknown>)[key] : undefined;
+    if (next === undefined) break;
+    out.push(key);
+    node = next;
+  }
+  return out;
 }
 
 /**

@@ -130,6 +130,19 @@ const deploy = z.strictObject({
   }).optional(),
 });
 
+/**
+ * `x-shoal.state`: a stateful service. Values keep their loose shapes (a count may be a `${VAR}` string, a name a
+ * number); the conversion checks them, and checks.ts the rules between them.
+ */
+const state = z.strictObject({
+  partitions: intLike.optional(),
+  replicas: intLike.optional(),
+  scheme: z.string().optional(),
+  names: z.array(z.union([z.string(), z.number()])).optional(),
+  spread: z.string().optional(),
+  collections: z.array(z.strictObject({ name: z.union([z.string(), z.number()]), kind: z.string() })).optional(),
+});
+
 export const serviceSchema = z.strictObject({
   image: z.string().optional(),
   command: z.union([z.string(), z.array(z.union([z.string(), z.number()]))]).optional(),
@@ -164,7 +177,7 @@ export const serviceSchema = z.strictObject({
   secrets: z.array(fileRef).optional(),
   configs: z.array(fileRef).optional(),
   deploy: deploy.optional(),
-  'x-shoal': z.strictObject({ driver: z.string().optional() }).optional(),
+  'x-shoal': z.strictObject({ driver: z.string().optional(), state: state.optional() }).optional(),
 });
 
 export const fileSchema = z.strictObject({
@@ -188,6 +201,7 @@ export type ComposeService = z.infer<typeof serviceSchema>;
 export type ComposeNetwork = z.infer<typeof networkLong>;
 export type ComposeServiceNetwork = z.infer<typeof serviceNetworkLong>;
 export type ComposeFileObject = z.infer<typeof fileObjectLong>;
+export type ComposeState = z.infer<typeof state>;
 
 /**
  * Keys Shoal ignores with a warning, by where they appear. Either they are obsolete (`version`), or they only make

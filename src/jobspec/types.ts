@@ -214,6 +214,42 @@ export interface RestartPolicy {
   windowMs: number;
 }
 
+/** How a stateful service's keys map to its partitions (src/partitions/scheme.ts routes them). */
+export type StateScheme =
+  /** Keys hashed into the int64 space, split evenly into `partitions` ranges. */
+  | { kind: 'uniform' }
+  /** One partition per name, numbered in the order of `names`. */
+  | { kind: 'named'; names: string[] }
+  /** One partition, whatever the key. */
+  | { kind: 'singleton' };
+
+export const STATE_SCHEMES = ['uniform', 'named', 'singleton'] as const;
+export const COLLECTION_KINDS = ['dictionary', 'queue'] as const;
+export type CollectionKind = (typeof COLLECTION_KINDS)[number];
+
+/** A reliable collection a stateful service declares up front (others are created on their first write). */
+export interface StateCollection {
+  name: string;
+  kind: CollectionKind;
+}
+
+/**
+ * `x-shoal.state`: the service is stateful. Its partitions are replicated, each by a Raft group of `replicas` members
+ * on distinct nodes, and its task count is partitions × replicas (it takes no `deploy.replicas`). With no image and no
+ * command it is a replicated store alone; with either, a task runs beside each replica.
+ */
+export interface StateSpec {
+  /** Every scheme's partition count: uniform's as given (1 by default), named's `names.length`, singleton's 1. */
+  partitions: number;
+  /** Members of each partition's Raft group: odd, 1 to LIMITS.partitionReplicasMax; 3 by default. */
+  replicas: number;
+  scheme: StateScheme;
+  /** A node label (its key) whose values the replicas of one partition spread across: the failure domain. */
+  spread?: string;
+  /** Sorted by name; empty when the file declares none. */
+  collections: StateCollection[];
+}
+
 export interface ServiceSpec {
   name: string;
   driver: DriverName;
@@ -244,9 +280,11 @@ export interface ServiceSpec {
   configs?: FileRef[];
   /** How the task runs, beyond its command (Compose's user, cap_add, sysctls...); absent when the file sets none. */
   options?: TaskOptions;
+  /** `x-shoal.state`: a stateful service's partitions and replicas; absent for a stateless service. */
+  state?: StateSpec;
   deploy: {
     mode: 'replicated' | 'global';
-    /** Replicas for replicated mode; 0 for global (one per eligible node). */
+    /** Replicas for replicated mode; 0 for global (one per eligible node) and for a stateful service (see `state`). */
     replicas: number;
     /** `vip`: one stable virtual address per service and network; `dnsrr`: names resolve to the tasks themselves. */
     endpointMode: 'vip' | 'dnsrr';

@@ -393,10 +393,32 @@ export const LIMITS = {
   /** Change records a replica keeps in memory for watchers; a watcher further behind re-reads. */
   partitionChangeWindowEntries: 10_000,
   /**
+   * Replica builds (a learner being sent a snapshot and the log) in flight at once across the cluster, every stateful
+   * service together: placement (src/partitions/placement.ts) adds no learner beyond it. Promotions, removals and
+   * primary transfers move no data and are not counted.
+   */
+  partitionMaxConcurrentMoves: 8,
+  /** Replica builds one node receives at once (its disk and links take the snapshots); placement picks another node. */
+  partitionMaxBuildsPerNode: 2,
+  /**
    * Commands one client session of a partition may have outstanding (applied but not yet acknowledged by the client
    * as answered). The replica keeps each one's result for a retry; a command beyond the window is refused.
    */
   partitionSessionWindowCommands: 1_024,
+  /** How often an agent hosting partition replicas looks at them unasked (membership steps, replicas leaving). */
+  partitionReconcileMs: 1_000,
+  /** A partition replica snapshots its database and compacts its Raft log every this many applied entries. */
+  partitionSnapshotEveryEntries: 10_000,
+  /** A learner within this many entries of the primary's log is promoted to voter. */
+  partitionPromoteLagEntries: 64,
+  /** Tries of one State call at a partition's members (following leader hints) before it fails unavailable. */
+  partitionRouteMaxAttempts: 12,
+  /** Pause before the n-th retry of a State call is n times this (an election takes about one election timeout). */
+  partitionRouteRetryMs: 25,
+  /** Partitions an agent keeps a routing session for (writes it forwards); the least recently opened is forgotten. */
+  partitionRouterMaxSessions: 4_096,
+  /** A dequeue's lease when the call gives none. */
+  partitionDefaultLeaseMs: 30_000,
   /** Client sessions one partition remembers; past it the least recently used is forgotten (its client gets ERR_SESSION_EXPIRED). */
   partitionMaxClientSessions: 10_000,
 } as const;
@@ -454,6 +476,8 @@ export function checkLimits(limits: Record<keyof Limits, number> = LIMITS): void
     'a watch page, which never splits a transaction\'s changes, is bounded by the page size plus one transaction');
   invariant(limits.partitionEntryKeyMaxBytes <= limits.partitionKeyMaxBytes,
     'an entry\'s key must be usable as its partition key (the default)');
+  invariant(limits.partitionMaxBuildsPerNode <= limits.partitionMaxConcurrentMoves,
+    'a node cannot receive more replica builds at once than the cluster runs');
   invariant(limits.partitionReplicasMax % 2 === 1, 'the most replicas a partition may have must be odd, as every replica count is');
   invariant(limits.partitionsMaxPerService * limits.partitionReplicasMax <= limits.jobMaxReplicas,
     'a stateful service\'s tasks (partitions x replicas) must not outnumber the replicas a service may have');

@@ -15,11 +15,14 @@
  *
  * Local records (`persist` effects) are written before the task they describe is started, so after an agent
  * restart `restore` knows every task that may still be running and re-attaches instead of starting a duplicate.
+ *
+ * An allocation of a replicated store (a stateful service without a task, `isStoreOnly`) is not a task: the agent's
+ * partition host (src/runtime/partition-host.ts) hosts its replica and reports it. This core ignores it entirely.
  */
 import type { Job, RestartPolicy, ServiceSpec } from '../jobspec/types.js';
 import { LIMITS } from '../lib/limits.js';
 import type { AllocUpdate } from '../state/commands.js';
-import type { Allocation, ClientStatus, HealthStatus } from '../state/types.js';
+import { isStoreOnly, type Allocation, type ClientStatus, type HealthStatus } from '../state/types.js';
 
 export type TaskPhase = 'starting' | 'running' | 'restarting' | 'stopping' | 'dead';
 
@@ -138,7 +141,7 @@ export class NodeCore {
   /** Reconciles with the replicated state (call it with a state that has caught up with the leader). */
   observe(state: NodeStateView): void {
     this.#observed = true;
-    const placed = state.allocationsOnNode(this.nodeId);
+    const placed = state.allocationsOnNode(this.nodeId).filter((a) => !hostedByPartitions(state, a));
     for (const alloc of placed) {
       const spec = state.job(alloc.jobName)?.job.services.find((s) => s.name === alloc.service);
       if (spec) this.#policies.set(alloc.id, { policy: spec.deploy.restartPolicy, batch: state.job(alloc.jobName)!.job.type === 'batch' });
@@ -380,6 +383,13 @@ export class NodeCore {
   #emit(e: NodeEffect): void {
     this.#effects.push(e);
   }
+}
+
+/** An allocation whose replica the partition host runs and reports: one of a stateful service without a task. */
+function hostedByPartitions(state: NodeStateView, alloc: Allocation): boolean {
+  if (alloc.partition === undefined) return false;
+  const spec = state.job(alloc.jobName)?.job.services.find((s) => s.name === alloc.service);
+  return spec !== undefined && isStoreOnly(spec);
 }
 
 function samePorts(a: Record<string, number> | undefined, b: Record<string, number> | undefined): boolean {

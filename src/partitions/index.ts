@@ -6,3 +6,9 @@ export { xxh64, keyPosition } from './hash.js';
 export { MemoryPartitionStore } from './memory-store.js';
 export * from './scheme.js';
 export * from './store.js';
+export {
+  buildsInFlight, initialPlacement, planPlacement,
+  type AddReason, type InitialPartition, type InitialPlacementInput, type InitialPlacementResult, type MemberView, type NodeLoad,
+  type NodeStatus as PlacementNodeStatus, type PartitionView, type PlacementAction, type PlacementNode, type PlacementPlan, type RemoveReason,
+  type ServicePlacementInput,
+} from './placement.js';

@@ -3,13 +3,17 @@
  * Every call has a deadline (the client's default, or the call's own), sent to the agent as `x-shoal-timeout-ms`
  * so both sides give up at the same moment; errors are typed: `RemoteError` (the agent said no, with its code),
  * `AgentUnreachableError`, `DeadlineExceededError`.
+ *
+ * It speaks binary protobuf by default (smaller, and no .proto files to parse), or proto3 JSON with
+ * `encoding: 'json'`, through the same mapping as the server (json.ts): what a program in another language sends.
  */
 import { InvalidArgumentError, ShoalError } from '../lib/errors.js';
 import { LIMITS } from '../lib/limits.js';
 import type { shoal } from '../gen/proto.js';
 import { AgentUnreachableError, DeadlineExceededError, RemoteError } from './errors.js';
+import { loadProtoJson } from './json.js';
 import {
-  NetworksCreate, NetworksDelete, NetworksList, SecretsCreate, SecretsList, SecretsDelete, ConfigsCreate, ConfigsList, ConfigsDelete, ConfigsGet, ServicesGet, ServicesList, AgentSelf, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop, MembersList,
+  NetworksCreate, NetworksDelete, NetworksList, SecretsCreate, SecretsList, SecretsDelete, ConfigsCreate, ConfigsList, ConfigsDelete, ConfigsGet, StateGet, StatePut, StateDelete, StateScan, StateTxn, StateEnqueue, StateDequeue, StateAck, PartitionsList, PartitionsPlacement, ServicesGet, ServicesList, AgentSelf, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop, MembersList,
   NodesDrain, NodesEligibility, NodesList, OperatorRaftBarrier, OperatorRaftState, RpcErrorType, type MethodDescriptor,
 } from './methods.js';
 
@@ -22,6 +26,8 @@ export interface ShoalClientOptions {
   token?: string;
   /** Default deadline of every call. */
   timeoutMs?: number;
+  /** How calls are encoded: 'proto' (application/x-protobuf, the default) or 'json' (proto3 JSON). */
+  encoding?: 'proto' | 'json';
 }
 
 export interface CallOptions {
@@ -49,11 +55,13 @@ export class ShoalClient {
   readonly baseUrl: string;
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
+  readonly #encoding: 'proto' | 'json';
 
   constructor(options: ShoalClientOptions = {}) {
     this.baseUrl = parseApiAddress(options.address ?? process.env['SHOAL_ADDR'] ?? DEFAULT_API_ADDRESS);
     this.#token = options.token ?? process.env['SHOAL_TOKEN'];
     this.#timeoutMs = Math.min(options.timeoutMs ?? LIMITS.defaultRpcTimeoutMs, LIMITS.maxRpcTimeoutMs);
+    this.#encoding = options.encoding ?? 'proto';
   }
 
   readonly agent = {
@@ -109,6 +117,23 @@ export class ShoalClient {
     get: (request: shoal.v1.IGetConfigRequest, options?: CallOptions): Promise<shoal.v1.GetConfigResponse> => this.call(ConfigsGet, request, options),
   };
 
+  /** Reliable collections of stateful services (any agent routes a call to the key's partition). */
+  readonly state = {
+    get: (request: shoal.v1.IStateRequest, options?: CallOptions): Promise<shoal.v1.StateGetResponse> => this.call(StateGet, request, options),
+    put: (request: shoal.v1.IStateRequest, options?: CallOptions): Promise<shoal.v1.StateWriteResponse> => this.call(StatePut, request, options),
+    delete: (request: shoal.v1.IStateRequest, options?: CallOptions): Promise<shoal.v1.StateWriteResponse> => this.call(StateDelete, request, options),
+    scan: (request: shoal.v1.IStateScanRequest, options?: CallOptions): Promise<shoal.v1.StateScanResponse> => this.call(StateScan, request, options),
+    txn: (request: shoal.v1.IStateTxnRequest, options?: CallOptions): Promise<shoal.v1.StateTxnResponse> => this.call(StateTxn, request, options),
+    enqueue: (request: shoal.v1.IStateRequest, options?: CallOptions): Promise<shoal.v1.StateWriteResponse> => this.call(StateEnqueue, request, options),
+    dequeue: (request: shoal.v1.IStateRequest, options?: CallOptions): Promise<shoal.v1.StateDequeueResponse> => this.call(StateDequeue, request, options),
+    ack: (request: shoal.v1.IStateRequest, options?: CallOptions): Promise<shoal.v1.StateWriteResponse> => this.call(StateAck, request, options),
+  };
+
+  readonly partitions = {
+    list: (request: shoal.v1.IListPartitionsRequest = {}, options?: CallOptions): Promise<shoal.v1.ListPartitionsResponse> => this.call(PartitionsList, request, options),
+    placement: (request: shoal.v1.IPlacementRequest, options?: CallOptions): Promise<shoal.v1.PlacementResponse> => this.call(PartitionsPlacement, request, options),
+  };
+
   readonly services = {
     list: (request: shoal.v1.IListServicesRequest = {}, options?: CallOptions): Promise<shoal.v1.ListServicesResponse> => this.call(ServicesList, request, options),
     get: (request: shoal.v1.IGetServiceRequest, options?: CallOptions): Promise<shoal.v1.GetServiceResponse> => this.call(ServicesGet, request, options),
@@ -126,20 +151,22 @@ export class ShoalClient {
   async call<Req, Res>(method: MethodDescriptor<Req, Res>, request: object, options: CallOptions = {}): Promise<Res> {
     const what = `${method.service}/${method.method}`;
     const message = method.requestType.fromObject(request as Record<string, unknown>);
-    const body = method.requestType.encode(message).finish();
+    const json = this.#encoding === 'json' ? await loadProtoJson() : undefined;
+    const body = json ? JSON.stringify(json.write(method.requestType, message)) : method.requestType.encode(message).finish();
     const timeoutMs = Math.min(options.timeoutMs ?? this.#timeoutMs, LIMITS.maxRpcTimeoutMs);
     const res = await this.#fetch(`/rpc/${method.service}/${method.method}`, {
       method: 'POST',
       body,
-      headers: { 'content-type': 'application/x-protobuf', 'x-shoal-timeout-ms': String(timeoutMs) },
+      headers: { 'content-type': json ? 'application/json' : 'application/x-protobuf', 'x-shoal-timeout-ms': String(timeoutMs) },
     }, { ...options, timeoutMs }, what);
     const bytes = await readLimited(res, LIMITS.maxRpcResponseBytes, what);
+    const isJson = (res.headers.get('content-type') ?? '').includes('json');
     if (!res.ok) {
       let code = res.headers.get('x-shoal-error-code') ?? 'ERR_INTERNAL';
       let text = `HTTP ${res.status}`;
       let details: Record<string, string> = {};
       try {
-        const decoded = (res.headers.get('content-type') ?? '').includes('json')
+        const decoded = isJson
           ? (JSON.parse(Buffer.from(bytes).toString('utf8')) as { code: string; message: string; details?: Record<string, string> })
           : RpcErrorType.decode(bytes);
         code = decoded.code || code;
@@ -151,7 +178,10 @@ export class ShoalClient {
       throw new RemoteError(code, text, res.status, details);
     }
     try {
-      return method.responseType.decode(bytes);
+      // An agent newer than this client may answer fields it does not know: skipped, as binary protobuf does.
+      return json && isJson
+        ? json.read(method.responseType, JSON.parse(Buffer.from(bytes).toString('utf8')), { ignoreUnknownFields: true })
+        : method.responseType.decode(bytes);
     } catch (err) {
       throw new ShoalError('ERR_BAD_RESPONSE', `${what}: the agent's response is not a valid ${method.service}/${method.method} response (${err instanceof Error ? err.message : String(err)})`);
     }

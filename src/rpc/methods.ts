@@ -10,6 +10,8 @@ export interface ProtoType<T> {
   decode(bytes: Uint8Array): T;
   fromObject(object: Record<string, unknown>): T;
   toObject(message: T, options?: Record<string, unknown>): Record<string, unknown>;
+  /** "type.googleapis.com/shoal.v1.Member" (with the default prefix): how json.ts finds the type's reflection. */
+  getTypeUrl(prefix?: string): string;
 }
 
 export interface MethodDescriptor<Req, Res> {
@@ -34,9 +36,6 @@ export const OperatorRaftBarrier = describe('shoal.v1.Operator', 'RaftBarrier', 
 export const OperatorRaftState = describe('shoal.v1.Operator', 'RaftState', shoal.v1.RaftStateRequest as ProtoType<shoal.v1.RaftStateRequest>, shoal.v1.RaftStateResponse as ProtoType<shoal.v1.RaftStateResponse>);
 
 export const RpcErrorType = shoal.v1.RpcError as ProtoType<shoal.v1.RpcError>;
-
-/** Options for proto3 JSON: enum names, 64-bit numbers as numbers, default values present. */
-export const JSON_CONVERSION = { enums: String, longs: Number, defaults: true, arrays: true, objects: true } as const;
 
 // Control plane (proto/shoal/v1/jobs.proto).
 const v1 = shoal.v1;
@@ -68,3 +67,17 @@ export const ConfigsList = d<shoal.v1.ListObjectsRequest, shoal.v1.ListObjectsRe
 export const ConfigsDelete = d<shoal.v1.DeleteObjectRequest, shoal.v1.DeleteObjectResponse>('shoal.v1.Configs', 'Delete', v1.DeleteObjectRequest, v1.DeleteObjectResponse);
 export const ConfigsGet = d<shoal.v1.GetConfigRequest, shoal.v1.GetConfigResponse>('shoal.v1.Configs', 'Get', v1.GetConfigRequest, v1.GetConfigResponse);
 export const SlicesDemote = d<shoal.v1.DemoteRequest, shoal.v1.DemoteResponse>('shoal.v1.Slices', 'Demote', v1.DemoteRequest, v1.DemoteResponse);
+
+// Stateful services (proto/shoal/v1/state.proto).
+type StateReq = shoal.v1.StateRequest;
+export const StateGet = d<StateReq, shoal.v1.StateGetResponse>('shoal.v1.State', 'Get', v1.StateRequest, v1.StateGetResponse);
+export const StatePut = d<StateReq, shoal.v1.StateWriteResponse>('shoal.v1.State', 'Put', v1.StateRequest, v1.StateWriteResponse);
+export const StateDelete = d<StateReq, shoal.v1.StateWriteResponse>('shoal.v1.State', 'Delete', v1.StateRequest, v1.StateWriteResponse);
+export const StateScan = d<shoal.v1.StateScanRequest, shoal.v1.StateScanResponse>('shoal.v1.State', 'Scan', v1.StateScanRequest, v1.StateScanResponse);
+export const StateTxn = d<shoal.v1.StateTxnRequest, shoal.v1.StateTxnResponse>('shoal.v1.State', 'Txn', v1.StateTxnRequest, v1.StateTxnResponse);
+export const StateEnqueue = d<StateReq, shoal.v1.StateWriteResponse>('shoal.v1.State', 'Enqueue', v1.StateRequest, v1.StateWriteResponse);
+export const StateDequeue = d<StateReq, shoal.v1.StateDequeueResponse>('shoal.v1.State', 'Dequeue', v1.StateRequest, v1.StateDequeueResponse);
+export const StateAck = d<StateReq, shoal.v1.StateWriteResponse>('shoal.v1.State', 'Ack', v1.StateRequest, v1.StateWriteResponse);
+export const PartitionsList = d<shoal.v1.ListPartitionsRequest, shoal.v1.ListPartitionsResponse>('shoal.v1.Partitions', 'List', v1.ListPartitionsRequest, v1.ListPartitionsResponse);
+export const PartitionsPlacement = d<shoal.v1.PlacementRequest, shoal.v1.PlacementResponse>('shoal.v1.Partitions', 'Placement', v1.PlacementRequest, v1.PlacementResponse);
+export const PartitionsReplica = d<shoal.v1.ReplicaStatusRequest, shoal.v1.ReplicaStatusResponse>('shoal.v1.Partitions', 'Replica', v1.ReplicaStatusRequest, v1.ReplicaStatusResponse);

@@ -1,7 +1,8 @@
 /**
  * The agent's RPC server: one HTTP listener serving
  *   GET  /v1/health                       -> 200 {status, name, id} while the agent is up
- *   POST /rpc/<package>.<Service>/<Method> -> protobuf (application/x-protobuf) or proto3 JSON (application/json)
+ *   POST /rpc/<package>.<Service>/<Method> -> protobuf (application/x-protobuf) or proto3 JSON (application/json,
+ *                                            as json.ts reads and writes it)
  *
  * Every request is bounded: body size (checked while it streams in), header time, connections, and a deadline
  * (the caller's `x-shoal-timeout-ms`, capped) after which the call fails with ERR_DEADLINE_EXCEEDED instead of
@@ -12,11 +13,12 @@ import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { LIMITS } from '../lib/limits.js';
-import { ShoalError, describeError } from '../lib/errors.js';
+import { InvalidArgumentError, ShoalError, describeError } from '../lib/errors.js';
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
 import { httpStatusFor } from './errors.js';
-import { JSON_CONVERSION, RpcErrorType, type MethodDescriptor } from './methods.js';
+import { loadProtoJson, type ProtoJson } from './json.js';
+import { RpcErrorType, type MethodDescriptor } from './methods.js';
 
 export interface CallContext {
   /** Aborted when the call's deadline passes or the client goes away. */
@@ -132,11 +134,12 @@ export class RpcServer {
       const body = await readBody(req, LIMITS.maxRpcRequestBytes);
       const { descriptor, handler } = registered;
       const where = `${descriptor.service}/${descriptor.method}`;
-      const request = decodeRequest(descriptor, body, encoding, where);
+      const json = encoding === 'json' ? await loadProtoJson() : undefined;
+      const request = json ? decodeJsonRequest(json, descriptor, body, where) : decodeRequest(descriptor, body, where);
       const timeoutMs = parseTimeout(req.headers['x-shoal-timeout-ms']);
       const response = await runWithDeadline(handler, request, timeoutMs, remote, req, where);
-      const payload = encoding === 'json'
-        ? Buffer.from(JSON.stringify(descriptor.responseType.toObject(response, JSON_CONVERSION)))
+      const payload = json
+        ? Buffer.from(JSON.stringify(json.write(descriptor.responseType, response)))
         : Buffer.from(descriptor.responseType.encode(response).finish());
       res.writeHead(200, { 'content-type': encoding === 'json' ? 'application/json' : 'application/x-protobuf', 'content-length': payload.length });
       res.end(payload);
@@ -191,7 +194,7 @@ export class RpcServer {
     if (!registered) throw new HttpError('ERR_UNKNOWN_METHOD', `no RPC method at ${path}`, { path });
     const { descriptor, handler } = registered;
     const where = `${descriptor.service}/${descriptor.method}`;
-    const request = decodeRequest(descriptor, Buffer.from(body), 'proto', where);
+    const request = decodeRequest(descriptor, Buffer.from(body), where);
     const response = await runWithDeadline(handler, request, timeoutMs, `peer:${forwardedFrom.slice(0, 16)}`, undefined, where, forwardedFrom);
     return descriptor.responseType.encode(response).finish();
   }
@@ -238,15 +241,32 @@ async function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Bu
   return Buffer.concat(chunks);
 }
 
-function decodeRequest(descriptor: MethodDescriptor<unknown, unknown>, body: Buffer, encoding: Encoding, where: string): unknown {
+function decodeRequest(descriptor: MethodDescriptor<unknown, unknown>, body: Buffer, where: string): unknown {
   try {
-    if (encoding === 'proto') return descriptor.requestType.decode(body);
-    const text = body.length === 0 ? '{}' : body.toString('utf8');
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('the body must be a JSON object');
-    return descriptor.requestType.fromObject(parsed as Record<string, unknown>);
+    return descriptor.requestType.decode(body);
   } catch (err) {
-    throw new HttpError('ERR_INVALID_ARGUMENT', `${where}: cannot decode the ${encoding === 'json' ? 'JSON' : 'protobuf'} request: ${err instanceof Error ? err.message : String(err)}`);
+    throw new HttpError('ERR_INVALID_ARGUMENT', `${where}: cannot decode the protobuf request: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A proto3 JSON request (json.ts); an empty body is an empty request. Errors name the field's path and type. */
+function decodeJsonRequest(json: ProtoJson, descriptor: MethodDescriptor<unknown, unknown>, body: Buffer, where: string): unknown {
+  let parsed: unknown;
+  try {
+    parsed = body.length === 0 ? {} : JSON.parse(UTF8.decode(body));
+  } catch (err) {
+    throw new HttpError('ERR_INVALID_ARGUMENT', `${where}: cannot decode the JSON request: ${err instanceof TypeError ? 'the body is not valid UTF-8' : err instanceof Error ? err.message : String(err)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new HttpError('ERR_INVALID_ARGUMENT', `${where}: cannot decode the JSON request: the body must be a JSON object`);
+  }
+  try {
+    return json.read(descriptor.requestType, parsed);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new HttpError('ERR_INVALID_ARGUMENT', `${where}: cannot decode the JSON request: ${err.message}`, { ...err.details });
+    throw err;
   }
 }
 

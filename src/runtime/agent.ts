@@ -9,23 +9,19 @@
  * Effects from the membership core are performed here in the one order that is safe: persist (the incarnation,
  * fsynced), then send, then act on events.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, ShoalError, describeError } from '../lib/errors.js';
-import { checkLimits } from '../lib/limits.js';
-import type { Logger } from '../log/logger.js';
-import { createLogger } from '../log/logger.js';
+import { checkLimits, LIMITS } from '../lib/limits.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import { systemClock, seededFromEntropy } from '../platform/system-clock.js';
-import { writeFileDurably } from '../platform/durable-file.js';
 import { MessageType } from '../wire/frame.js';
 import { shoal } from '../gen/proto.js';
 import { HyperswarmTransport, loadClusterKey, loadOrCreateNodeSeed, type Transport } from '../transport/index.js';
 import { AGENT_MEMBERSHIP_CONFIG, Membership, type MembershipEffect, type NodeMeta } from '../membership/index.js';
-import { RpcServer, AgentSelf, MembersList } from '../rpc/index.js';
+import { RpcServer, AgentSelf, MembersList, OperatorRaftState, OperatorRaftBarrier, SlicesDemote, SlicesWatch, type CallContext, type MethodDescriptor } from '../rpc/index.js';
 import type { Fingerprint, TaskDriver } from '../drivers/index.js';
 import { bridgesFor, fingerprintDrivers } from './drivers-setup.js';
-import { OperatorRaftState, OperatorRaftBarrier, SlicesDemote, SlicesWatch, type CallContext, type MethodDescriptor } from '../rpc/index.js';
 import { PeerRpc } from './peer-rpc.js';
 import { SqliteLogDatabase, type SqliteLogStorage } from '../storage/index.js';
 import { bootstrapEntries, type Status } from '../consensus/index.js';
@@ -34,16 +30,17 @@ import type { Random } from '../lib/random.js';
 import { RaftGroup } from './raft-group.js';
 import { BOOTSTRAP_LABEL, bootstrapDecision, proposalHash } from './bootstrap.js';
 import { autopilotStep } from '../autopilot/index.js';
-import { LIMITS } from '../lib/limits.js';
 import { readApiToken, type AgentConfig } from './config.js';
 import { decodeGossip, encodeGossip } from './gossip-codec.js';
 import { AGENT_VERSION } from './version.js';
-import { advertisedHost, checkBindable, isServerMember, memberToProto, rolesOf } from './members.js';
+import { advertisedHost, checkBindable, isServerMember, localMeta, memberToProto, persistIncarnation, readIncarnation, rolesOf } from './members.js';
 import { ControlPlane } from './control-plane.js';
 import { NodeRunner } from './node-runner.js';
-import { SecretVault, TaskFiles, defaultSecretsRoot } from './task-files.js';
+import type { NodeStateView } from '../node/index.js';
+import { SecretVault, TaskFiles, defaultSecretsRoot, type ObjectSource } from './task-files.js';
 import { ServiceMesh } from '../mesh/index.js';
 import { ServicesRpc } from './services-rpc.js';
+import { StatefulPartitions } from './partitions.js';
 import { decodeRaft } from './raft-codec.js';
 import { SliceClient, type ServerInfo } from './slice-client.js';
 import { SliceServer } from './slice-server.js';
@@ -59,7 +56,6 @@ export const HOUSEKEEPING_MS = 1_000;
 const HOUSEKEEPING_SOON_MS = 50;
 /** How long a leaving agent keeps gossiping so its leave reaches everyone before the links close. */
 export const LEAVE_PROPAGATION_MS = 600;
-const INCARNATION_FILE = 'membership.incarnation';
 /** The Raft log, hard state and snapshots of the groups this agent serves; only servers have one. */
 const RAFT_DB_FILE = 'raft.db';
 /** Raft messages that only a leader sends to a member of its group: one of them is what makes an agent a server. */
@@ -112,6 +108,7 @@ export class Agent {
   readonly #deadSince = new Map<string, number>();
   #peerRpc: PeerRpc | undefined;
   #runner: NodeRunner | undefined;
+  #partitions: StatefulPartitions | undefined;
   #sliceClient: SliceClient | undefined;
   #sliceServer: SliceServer | undefined;
   #mesh: ServiceMesh | undefined;
@@ -177,10 +174,10 @@ export class Agent {
     await transport.start();
     const peerAddress = `${advertisedHost(c.bind.host)}:${transport.address().port}`;
 
-    const incarnation = this.#readIncarnation() + 1;
-    const membership = new Membership({ id: transport.nodeId, meta: this.#meta(peerAddress), clock: systemClock, random: random.split(), incarnation, config: AGENT_MEMBERSHIP_CONFIG });
+    const incarnation = readIncarnation(c.dataDir) + 1;
+    const membership = new Membership({ id: transport.nodeId, meta: localMeta(c, [...this.#drivers.keys()], peerAddress, this.log), clock: systemClock, random: random.split(), incarnation, config: AGENT_MEMBERSHIP_CONFIG });
     this.#membership = membership;
-    this.#persistIncarnation(incarnation);
+    persistIncarnation(c.dataDir, incarnation);
 
     const mesh = new ServiceMesh({
       nodeId: transport.nodeId, bindHost: c.bind.host, taskPorts: c.taskPorts, dataDir: c.dataDir, transport, logger: this.log,
@@ -254,6 +251,7 @@ export class Agent {
       call: (nodeId, method, request, timeoutMs, signal) => this.#peerRpc!.call(nodeId, method, request, timeoutMs, signal),
       onChange: () => {
         this.#runner?.kick();
+        this.#partitions?.kick();
         this.#catalogChanged();
       },
     });
@@ -315,18 +313,19 @@ export class Agent {
     this.#peerRpc.start();
     this.#runner = new NodeRunner({
       nodeId: transport.nodeId, nodeName: c.name, dataDir: c.dataDir, drivers: this.#drivers, logger: this.log,
-      // A server runs its tasks from its copy of the whole state; a client from its slice.
-      state: () => (this.#raft ? this.#state : this.#sliceClient!.slice),
-      fresh: () => {
-        if (!this.#raft) return this.#sliceClient!.fresh;
-        const st = this.#raft.status();
-        return st.leader !== undefined && st.applied >= st.commit && this.#state.index > 0;
-      },
-      report: (updates) => control.reportLocal(updates),
+      state: () => this.#nodeView(), fresh: () => this.#fresh(), report: (updates) => control.reportLocal(updates),
       // Kicked whenever the state it reads changes (applies on a server, slice answers on a client).
       reconcileMs: LIMITS.nodeIdleReconcileMs,
       network: mesh, files: new TaskFiles({ root: c.secretsDir ?? defaultSecretsRoot(), nodeId: transport.nodeId, vault }),
     });
+    this.#partitions = new StatefulPartitions({
+      nodeId: transport.nodeId, dataDir: c.dataDir, transport, random: random.split(), logger: this.log, tickMs: RAFT_TICK_MS,
+      nodeView: () => this.#nodeView(), fresh: () => this.#fresh(), fullState: () => (this.#raft ? this.#state : undefined),
+      report: (updates) => control.reportLocal(updates), pickServer: () => this.#sliceClient!.pickServer(),
+      memberAlive: (id) => this.#membership?.member(id)?.status === 'alive',
+      callPeer: (nodeId, method, request, timeoutMs) => this.#peerRpc!.call(nodeId, method, request, timeoutMs),
+    });
+    this.#partitions.register(rpc);
     this.#control = control;
     await mesh.start();
     await this.#runner.start();
@@ -335,6 +334,18 @@ export class Agent {
     if (!this.#raft) this.#maybeBootstrap();
     this.#housekeeping = setInterval(() => this.#housekeep(), HOUSEKEEPING_MS);
     this.log.info({ node: transport.nodeId, peer: peerAddress, api: this.#apiAddress, incarnation }, 'agent ready');
+  }
+
+  /** What this node runs from: a server its copy of the whole state, a client its slice. */
+  #nodeView(): NodeStateView & ObjectSource {
+    return this.#raft ? this.#state : this.#sliceClient!.slice;
+  }
+
+  /** True once the node's view has caught up with the leader (acting on an old one would undo newer decisions). */
+  #fresh(): boolean {
+    if (!this.#raft) return this.#sliceClient!.fresh;
+    const st = this.#raft.status();
+    return st.leader !== undefined && st.applied >= st.commit && this.#state.index > 0;
   }
 
   /** Leaves the cluster (when `leave`), then stops everything in reverse order. Idempotent. */
@@ -364,6 +375,7 @@ export class Agent {
     this.#peerRpc?.stop();
     await sliceStopped;
     this.#sliceServer?.wakeAll();
+    this.#partitions?.stop();
     this.#raft?.stop();
     this.#db?.close();
     for (const u of this.#unsubscribe) u();
@@ -372,25 +384,6 @@ export class Agent {
     await this.#mesh?.stop({ removeBridges: leave }); // a node that left stopped its containers: their bridges go too
     await this.#transport?.stop();
     this.log.info({ left: leave }, 'agent stopped');
-  }
-
-  #meta(peerAddress: string): NodeMeta {
-    let diskFreeBytes = 0;
-    try {
-      const fs = statfsSync(this.config.dataDir);
-      diskFreeBytes = fs.bavail * fs.bsize;
-    } catch (err) {
-      this.log.warn({ err: describeError(err) }, 'cannot read free disk space');
-    }
-    return {
-      name: this.config.name,
-      agentVersion: AGENT_VERSION,
-      addresses: [peerAddress, `${advertisedHost(this.config.api.host)}:${this.config.api.port}`],
-      labels: this.config.labels,
-      resources: { cpuMillicores: cpus().length * 1000, memoryBytes: totalmem(), diskFreeBytes },
-      drivers: [...this.#drivers.keys()].sort(),
-      roles: { voter: false, leader: false },
-    };
   }
 
   /**
@@ -417,6 +410,7 @@ export class Agent {
   #onApplied(): void {
     this.#control?.kick();
     this.#runner?.kick();
+    this.#partitions?.kick();
     this.#catalogChanged();
     const st = this.#raft?.status();
     if (st && raftKey(st) !== this.#raftSeen) this.#housekeepSoon();
@@ -448,7 +442,7 @@ export class Agent {
     const transport = this.#transport;
     if (!membership || !transport) return;
     const effects: MembershipEffect[] = membership.drainEffects();
-    for (const e of effects) if (e.kind === 'persist') this.#persistIncarnation(e.incarnation);
+    for (const e of effects) if (e.kind === 'persist') persistIncarnation(this.config.dataDir, e.incarnation);
     for (const e of effects) {
       if (e.kind !== 'send') continue;
       // Probes and rumours as datagrams (SWIM expects loss); push-pull on the stream. No link: dial it, probe missed.
@@ -467,8 +461,12 @@ export class Agent {
       // A quiet Raft group has no heartbeats to miss: gossip's failure detector stands in for them.
       if (kind === 'suspect' || kind === 'dead' || kind === 'left') {
         this.#raft?.memberUnreachable(member.id);
+        this.#partitions?.memberUnreachable(member.id);
         this.#mesh?.peerUnreachable(member.id);
-      } else this.#raft?.memberReachable(member.id);
+      } else {
+        this.#raft?.memberReachable(member.id);
+        this.#partitions?.memberReachable(member.id);
+      }
     }
     this.#scheduleTick();
   }
@@ -779,19 +777,6 @@ export class Agent {
       commitIndex: st.commit, appliedIndex: st.applied, lastIndex: st.lastIndex, peers,
       agentRole: 'server', answeredBy: membership.member(membership.id)?.meta.name ?? '', clients, quiesced: st.quiesced,
     });
-  }
-
-  #readIncarnation(): number {
-    try {
-      const n = Number(readFileSync(join(this.config.dataDir, INCARNATION_FILE), 'utf8').trim());
-      return Number.isSafeInteger(n) && n >= 0 ? n : 0;
-    } catch (_missing) {
-      return 0;
-    }
-  }
-
-  #persistIncarnation(incarnation: number): void {
-    writeFileDurably(join(this.config.dataDir, INCARNATION_FILE), `${incarnation}\n`);
   }
 }
 

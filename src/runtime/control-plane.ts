@@ -472,7 +472,7 @@ export function jobSummary(state: ClusterState, rec: JobRecord): shoal.v1.IJobSu
     const unplaced = latest?.failedPlacements[s.name]?.missing ?? 0;
     return {
       name: s.name, driver: s.driver, mode: s.deploy.mode,
-      desired: rec.stopped ? 0 : s.deploy.mode === 'global' ? mine.length + unplaced : s.deploy.replicas,
+      desired: rec.stopped ? 0 : s.deploy.mode === 'global' ? mine.length + unplaced : s.state ? s.state.partitions * s.state.replicas : s.deploy.replicas,
       running: count('running'), pending: count('pending'), failed: count('failed'), complete: count('complete'), lost: count('lost'), unplaced,
     };
   });

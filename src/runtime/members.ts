@@ -3,10 +3,52 @@
  * roles servers and clients gossip), and the address checks done before the peer socket binds.
  */
 import { createSocket } from 'node:dgram';
-import { networkInterfaces } from 'node:os';
-import { InvalidArgumentError } from '../lib/errors.js';
+import { readFileSync, statfsSync } from 'node:fs';
+import { cpus, networkInterfaces, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { InvalidArgumentError, describeError } from '../lib/errors.js';
+import type { Logger } from '../log/logger.js';
+import { writeFileDurably } from '../platform/durable-file.js';
 import { shoal } from '../gen/proto.js';
-import type { MemberSnapshot, MemberStatus } from '../membership/index.js';
+import type { MemberSnapshot, MemberStatus, NodeMeta } from '../membership/index.js';
+import type { AgentConfig } from './config.js';
+import { AGENT_VERSION } from './version.js';
+
+const INCARNATION_FILE = 'membership.incarnation';
+
+/** What this agent gossips about itself at start (roles and the real API port are patched in later). */
+export function localMeta(config: AgentConfig, drivers: readonly string[], peerAddress: string, log: Logger): NodeMeta {
+  let diskFreeBytes = 0;
+  try {
+    const fs = statfsSync(config.dataDir);
+    diskFreeBytes = fs.bavail * fs.bsize;
+  } catch (err) {
+    log.warn({ err: describeError(err) }, 'cannot read free disk space');
+  }
+  return {
+    name: config.name,
+    agentVersion: AGENT_VERSION,
+    addresses: [peerAddress, `${advertisedHost(config.api.host)}:${config.api.port}`],
+    labels: config.labels,
+    resources: { cpuMillicores: cpus().length * 1000, memoryBytes: totalmem(), diskFreeBytes },
+    drivers: [...drivers].sort(),
+    roles: { voter: false, leader: false },
+  };
+}
+
+/** The membership incarnation this agent last gossiped (0: none); a restart starts above it. */
+export function readIncarnation(dataDir: string): number {
+  try {
+    const n = Number(readFileSync(join(dataDir, INCARNATION_FILE), 'utf8').trim());
+    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+  } catch (_missing) {
+    return 0;
+  }
+}
+
+export function persistIncarnation(dataDir: string, incarnation: number): void {
+  writeFileDurably(join(dataDir, INCARNATION_FILE), `${incarnation}\n`);
+}
 
 const STATUS_TO_PROTO: Record<MemberStatus, shoal.v1.MemberStatus> = {
   alive: shoal.v1.MemberStatus.MEMBER_STATUS_ALIVE,

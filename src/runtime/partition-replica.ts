@@ -17,7 +17,7 @@
  * - Retries: a write carries the caller's session tag; the machine answers a retried (client, seq) from its session
  *   table, so a write retried at a new leader never applies twice.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
 import { ShoalError } from '../lib/errors.js';
@@ -70,9 +70,11 @@ export function replicaFileName(group: string): string {
 class ReplicaMachine implements StateMachine {
   store: SqlitePartitionStore;
   machine: PartitionMachine;
+  readonly file: string;
   readonly #file: string;
 
   constructor(file: string) {
+    this.file = file;
     this.#file = file;
     this.store = SqlitePartitionStore.open(file, { create: true });
     this.machine = PartitionMachine.open(this.store);
@@ -169,6 +171,19 @@ export class PartitionReplica {
 
   get appliedIndex(): number {
     return this.#sm.machine.appliedIndex;
+  }
+
+  /** Bytes of the replica's database on disk (its WAL included). */
+  sizeBytes(): number {
+    let total = 0;
+    for (const suffix of ['', '-wal']) {
+      try {
+        total += statSync(`${this.#sm.file}${suffix}`).size;
+      } catch {
+        // absent
+      }
+    }
+    return total;
   }
 
   /**

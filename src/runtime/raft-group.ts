@@ -304,6 +304,14 @@ export class RaftGroup {
     this.#wake();
   }
 
+  /** Hands leadership to `to`, a caught-up voter (leader only): it is told to campaign at once (TimeoutNow). */
+  transferLeadership(to: string): void {
+    this.#catchUpTicks();
+    this.node.transferLeadership(to);
+    this.#process();
+    this.#wake();
+  }
+
   /** Delivers a message that arrived before this group was started (it is what made the agent start it). */
   deliver(bytes: Uint8Array, from: string): void {
     try {

@@ -6,7 +6,10 @@
  *   - allocations on nodes that are down or gone are stopped as lost and replaced; on draining nodes, stopped and
  *     replaced; failed ones replaced when the restart policy allows; ones of an older job version replaced;
  *     slots beyond the replica count stopped; duplicates of a slot (after a partition) stopped;
- *   - missing slots are placed: replicated services fill slots 0..N-1, global services one per eligible node.
+ *   - missing slots are placed: replicated services fill slots 0..N-1, global services one per eligible node,
+ *     stateful services slots 0..partitions×replicas-1 (slot s is a replica of partition ⌊s / replicas⌋), never two
+ *     live replicas of a partition on one node, spread per partition across `state.spread`, and the first placement
+ *     of a partition names the nodes that bootstrap its Raft group (README.md, "Stateful services").
  * Placement filters nodes (ready, eligible, driver, constraints: checked once per service), then walks a seeded
  * random order of the feasible nodes and scores the first `candidateLimit` that have room (max_replicas_per_node,
  * CPU, memory), keeping the best: bin-packing as Nomad scores it, anti-affinity between replicas of a service, and
@@ -18,7 +21,7 @@ import { newId } from '../lib/ids.js';
 import { LIMITS } from '../lib/limits.js';
 import type { Constraint, Resources, ServiceSpec } from '../jobspec/types.js';
 import type { Plan, PlannedAllocation, PlannedStop } from '../state/commands.js';
-import type { Allocation, Evaluation, JobRecord, NodeRecord } from '../state/types.js';
+import { isStoreOnly, type Allocation, type Evaluation, type JobRecord, type NodeRecord } from '../state/types.js';
 import { portsOf, takePorts, takenPort } from '../state/cluster-state.js';
 
 /** What the scheduler reads. `ClusterState` implements it. */
@@ -35,6 +38,8 @@ export interface StateView {
   usage(nodeId: string): Resources;
   /** The allocation holding a host port ("8080/tcp") on a node, if any. */
   portHolder(nodeId: string, port: string): string | undefined;
+  /** Whether a partition of a stateful service was bootstrapped already (its later replicas join its group). */
+  partitionBootstrapped(jobName: string, service: string, partition: number): boolean;
 }
 
 export interface SchedulerOptions {
@@ -44,11 +49,21 @@ export interface SchedulerOptions {
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { candidateLimit: 4 };
 
-/** The resources a placement reserves: the reservations when any are set, else the limits. */
+const NOTHING: Resources = { cpuMillicores: 0, memoryBytes: 0 };
+
+/**
+ * The resources a placement reserves: the reservations when any are set, else the limits. A replicated store (a
+ * stateful service without a task) reserves only what it reserves explicitly: its replicas run inside the agent,
+ * whose own cost they are, and its limits limit no task.
+ */
 export function requestOf(spec: ServiceSpec): Resources {
   const r = spec.deploy.resources.reservations;
-  return r.cpuMillicores > 0 || r.memoryBytes > 0 ? r : spec.deploy.resources.limits;
+  if (r.cpuMillicores > 0 || r.memoryBytes > 0) return r;
+  return isStoreOnly(spec) ? NOTHING : spec.deploy.resources.limits;
 }
+
+/** Why a node is passed over for a replica of a partition that already has one there. */
+export const SAME_PARTITION = 'a replica of this partition is already on the node';
 
 export function nodeAttribute(node: NodeRecord, attribute: string): string | undefined {
   if (attribute === 'node.name') return node.name;
@@ -73,7 +88,7 @@ function count(reasons: Reasons, reason: string, n = 1): void {
 function staticReject(node: NodeRecord, spec: ServiceSpec): string | undefined {
   if (node.status !== 'ready') return 'node not ready';
   if (!node.eligible) return node.draining ? 'node draining' : 'node ineligible';
-  if (!node.drivers.includes(spec.driver)) return `driver ${spec.driver} unavailable`;
+  if (!isStoreOnly(spec) && !node.drivers.includes(spec.driver)) return `driver ${spec.driver} unavailable`;
   for (const c of spec.deploy.placement.constraints) if (!satisfies(node, c)) return `constraint ${c.attribute}${c.op}${c.value}`;
   return undefined;
 }
@@ -156,6 +171,7 @@ function scheduleService(
 ): void {
   const batch = rec.job.type === 'batch';
   const policy = spec.deploy.restartPolicy.condition;
+  const state = spec.state;
   const keep: Allocation[] = [];
   const replace: Allocation[] = [];
   // Deterministic order: slot, then age.
@@ -182,7 +198,8 @@ function scheduleService(
         stop(a, 'completed; restart policy is any');
         replace.push(a);
       } else keep.push(a);
-    } else if (a.jobVersion < (rec.serviceVersions[spec.name] ?? rec.version)) {
+    } else if (state === undefined && a.jobVersion < (rec.serviceVersions[spec.name] ?? rec.version)) {
+      // (A replica of a stateful service is never replaced for a new version: its data lives on its node.)
       stop(a, `job updated to version ${rec.version}`);
       replace.push(a);
     } else if (!spec.deploy.placement.constraints.every((c) => satisfies(node, c))) {
@@ -194,13 +211,31 @@ function scheduleService(
   }
   const request = requestOf(spec);
   const ports = portsOf(spec);
-  const global = spec.deploy.mode === 'global';
+  const global = spec.deploy.mode === 'global' && state === undefined;
   // The nodes that can ever take this service (ready, eligible, driver, constraints), computed once per node table
   // and service shape and shared by every plan until a node changes; the walk then only meets candidates.
   const feasible = feasibleNodes(nodes, spec);
+  // Kept allocations are never lost (those are replaced): the live ones are the ones not finished.
+  const liveKept = (a: Allocation): boolean => a.clientStatus !== 'complete' && a.clientStatus !== 'failed';
   // Replicas of this service per node, counting what is kept and what this plan places.
   const perNode = new Map<string, number>();
-  for (const a of keep) if (a.clientStatus !== 'complete' && a.clientStatus !== 'failed') perNode.set(a.nodeId, (perNode.get(a.nodeId) ?? 0) + 1);
+  for (const a of keep) if (liveKept(a)) perNode.set(a.nodeId, (perNode.get(a.nodeId) ?? 0) + 1);
+  // A stateful service: per partition, the nodes of its live replicas (kept, then placed by this plan), and their
+  // failure domains (values of the `state.spread` label; a node without it is in the domain "").
+  const replicasPerPartition = state?.replicas ?? 1;
+  const partitionOf = (slot: number): number => Math.floor(slot / replicasPerPartition);
+  const holders = new Map<number, Set<string>>();
+  const domains = new Map<number, Set<string>>();
+  const spreadKey = state?.spread;
+  const domainOf = (node: NodeRecord): string => (spreadKey === undefined ? '' : node.labels[spreadKey] ?? '');
+  const hold = (partition: number, node: NodeRecord): void => {
+    let on = holders.get(partition);
+    if (!on) holders.set(partition, (on = new Set()));
+    on.add(node.id);
+    let used = domains.get(partition);
+    if (!used) domains.set(partition, (used = new Set()));
+    used.add(domainOf(node));
+  };
   const wanted: { slot: number; previous: string; reschedules: number; node?: NodeRecord }[] = [];
   const successor = (prev: Allocation | undefined): { previous: string; reschedules: number } => ({
     previous: prev?.id ?? '',
@@ -214,27 +249,52 @@ function scheduleService(
     }
     for (const n of feasible.pool) if (!covered.has(n.id)) wanted.push({ slot: 0, ...successor(replace.find((r) => r.nodeId === n.id)), node: n });
   } else {
-    const n = spec.deploy.replicas;
+    const n = state ? state.partitions * state.replicas : spec.deploy.replicas;
     const seen = new Set<number>();
     for (const a of keep) {
-      if (a.slot >= n) stop(a, `scaled down to ${n}`);
+      if (a.slot >= n) stop(a, state ? `replica ${a.slot} is beyond the ${state.partitions} partitions × ${state.replicas} replicas` : `scaled down to ${n}`);
       else if (seen.has(a.slot)) stop(a, `duplicate of replica ${a.slot}`);
-      else seen.add(a.slot);
+      else if (state && liveKept(a) && holders.get(partitionOf(a.slot))?.has(a.nodeId)) {
+        // No plan makes this (the state machine refuses it); should it exist, the replica moves rather than share.
+        stop(a, `another replica of partition ${partitionOf(a.slot)} is on node ${nodeById(a.nodeId)?.name ?? a.nodeId}`);
+        replace.push(a);
+      } else {
+        seen.add(a.slot);
+        if (state && liveKept(a)) hold(partitionOf(a.slot), nodeById(a.nodeId)!);
+      }
     }
     for (let slot = 0; slot < n; slot++) {
       if (!seen.has(slot)) wanted.push({ slot, ...successor(replace.find((r) => r.slot === slot)) });
     }
   }
   if (wanted.length === 0) return;
+  // Partitions placed before: the ones with a live replica kept, and the ones a replacement is placed for.
+  const placedBefore = new Set(holders.keys());
+  for (const w of wanted) if (state && w.previous !== '') placedBefore.add(partitionOf(w.slot));
   const maxPerNode = spec.deploy.placement.maxReplicasPerNode;
-  const desired = Math.max(1, global ? 1 : spec.deploy.replicas);
+  // The anti-affinity penalty is relative to the replicas wanted. A stateful service's replicas cost their agents what
+  // no reservation shows (Raft traffic, disk, a primary's work): they are spread as if each partition were a service.
+  const desired = Math.max(1, state ? state.replicas : global ? 1 : spec.deploy.replicas);
   const failReasons: Reasons = {};
+  /**
+   * A failed walk's reasons. A stateless service fails one walk at most per plan; a stateful one may fail one per
+   * partition, over the same nodes, so the largest count of each reason is kept: reasons still count nodes.
+   */
+  const addReasons = (why: Reasons): void => {
+    for (const [reason, n] of Object.entries(why)) {
+      if (state) failReasons[reason] = Math.max(failReasons[reason] ?? 0, n);
+      else count(failReasons, reason, n);
+    }
+  };
+  /** Set when a failed walk passed over a node for holding a replica of the partition being placed. */
+  let passedOverSame = false;
   /**
    * The best of the first `candidateLimit` nodes with room met on `w`, or undefined when none of its nodes has room;
    * then every node of the walk was visited, and why each one could not take the replica is added to the reasons
-   * (so they count nodes, as Nomad's do).
+   * (so they count nodes, as Nomad's do). `same` are nodes that hold a replica of the partition being placed; only
+   * nodes `admit` accepts are considered, and a walk that admits some only is a preference: its failure says nothing.
    */
-  const pickFrom = (w: NodeWalk): NodeRecord | undefined => {
+  const pickFrom = (w: NodeWalk, same?: ReadonlySet<string>, admit?: (node: NodeRecord) => boolean): NodeRecord | undefined => {
     const why: Reasons = {};
     let chosen: NodeRecord | undefined;
     let bestScore = -Infinity;
@@ -242,6 +302,11 @@ function scheduleService(
     for (let visited = 0; visited < w.size && found < options.candidateLimit; visited++) {
       const node = w.next();
       if (node === undefined) continue;
+      if (admit !== undefined && !admit(node)) continue;
+      if (same?.has(node.id)) {
+        count(why, SAME_PARTITION);
+        continue;
+      }
       const onNode = perNode.get(node.id) ?? 0;
       if (maxPerNode > 0 && onNode >= maxPerNode) {
         count(why, 'max_replicas_per_node reached');
@@ -269,24 +334,54 @@ function scheduleService(
         bestScore = score;
       }
     }
-    if (!chosen) for (const [reason, n] of Object.entries(why)) count(failReasons, reason, n);
+    if (!chosen && admit === undefined) {
+      addReasons(why);
+      if (why[SAME_PARTITION] !== undefined) passedOverSame = true;
+    }
     return chosen;
   };
+  // Swarm's spread groups fill up for good within a plan, except for a stateful service: a group whose nodes all hold
+  // a replica of one partition may still take another partition's.
   const spread = !global && spec.deploy.placement.spread.length > 0
-    ? new SpreadTree(feasible.pool, spec.deploy.placement.spread, 0, (pool) => new NodeWalk(pool, random))
+    ? new SpreadTree(feasible.pool, spec.deploy.placement.spread, 0, (pool) => new NodeWalk(pool, random), state === undefined)
     : undefined;
   let walk: NodeWalk | undefined;
   if (spread) {
     for (const a of keep) {
       const node = nodeById(a.nodeId);
-      if (node && a.clientStatus !== 'complete' && a.clientStatus !== 'failed') spread.add(node);
+      if (node && liveKept(a)) spread.add(node);
     }
   }
   let missing = 0;
   // Within a plan, room only shrinks: once a replica finds no node, the ones after it cannot either.
   let full = false;
+  /**
+   * A replica of `partition`: on a node without one of its replicas, and with `state.spread`, preferably in a failure
+   * domain it is not in yet (among the domains the feasible nodes offer); any allowed node when none of those has room.
+   */
+  const placeReplica = (partition: number): NodeRecord | undefined => {
+    const same = holders.get(partition);
+    const choose = (admit?: (node: NodeRecord) => boolean): NodeRecord | undefined => {
+      const pick = (w: NodeWalk): NodeRecord | undefined => pickFrom(w, same, admit);
+      return spread ? spread.choose(pick) : pick((walk ??= new NodeWalk(feasible.pool, random)));
+    };
+    const used = domains.get(partition);
+    if (spreadKey !== undefined && used !== undefined && [...groupBy(feasible.pool, `node.labels.${spreadKey}`).keys()].some((v) => !used.has(v === MISSING ? '' : v))) {
+      const chosen = choose((node) => !used.has(domainOf(node)));
+      if (chosen) return chosen;
+    }
+    passedOverSame = false;
+    const chosen = choose();
+    // No node was passed over for holding this partition: every node is out of room, for every partition.
+    if (!chosen && !passedOverSame) full = true;
+    return chosen;
+  };
+  // Partitions that found no node: their nodes only fill up within a plan, so their other replicas cannot either.
+  const stuck = new Set<number>();
+  const placedOf = new Map<number, PlannedAllocation[]>();
   for (const w of wanted) {
     let chosen: NodeRecord | undefined;
+    const partition = state ? partitionOf(w.slot) : undefined;
     if (w.node) {
       const free = freeOn(view, overlay, w.node);
       const port = takenPort(view, w.node.id, ports, overlay.stopped, overlay.ports);
@@ -294,6 +389,11 @@ function scheduleService(
       else if (free.memoryBytes < request.memoryBytes) count(failReasons, 'resources: memory exhausted');
       else if (port !== undefined) count(failReasons, `port ${port} in use`);
       else chosen = w.node;
+    } else if (partition !== undefined) {
+      if (!full && !stuck.has(partition)) {
+        chosen = placeReplica(partition);
+        if (!chosen) stuck.add(partition);
+      }
     } else if (!full) {
       chosen = spread ? spread.choose(pickFrom) : pickFrom((walk ??= new NodeWalk(feasible.pool, random)));
       full = chosen === undefined;
@@ -308,6 +408,7 @@ function scheduleService(
       jobVersion: rec.version,
       service: spec.name,
       slot: w.slot,
+      ...(partition !== undefined ? { partition } : {}),
       nodeId: chosen.id,
       resources: request,
       ...(ports.length > 0 ? { ports } : {}),
@@ -318,6 +419,20 @@ function scheduleService(
     shift(overlay, chosen.id, request, 1);
     takePorts(overlay.ports, chosen.id, ports);
     perNode.set(chosen.id, (perNode.get(chosen.id) ?? 0) + 1);
+    if (partition !== undefined) {
+      hold(partition, chosen);
+      const list = placedOf.get(partition);
+      if (list) list.push(placed);
+      else placedOf.set(partition, [placed]);
+    }
+  }
+  // A partition placed for the first time: its replicas placed together bootstrap its Raft group, each with the same
+  // list of members. Any later replica (a replacement, one that found no room before) joins the group instead, so a
+  // partition that lost every replica is never re-created empty.
+  for (const [partition, list] of placedOf) {
+    if (placedBefore.has(partition) || view.partitionBootstrapped(rec.job.name, spec.name, partition)) continue;
+    const members = list.map((p) => p.nodeId).sort();
+    for (const p of list) p.bootstrap = [...members];
   }
   if (missing > 0) {
     for (const [why, n] of Object.entries(feasible.rejected)) count(failReasons, why, n);
@@ -356,7 +471,8 @@ function groupBy(nodes: NodeRecord[], attribute: string): Map<string, NodeRecord
  * attribute, then within each value among the values of the next, and so on; nodes are scored only inside the
  * group chosen. A replica goes to the group with the fewest replicas that still has a node with room (ties: the
  * group that received one least recently, first by value name), so the spread is even whenever capacity allows,
- * and a group that has no room left is passed over for the rest of the plan.
+ * and a group that has no room left is passed over for the rest of the plan (with `prune`; without it, a group that
+ * could not take one replica is tried again for the next, which a stateful service needs: see scheduleService).
  */
 class SpreadTree {
   /** Children by value, bucketed by replica count; a bucket's insertion order breaks ties. */
@@ -371,6 +487,7 @@ class SpreadTree {
     private readonly attributes: readonly string[],
     private readonly depth: number,
     private readonly makeWalk: (pool: NodeRecord[]) => NodeWalk,
+    private readonly prune = true,
   ) {
     if (depth < attributes.length) {
       this.#groups = groupBy(pool, attributes[depth]!);
@@ -399,6 +516,7 @@ class SpreadTree {
           this.#bump(v);
           return node;
         }
+        if (!this.prune) continue;
         // Nothing in this group has room, and nothing in a plan frees room: it is full for the rest of the plan.
         bucket.delete(v);
         this.#counts.delete(v);
@@ -410,7 +528,7 @@ class SpreadTree {
 
   #child(v: string): SpreadTree {
     let child = this.#children.get(v);
-    if (!child) this.#children.set(v, (child = new SpreadTree(this.#groups!.get(v)!, this.attributes, this.depth + 1, this.makeWalk)));
+    if (!child) this.#children.set(v, (child = new SpreadTree(this.#groups!.get(v)!, this.attributes, this.depth + 1, this.makeWalk, this.prune)));
     return child;
   }
 
@@ -477,7 +595,7 @@ const feasibleCache = new WeakMap<NodeRecord[], Map<string, Feasible>>();
 function feasibleNodes(nodes: NodeRecord[], spec: ServiceSpec): Feasible {
   let byShape = feasibleCache.get(nodes);
   if (!byShape) feasibleCache.set(nodes, (byShape = new Map()));
-  const shape = `${spec.driver}\u0000${spec.deploy.placement.constraints.map((c) => `${c.attribute}${c.op}${c.value}`).join('\u0000')}`;
+  const shape = `${isStoreOnly(spec) ? '' : spec.driver}\u0000${spec.deploy.placement.constraints.map((c) => `${c.attribute}${c.op}${c.value}`).join('\u0000')}`;
   let f = byShape.get(shape);
   if (!f) {
     f = { pool: [], rejected: {} };

@@ -11,11 +11,11 @@
 import { invariant } from '../lib/assert.js';
 import { newId } from '../lib/ids.js';
 import { Random } from '../lib/random.js';
-import type { Job, Resources, ServiceSpec } from '../jobspec/types.js';
+import type { Job, Resources, ServiceSpec, StateSpec } from '../jobspec/types.js';
 import type { ApplyResult, Command, Plan } from './commands.js';
 import { LIMITS } from '../lib/limits.js';
 import { jobCatalog, jobVipKeys, pickVip, sameEntry, sortedEntries, type CatalogService, type CatalogView } from './catalog.js';
-import { holdsResources, isTerminal, type Allocation, type EvalTrigger, type Evaluation, type FileObjectInput, type FileObjectKind, type FileObjectRecord, type JobRecord, type NetworkRecord, type NodeRecord } from './types.js';
+import { holdsResources, isStoreOnly, isTerminal, type Allocation, type EvalTrigger, type Evaluation, type FileObjectInput, type FileObjectKind, type FileObjectRecord, type JobRecord, type NetworkRecord, type NodeRecord } from './types.js';
 
 export interface StateSnapshot {
   index: number;
@@ -25,6 +25,8 @@ export interface StateSnapshot {
   objects?: FileObjectRecord[];
   /** Virtual addresses by service and network (catalog.ts `vipKey`); absent in older snapshots. */
   vips?: [string, string][];
+  /** The partitions of stateful services whose Raft group was bootstrapped; absent in older snapshots. */
+  bootstrapped?: { job: string; service: string; partitions: number[] }[];
   jobs: JobRecord[];
   nodes: NodeRecord[];
   allocations: Allocation[];
@@ -51,6 +53,12 @@ export class ClusterState implements CatalogView {
   readonly #usage = new Map<string, Resources>();
   /** Per node and host port, the allocations holding it: normally one (see `portHolder`). */
   readonly #portClaims = new Map<string, Map<string, Allocation[]>>();
+  /**
+   * Per job and stateful service, the partitions whose Raft group was bootstrapped (a plan placed them with
+   * `bootstrap`). A partition's group is bootstrapped once: later replicas join it. Forgotten when every replica is
+   * dropped with it (the job stopped, the service removed), so that running it again starts afresh.
+   */
+  readonly #bootstrapped = new Map<string, Map<string, Set<number>>>();
   #nodeList: NodeRecord[] | undefined;
   /**
    * Per node, the last index at which anything in its slice (its allocations, or a job they belong to) changed;
@@ -122,6 +130,14 @@ export class ClusterState implements CatalogView {
     const claims = this.#portClaims.get(nodeId)?.get(port);
     if (!claims || claims.length === 0) return undefined;
     return claims.reduce((a, b) => (b.createIndex > a.createIndex || (b.createIndex === a.createIndex && b.id > a.id) ? b : a)).id;
+  }
+
+  /**
+   * Whether partition `partition` of a stateful service was bootstrapped: placed once already, so that a replica placed
+   * now joins its group and never creates it anew (which would create it empty).
+   */
+  partitionBootstrapped(jobName: string, service: string, partition: number): boolean {
+    return this.#bootstrapped.get(jobName)?.get(service)?.has(partition) ?? false;
   }
 
   /** Shared networks, sorted by name. */
@@ -250,6 +266,8 @@ export class ClusterState implements CatalogView {
     const ids = Random.fromSeed(index);
     switch (command.type) {
       case 'job.register': {
+        const refusedState = this.#refuseStateful(command.job);
+        if (refusedState) return refusedState;
         const objects = command.objects ?? [];
         for (const o of objects) {
           const refused = this.#refuseObject(o);
@@ -281,6 +299,12 @@ export class ClusterState implements CatalogView {
         const svc = rec.job.services.find((s) => s.name === command.service);
         if (!svc) return { ok: false, code: 'ERR_NOT_FOUND', message: `job "${command.name}" has no service "${command.service}" (it has ${rec.job.services.map((s) => s.name).join(', ')})`, evalIds: [] };
         if (svc.deploy.mode === 'global') return { ok: false, code: 'ERR_INVALID_ARGUMENT', message: `service "${command.service}" is global: it runs on every eligible node and cannot be scaled`, evalIds: [] };
+        if (svc.state) {
+          return {
+            ok: false, code: 'ERR_INVALID_ARGUMENT', evalIds: [],
+            message: `service "${command.service}" is stateful: it runs ${svc.state.partitions} partition${svc.state.partitions === 1 ? '' : 's'} × ${svc.state.replicas} replica${svc.state.replicas === 1 ? '' : 's'} (x-shoal.state) and cannot be scaled`,
+          };
+        }
         const job: Job = { ...rec.job, services: rec.job.services.map((s) => (s.name === command.service ? { ...s, deploy: { ...s.deploy, replicas: command.replicas } } : s)) };
         rec.job = job;
         rec.version++;
@@ -410,6 +434,57 @@ export class ClusterState implements CatalogView {
     return undefined;
   }
 
+  /**
+   * Why the stateful services of `job` cannot be registered, or undefined. A task beside each replica is not run yet.
+   * A running job keeps the layout of its stateful services (partition count, scheme, replicas): keys would move to
+   * other partitions, or slots to other partitions, and moving their data is not built; nor may a service become
+   * stateful, or stop being so, in place. A stopped job whose service has nothing placed any more may change it: its
+   * replicas were dropped with it, and it starts afresh. Declared collections may change.
+   */
+  #refuseStateful(job: Job): ApplyResult | undefined {
+    for (const spec of job.services) {
+      if (spec.state === undefined || isStoreOnly(spec)) continue;
+      const task = [spec.image !== null ? 'image' : '', (spec.command ?? null) !== null ? 'command' : '', (spec.entrypoint ?? null) !== null ? 'entrypoint' : ''].filter((f) => f !== '');
+      return {
+        ok: false, code: 'ERR_UNSUPPORTED', evalIds: [],
+        message: `service "${spec.name}" is stateful and has a task (${task.join(', ')}): a task beside each replica is not run yet; remove ${task.join(' and ')} to run it as a replicated store`,
+      };
+    }
+    const existing = this.#jobs.get(job.name);
+    if (!existing) return undefined;
+    // The services with allocations still to run, and those of them with replicas of partitions (looked up once, if
+    // needed: most registrations are of stateless jobs that add no service).
+    let live: { placed: Set<string>; replicated: Set<string> } | undefined;
+    const liveServices = (): { placed: Set<string>; replicated: Set<string> } => {
+      if (live) return live;
+      live = { placed: new Set(), replicated: new Set() };
+      for (const a of this.allocationsOfJob(job.name)) {
+        if (a.desiredStatus !== 'run') continue;
+        live.placed.add(a.service);
+        if (a.partition !== undefined) live.replicated.add(a.service);
+      }
+      return live;
+    };
+    const refuse = (message: string): ApplyResult => ({ ok: false, code: 'ERR_INVALID_ARGUMENT', evalIds: [], message });
+    for (const spec of job.services) {
+      const before = existing.job.services.find((s) => s.name === spec.name);
+      if (!before) {
+        // Removed from the job, and back before the scheduler stopped what it had placed: which layout that was, the
+        // job no longer says.
+        const { placed, replicated } = liveServices();
+        if (replicated.has(spec.name) || (spec.state !== undefined && placed.has(spec.name))) {
+          return refuse(`service "${spec.name}" was removed from the job and its allocations are still being stopped; register it again once they are (shoal job status ${job.name})`);
+        }
+        continue;
+      }
+      if (before.state === undefined && spec.state === undefined) continue;
+      if (existing.stopped && !liveServices().placed.has(spec.name)) continue;
+      const change = stateLayoutChange(spec.name, before.state, spec.state);
+      if (change !== undefined) return refuse(change);
+    }
+    return undefined;
+  }
+
   #addObject(index: number, o: FileObjectInput): void {
     const key = objectKey(o.kind, o.name);
     if (this.#objects.has(key)) return;
@@ -496,6 +571,9 @@ export class ClusterState implements CatalogView {
     }
     const stopped = new Set(plan.stops.map((st) => st.allocId));
     const taking = new Map<string, Set<string>>();
+    // The replicas of stateful partitions, live and not stopped by the plan, and those it places, as
+    // `job|service|partition|node`: built on the first placement of a partition.
+    let replicas: Set<string> | undefined;
     for (const p of plan.placements) {
       if (this.#allocs.has(p.id)) return reject(`allocation id ${p.id} is already taken`);
       const node = this.#nodes.get(p.nodeId);
@@ -509,6 +587,16 @@ export class ClusterState implements CatalogView {
       const port = takenPort(this, p.nodeId, p.ports ?? [], stopped, taking);
       if (port !== undefined) return reject(`port ${port} on node ${node.name} is no longer free for allocation ${p.id}`);
       takePorts(taking, p.nodeId, p.ports ?? []);
+      if (p.partition !== undefined) {
+        // Two replicas of one partition on one node would be one failure domain, and one Raft member.
+        replicas ??= this.#liveReplicas(plan, stopped);
+        const key = replicaKey(p.jobName, p.service, p.partition, p.nodeId);
+        if (replicas.has(key)) return reject(`node ${node.name} already holds a replica of partition ${p.partition} of service "${p.service}": allocation ${p.id} would be a second one there`);
+        replicas.add(key);
+        if (p.bootstrap !== undefined && this.partitionBootstrapped(p.jobName, p.service, p.partition)) {
+          return reject(`partition ${p.partition} of service "${p.service}" was bootstrapped before: allocation ${p.id} must join its group, not bootstrap it again`);
+        }
+      }
     }
     for (const stop of plan.stops) {
       const alloc = this.#allocs.get(stop.allocId)!;
@@ -545,6 +633,8 @@ export class ClusterState implements CatalogView {
         modifyIndex: index,
       };
       if (p.ports && p.ports.length > 0) alloc.ports = p.ports;
+      if (p.partition !== undefined) alloc.partition = p.partition;
+      if (p.bootstrap !== undefined && p.bootstrap.length > 0) alloc.bootstrap = [...p.bootstrap];
       this.#allocs.set(alloc.id, alloc);
       indexAdd(this.#allocsByNode, alloc.nodeId, alloc.id);
       indexAdd(this.#allocsByJob, alloc.jobName, alloc.id);
@@ -552,6 +642,7 @@ export class ClusterState implements CatalogView {
       this.#touch(alloc.nodeId);
       created.push(alloc);
     }
+    this.#noteBootstrapped(rec, plan);
     if (evaluation) {
       evaluation.status = 'complete';
       evaluation.failedPlacements = plan.failedPlacements;
@@ -559,6 +650,36 @@ export class ClusterState implements CatalogView {
     }
     this.#collect(plan.jobName);
     return { ok: true, evalIds: [], allocations: created };
+  }
+
+  /** `replicaKey`s of the live replicas of the plan's job that the plan does not stop. */
+  #liveReplicas(plan: Plan, stopped: ReadonlySet<string>): Set<string> {
+    const out = new Set<string>();
+    for (const a of this.allocationsOfJob(plan.jobName)) {
+      if (a.partition !== undefined && holdsResources(a) && !stopped.has(a.id)) out.add(replicaKey(a.jobName, a.service, a.partition, a.nodeId));
+    }
+    return out;
+  }
+
+  /**
+   * Records the partitions an applied plan bootstrapped, and forgets those whose replicas all go: every partition of a
+   * stopped job (its plan stops everything) and of a service no longer in the job.
+   */
+  #noteBootstrapped(rec: JobRecord, plan: Plan): void {
+    let byService = this.#bootstrapped.get(plan.jobName);
+    if (byService) {
+      for (const service of [...byService.keys()]) {
+        if (rec.stopped || !rec.job.services.some((s) => s.name === service && s.state !== undefined)) byService.delete(service);
+      }
+    }
+    for (const p of plan.placements) {
+      if (p.partition === undefined || p.bootstrap === undefined || p.bootstrap.length === 0) continue;
+      if (!byService) this.#bootstrapped.set(plan.jobName, (byService = new Map()));
+      let set = byService.get(p.service);
+      if (!set) byService.set(p.service, (set = new Set()));
+      set.add(p.partition);
+    }
+    if (byService && byService.size === 0) this.#bootstrapped.delete(plan.jobName);
   }
 
   /**
@@ -661,6 +782,7 @@ export class ClusterState implements CatalogView {
       networks: this.networks(),
       objects: [...this.#objects.values()].sort((a, b) => (objectKey(a.kind, a.name) < objectKey(b.kind, b.name) ? -1 : 1)),
       vips: [...this.#vips].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+      bootstrapped: [...this.#bootstrapped].flatMap(([job, byService]) => [...byService].map(([service, set]) => ({ job, service, partitions: [...set].sort((a, b) => a - b) }))),
       jobs: this.jobs(),
       nodes: this.nodes(),
       allocations: this.allocations(),
@@ -680,6 +802,11 @@ export class ClusterState implements CatalogView {
     for (const [k, ip] of copy.vips ?? []) {
       s.#vips.set(k, ip);
       s.#vipsUsed.add(ip);
+    }
+    for (const b of copy.bootstrapped ?? []) {
+      let byService = s.#bootstrapped.get(b.job);
+      if (!byService) s.#bootstrapped.set(b.job, (byService = new Map()));
+      byService.set(b.service, new Set(b.partitions));
     }
     s.#nodeList = undefined;
     for (const e of copy.evaluations) {
@@ -711,6 +838,32 @@ export function taskSignature(spec: ServiceSpec, job?: Job): string {
     volumes: uses(job.volumes, spec.volumes.filter((v) => v.type === 'volume').map((v) => v.source)),
   } : {};
   return JSON.stringify({ ...spec, deploy: { ...spec.deploy, replicas: 0 }, declared });
+}
+
+/** What a registration would change in the layout of a running stateful service, as the message refusing it. */
+function stateLayoutChange(service: string, before: StateSpec | undefined, after: StateSpec | undefined): string | undefined {
+  const again = 'or stop the job, which drops its data, and run it again';
+  if (before === undefined) return `service "${service}" is stateless in the running job: it cannot become stateful (x-shoal.state) in place; give the stateful service a new name, ${again}`;
+  if (after === undefined) return `service "${service}" is stateful in the running job: removing x-shoal.state would abandon its partitions; keep it, ${again}`;
+  if (before.partitions !== after.partitions) {
+    return `service "${service}": changing the partition count from ${before.partitions} to ${after.partitions} needs a partition split, which is not built; keep partitions: ${before.partitions}, ${again}`;
+  }
+  if (JSON.stringify(before.scheme) !== JSON.stringify(after.scheme)) {
+    return `service "${service}": changing the partition scheme from ${describeScheme(before.scheme)} to ${describeScheme(after.scheme)} moves keys to other partitions, which is not built; keep the scheme, ${again}`;
+  }
+  if (before.replicas !== after.replicas) {
+    return `service "${service}": changing the replicas of each partition from ${before.replicas} to ${after.replicas} is not built; keep replicas: ${before.replicas}, ${again}`;
+  }
+  return undefined;
+}
+
+function describeScheme(scheme: StateSpec['scheme']): string {
+  return scheme.kind === 'named' ? `named [${scheme.names.join(', ')}]` : scheme.kind;
+}
+
+/** A replica of a stateful partition on a node, as a key (names hold no NUL). */
+function replicaKey(job: string, service: string, partition: number, nodeId: string): string {
+  return `${job}\u0000${service}\u0000${partition}\u0000${nodeId}`;
 }
 
 function nextServiceVersions(previous: JobRecord | undefined, job: Job, version: number): Record<string, number> {
@@ -747,6 +900,8 @@ export function takenPort(
  * target ports it listens on; a process task is given free ports by its node instead.
  */
 export function portsOf(spec: ServiceSpec): string[] {
+  // A replicated store runs no task: nothing of it listens on its node.
+  if (isStoreOnly(spec)) return [];
   const out = new Set<string>();
   for (const p of spec.ports) if (p.mode === 'host' && p.published > 0) out.add(`${p.published}/${p.protocol}`);
   if (spec.driver === 'docker' && spec.networkMode === 'host') {

@@ -6,7 +6,7 @@ import type { Job, Resources } from '../jobspec/types.js';
 import type { Allocation, ClientStatus, FileObjectInput, FileObjectKind, HealthStatus, NodeStatus } from './types.js';
 
 /** An allocation the scheduler wants created (indexes and statuses are filled in when the plan is applied). */
-export type PlannedAllocation = Pick<Allocation, 'id' | 'jobName' | 'jobVersion' | 'service' | 'slot' | 'nodeId' | 'resources' | 'ports' | 'previousAllocId' | 'reschedules'>;
+export type PlannedAllocation = Pick<Allocation, 'id' | 'jobName' | 'jobVersion' | 'service' | 'slot' | 'partition' | 'bootstrap' | 'nodeId' | 'resources' | 'ports' | 'previousAllocId' | 'reschedules'>;
 
 export interface PlannedStop {
   allocId: string;

@@ -2,7 +2,7 @@
  * The replicated cluster state: what every agent holds once it has applied the Raft log. Records are plain data
  * (snapshot-able as JSON); every record carries the log index that created it and the one that last changed it.
  */
-import type { Job, Resources } from '../jobspec/types.js';
+import type { Job, Resources, ServiceSpec } from '../jobspec/types.js';
 
 export type NodeStatus = 'ready' | 'down' | 'left';
 
@@ -90,6 +90,17 @@ export interface Allocation {
   service: string;
   /** Replica slot, 0-based (for global services, one slot per node, all 0). */
   slot: number;
+  /**
+   * A stateful service's allocation: the partition whose replica it hosts (slot = partition × replicas + replica
+   * index). Absent for a stateless service.
+   */
+  partition?: number;
+  /**
+   * Set on the first placement of a partition only: the nodes placed together as its first members, which bootstrap
+   * its Raft group. A replica placed later (a replacement, a move) joins the group as a learner instead; so a
+   * partition that lost every replica is never silently re-created empty.
+   */
+  bootstrap?: string[];
   nodeId: string;
   /** Resources reserved on the node while the allocation is not terminal. */
   resources: Resources;
@@ -139,4 +150,13 @@ export function isTerminal(alloc: Allocation): boolean {
 /** An allocation holds node resources until it is terminal or stopped by the leader. */
 export function holdsResources(alloc: Allocation): boolean {
   return alloc.desiredStatus === 'run' && !isTerminal(alloc);
+}
+
+/**
+ * A stateful service without a task (no image, no command, no entrypoint): a replicated store alone. Its allocations
+ * are replicas hosted by the agent's partition host (src/runtime/partition-host.ts); no driver runs anything for
+ * them, so they need no driver on their node, hold no port and reserve only what the service reserves explicitly.
+ */
+export function isStoreOnly(spec: ServiceSpec): boolean {
+  return spec.state !== undefined && spec.image === null && (spec.command ?? null) === null && (spec.entrypoint ?? null) === null;
 }

@@ -89,6 +89,26 @@ export class SqliteLogDatabase {
     return new SqliteLogStorage(this, group, { logger: this.#log, ...options });
   }
 
+  /** Every group that has anything stored (its log, hard state or snapshot). */
+  groups(): string[] {
+    try {
+      return (this.db.prepare('SELECT group_id FROM raft_state UNION SELECT group_id FROM raft_entries UNION SELECT group_id FROM raft_snapshots ORDER BY 1').pluck().all() as string[]);
+    } catch (err) {
+      throw new StorageError(this.file, 'list groups', err);
+    }
+  }
+
+  /** Deletes everything of `group` (a replica that left its group), in one transaction. Open storages of it go stale. */
+  dropGroup(group: string): void {
+    try {
+      this.db.transaction(() => {
+        for (const table of ['raft_entries', 'raft_state', 'raft_snapshots']) this.db.prepare(`DELETE FROM ${table} WHERE group_id = ?`).run(group);
+      })();
+    } catch (err) {
+      throw new StorageError(this.file, `drop group ${group}`, err);
+    }
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

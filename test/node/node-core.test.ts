@@ -233,3 +233,25 @@ t.test('a task\'s ports and health reach the leader with its status, and health 
   t.same(h.state.catalogService('app/w')!.endpoints, [], 'and leaves the catalog');
   t.same(core.task(ids[0]!)!.ports, { 3000: 20001 }, 'but keeps its ports for its restart');
 });
+
+t.test('a replicated store\'s allocations are the partition host\'s: no record, no start, no stop, no report', async (t) => {
+  const { h, core } = setup(`services:\n  db:\n    x-shoal: { state: { partitions: 2, replicas: 1 } }\n${svc('{ condition: on-failure }').slice('services:\n'.length)}`);
+  const db = h.state.allocationsOfJob('app').filter((a) => a.service === 'db');
+  t.equal(db.length, 2, 'two replicas placed on the node');
+  t.ok(db.every((a) => a.partition !== undefined));
+  core.observe(h.state);
+  const fx = core.drainEffects();
+  t.same(fx.filter((e) => e.kind === 'start').map((e) => (e as { spec: { name: string } }).spec.name), ['w', 'w'], 'only the stateless tasks start');
+  t.ok(fx.every((e) => !db.some((a) => a.id === e.allocId)), 'no effect for a replica');
+  t.ok(db.every((a) => core.task(a.id) === undefined), 'no task record');
+  // The partition host reports the replicas; the node core leaves that alone.
+  h.apply({ type: 'alloc.update', nodeId: N1, updates: db.map((a) => ({ allocId: a.id, clientStatus: 'running' as const, clientMessage: 'replica primary', restarts: 0, driverHandle: '' })) });
+  core.observe(h.state);
+  t.ok(core.reports(h.state).every((u) => !db.some((a) => a.id === u.allocId)), 'nothing reported about them');
+  h.apply({ type: 'job.stop', name: 'app' });
+  h.drain();
+  core.observe(h.state);
+  t.ok(core.drainEffects().every((e) => !db.some((a) => a.id === e.allocId)), 'stopping them is not the node core\'s either');
+  t.ok(core.reports(h.state).every((u) => !db.some((a) => a.id === u.allocId)), 'nor reporting them "never started"');
+  t.ok(db.every((a) => core.task(a.id) === undefined));
+});

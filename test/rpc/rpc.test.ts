@@ -38,13 +38,13 @@ t.test('health, and a typed call over protobuf', async (t) => {
   t.same(dead.members.map((m) => m.name), ['n2']);
 });
 
-t.test('proto3 JSON in and out, with enum names', async (t) => {
+t.test('proto3 JSON in and out, with enum names and 64-bit integers as decimal strings (more in json.test.ts)', async (t) => {
   const { url } = await startServer(t);
   const res = await fetch(`${url}/rpc/shoal.v1.Members/List`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ statuses: ['MEMBER_STATUS_ALIVE'] }) });
   t.equal(res.status, 200);
   t.match(res.headers.get('content-type'), /application\/json/);
-  const body = await res.json() as { members: { name: string; status: string; incarnation: number }[] };
-  t.same(body.members.map((m) => [m.name, m.status, m.incarnation]), [['n1', 'MEMBER_STATUS_ALIVE', 3]]);
+  const body = await res.json() as { members: { name: string; status: string; incarnation: string }[] };
+  t.strictSame(body.members.map((m) => [m.name, m.status, m.incarnation]), [['n1', 'MEMBER_STATUS_ALIVE', '3']]);
   const empty = await fetch(`${url}/rpc/shoal.v1.Members/List`, { method: 'POST', headers: { 'content-type': 'application/json' } });
   t.equal(empty.status, 200, 'an empty JSON body is an empty request');
 });

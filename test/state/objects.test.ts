@@ -1,10 +1,10 @@
 /**
  * Secrets and configs in the replicated state (src/state): created on their own or with a job, immutable, refused
  * for removal while a running job uses them, kept across snapshots, and sent in a client's slice only to a node
- * that runs a task using them.
+ * that runs a task using them. Also the other refusals of a job's registration that leave nothing behind.
  */
 import t from 'tap';
-import { ClusterState, jobObjectNames } from '../../src/state/cluster-state.js';
+import { ClusterState, jobObjectNames, taskSignature } from '../../src/state/cluster-state.js';
 import { NodeSlice, sliceDelta } from '../../src/state/slice.js';
 import type { Command } from '../../src/state/commands.js';
 import type { FileObjectInput } from '../../src/state/types.js';
@@ -74,6 +74,34 @@ t.test('a job registers with its own secret; an external config must exist first
   t.same(w.state.jobsUsingObject('secret', 'shop_password'), ['shop']);
   t.same(w.state.objects('config').map((o) => o.name), ['tuning']);
   t.same(w.state.objects('secret').map((o) => o.name), ['shop_password'], 'kinds are apart');
+});
+
+t.test('a job with a stateful service that has a task is refused whole; one without is registered; its state is part of what its tasks run', async (t) => {
+  const w = new World();
+  w.apply({ type: 'object.create', object: object('config', 'tuning') });
+  const stateful = (replicas: number, task = ''): Job => {
+    const j = job();
+    j.services.push(parseJobFile(`services:\n  cart:\n    x-shoal: { state: { partitions: 4, replicas: ${replicas} }${task ? ', driver: process' : ''} }\n${task}`, { file: 'cart.yaml' }).job.services[0]!);
+    return j;
+  };
+  const refused = w.apply({ type: 'job.register', job: stateful(3, '    command: node cart.js\n'), objects: [object('secret', 'shop_password', 'd1', 'shop')] });
+  t.same(refused, {
+    ok: false, code: 'ERR_UNSUPPORTED', evalIds: [],
+    message: 'service "cart" is stateful and has a task (command): a task beside each replica is not run yet; remove command to run it as a replicated store',
+  });
+  t.equal(w.state.job('shop'), undefined, 'no job');
+  t.equal(w.state.object('secret', 'shop_password'), undefined, 'none of its secrets');
+  t.same(w.state.evaluationsOfJob('shop'), [], 'nothing to schedule');
+  t.equal(w.apply({ type: 'job.register', job: job(), objects: [object('secret', 'shop_password', 'd1', 'shop')] }).ok, true);
+  const version = w.state.job('shop')!.version;
+  t.match(w.apply({ type: 'job.register', job: stateful(3, '    command: node cart.js\n') }), { ok: false, code: 'ERR_UNSUPPORTED' }, 'nor may a running job gain one');
+  t.equal(w.state.job('shop')!.version, version, 'the running job is as it was');
+  t.same(w.state.job('shop')!.job.services.map((s) => s.name), ['web', 'db']);
+  t.equal(w.apply({ type: 'job.register', job: stateful(3) }).ok, true, 'a replicated store (no task) may join it');
+  t.same(w.state.job('shop')!.job.services.map((s) => s.name), ['web', 'db', 'cart']);
+  // A change of a service's state rolls its tasks (for a store, there are none to roll: the scheduler keeps its replicas).
+  const [three, five] = [stateful(3), stateful(5)].map((j) => j.services.find((s) => s.name === 'cart')!);
+  t.not(taskSignature(three!), taskSignature(five!));
 });
 
 t.test('a secret never changes: the same contents again are a no-op, other contents are refused whole', async (t) => {

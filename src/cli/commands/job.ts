@@ -344,7 +344,8 @@ async function waitForJob(client: ShoalClient, job: Job, registered: shoal.v1.Re
     progress.update((got.job?.services ?? []).map((s, i) => [s.name ?? String(i), lastLines[i]!]));
     const outcome = judgeRun(got, registered.evalId ?? '', u64(registered.index), u64(registered.version));
     if (outcome.kind === 'done') {
-      process.stdout.write(`Job ${registered.name} version ${registered.version} is ${type === 'batch' ? 'complete' : 'running'}: ${lastLines.join('; ')}\n`);
+      const partitions = await waitForPartitions(client, registered.name || job.name, job, deadline, progress);
+      process.stdout.write(`Job ${registered.name} version ${registered.version} is ${type === 'batch' ? 'complete' : 'running'}: ${[...lastLines, ...partitions].join('; ')}\n`);
       return 0;
     }
     if (outcome.kind === 'unplaced') {
@@ -357,6 +358,31 @@ async function waitForJob(client: ShoalClient, job: Job, registered: shoal.v1.Re
     }
     if (Date.now() + POLL_INTERVAL_MS > deadline) {
       throw new ShoalError('ERR_WAIT_TIMEOUT', `job ${registered.name} version ${registered.version} did not converge within ${waitMs / 1000} s (${lastLines.join('; ') || 'no services reported'}); the cluster keeps working on it: see \`shoal job status ${registered.name}\``);
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+}
+
+/**
+ * A stateful service is up once every partition has a primary, which a quorum elected: waits for that, showing
+ * `partitions N/N ready` per service. Returns the final lines (none for a job without stateful services).
+ */
+async function waitForPartitions(client: ShoalClient, name: string, job: Job, deadline: number, progress: ProgressLines): Promise<string[]> {
+  const stateful = job.services.filter((s) => s.state !== undefined);
+  if (stateful.length === 0) return [];
+  for (;;) {
+    const res = await client.partitions.list({ job: name });
+    const lines = stateful.map((s) => {
+      const parts = res.partitions.filter((p) => p.service === s.name);
+      const ready = parts.filter((p) => p.state === 'ready' || p.state === 'degraded').length;
+      const degraded = parts.filter((p) => p.state === 'degraded').length;
+      return `${s.name}: partitions ${ready}/${s.state!.partitions} ready${degraded > 0 ? ` (${degraded} degraded: fewer replicas than ${s.state!.replicas})` : ''}`;
+    });
+    progress.update(stateful.map((s, i) => [`${s.name}/partitions`, lines[i]!]));
+    const done = stateful.every((s) => res.partitions.filter((p) => p.service === s.name && (p.state === 'ready' || p.state === 'degraded')).length === s.state!.partitions);
+    if (done) return lines;
+    if (Date.now() + POLL_INTERVAL_MS > deadline) {
+      throw new ShoalError('ERR_WAIT_TIMEOUT', `job ${name}: not every partition has a primary yet (${lines.join('; ')}); see \`shoal partition ls ${name}\``);
     }
     await sleep(POLL_INTERVAL_MS);
   }
