@@ -47,7 +47,8 @@ function usage() {
 
 Starts Shoal agents (three by default) on 127.0.0.1, 127.0.0.2, ... and runs examples/hello.yaml on them, then
 examples/counter/counter.yaml (nginx, an app and redis-server) when nginx and redis-server are installed, and
-examples/containers.yaml when the agents have a Docker engine; Ctrl-C stops them. COUNTER_PORT (default 8080)
+examples/containers.yaml when the agents have a Docker engine, and examples/store.yaml (a replicated store);
+Ctrl-C stops them. COUNTER_PORT (default 8080)
 and CONTAINERS_PORT (default 8081) are the ports the two stacks publish on every agent.
   --agents N      how many agents, ${DEFAULT_AGENTS} to ${MAX_AGENTS} (default ${DEFAULT_AGENTS}). Up to five are all voters; from eight on,
                   the cluster has 5 voters, 2 read replicas and clients (agents that hold no copy of the log)
@@ -335,6 +336,30 @@ async function runCounter() {
 }
 
 /**
+ * The stateful example: a replicated store (examples/store.yaml, 4 partitions × 3 replicas), a write through one
+ * agent and a read through another. Returns whether it ran.
+ */
+function runStore() {
+  if (agents.length < 3) {
+    say(`\n8. Skipping examples/store.yaml (a replicated store, 3 replicas per partition): it needs 3 agents`);
+    return false;
+  }
+  say(`\n8. Running a replicated store: shoal job run examples/store.yaml (4 partitions, each a Raft group of 3 replicas)`);
+  const run = shoalCli(['job', 'run', 'examples/store.yaml', '--wait-timeout', '90'], { env: { SHOAL_ADDR: apiAddress }, stdio: 'inherit', timeoutMs: 120_000 });
+  if (stopping || run.status !== 0) {
+    if (!stopping) say(`!! job store did not start (shoal job run exited ${run.status ?? run.signal ?? run.error?.message}); see \`shoal partition ls store\``);
+    return false;
+  }
+  const put = shoalCli(['state', 'put', 'store', 'kv', 'cart-1', '{"apples": 2}', '-c', 'carts'], { env: { SHOAL_ADDR: apiAddress } });
+  const other = `http://127.0.0.1:${agents[agents.length - 1].apiPort}`;
+  const get = shoalCli(['state', 'get', 'store', 'kv', 'cart-1', '-c', 'carts'], { env: { SHOAL_ADDR: other } });
+  say(`   $ shoal state put store kv cart-1 '{"apples": 2}' -c carts   ->  ${(put.stdout || put.stderr).trim()}`);
+  say(`   $ SHOAL_ADDR=${other} shoal state get store kv cart-1 -c carts   ->  ${(get.stdout || get.stderr).trim()}`);
+  shoalCli(['partition', 'ls', 'store'], { env: { SHOAL_ADDR: apiAddress }, stdio: 'inherit' });
+  return put.status === 0 && get.status === 0;
+}
+
+/**
  * The container example (two services that find each other by name on the agents' bridges), when every agent has
  * a Docker engine. Returns the ingress URL that answered, if any.
  */
@@ -543,6 +568,7 @@ async function main() {
   }
   const counter = jobOk ? await runCounter() : [];
   const containers = jobOk ? await runContainers() : undefined;
+  const store = jobOk ? runStore() : false;
   const curl = endpoints[0] ? endpoints[0].url : 'http://127.0.0.1:PORT   (PORT: from `shoal alloc logs <alloc id>`)';
   const shoal = path.relative(process.cwd(), SHOAL_BIN).startsWith('..') ? SHOAL_BIN : `./${path.relative(process.cwd(), SHOAL_BIN)}`;
   say(`
@@ -558,7 +584,10 @@ Try these (in another terminal, in ${process.cwd()}):
    curl ${counter[counter.length - 1].url}          # the counter stack, through any agent's address
    ${shoal} service ls                 # the service catalog: endpoints, networks, published ports
    ${shoal} service status counter app # an app's endpoints, and where this agent listens for it` : ''}${containers ? `
-   curl ${containers}               # two containers on the agents' bridges, web found by name` : ''}
+   curl ${containers}               # two containers on the agents' bridges, web found by name` : ''}${store ? `
+   ${shoal} state put store kv cart-2 '{"pears": 1}' -c carts   # a replicated store: 4 partitions x 3 replicas
+   ${shoal} state scan store kv -c carts
+   ${shoal} partition ls store         # each partition's range, primary and secondaries` : ''}
    ${shoal} job stop hello${opts.agents < 8 ? `
    npm run cluster -- --agents 8       # (after Ctrl-C) 5 voters, 2 read replicas and a client that holds no log` : ''}
 Agent logs: ${agents.map((a) => rel(a.log)).join(', ')}

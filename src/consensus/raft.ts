@@ -362,10 +362,14 @@ export class RaftNode {
     }
 
     if (m.type === 'vote' || m.type === 'preVote') {
-      // A member removed from the group may never hear of its removal and go on campaigning with its old
-      // configuration, whose quorums need not overlap the current ones: its campaigns get no vote here.
-      const known = this.#voters.size === 0 || this.#voters.has(m.from);
-      const canVote = known && (this.#vote === m.from || (this.#vote === undefined && this.#lead === undefined) || (m.type === 'preVote' && m.term > this.#term));
+      // Votes do not depend on this member's view of the configuration (as in the dissertation, §4.2.3, and etcd): a
+      // voter whose configuration is behind would otherwise refuse a member added since, and with one voter down no
+      // candidate could win again. A removed member cannot disrupt a live leader (the lease above) and cannot win with
+      // a log that lacks what was committed since (isUpToDate). But a member that knows no configuration at all (an
+      // empty replica, say one placed back on a node it had left) grants nothing: it would vote for any stale log,
+      // and a configuration it never saw may still count it.
+      const empty = this.#voters.size === 0 && this.#learners.size === 0;
+      const canVote = !empty && (this.#vote === m.from || (this.#vote === undefined && this.#lead === undefined) || (m.type === 'preVote' && m.term > this.#term));
       if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
         // The answer carries the term of the request: for a pre-vote, the term the candidate would use.
         this.#send({ type: m.type === 'vote' ? 'voteResp' : 'preVoteResp', to: m.from, term: m.term });

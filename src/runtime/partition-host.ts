@@ -42,6 +42,8 @@ export function partitionGroup(job: string, jobCreateIndex: number, service: str
 export interface PartitionPlacement {
   /** Nodes that should be members (allocations to run, not terminal). */
   members: string[];
+  /** Nodes whose allocation was stopped but is not terminal yet (members on their way out). */
+  leaving?: string[];
 }
 
 export interface PartitionHostOptions {
@@ -173,8 +175,11 @@ export class PartitionHost {
     const updates: AllocUpdate[] = [];
     // Start what is placed here and not hosted yet.
     for (const [group, p] of placed) {
-      if (this.#hosted.has(group) || p.alloc.desiredStatus !== 'run' || p.jobStopped) continue;
+      if (this.#hosted.has(group) || p.jobStopped) continue;
       if (p.alloc.clientStatus === 'complete' || p.alloc.clientStatus === 'failed' || p.alloc.clientStatus === 'lost') continue;
+      // A replica on its way out is hosted again after a restart (it is still a member until the primary removes it,
+      // and only hosted can it learn that and go); a stopped allocation never started here is not.
+      if (p.alloc.desiredStatus !== 'run' && this.#markerOwner(group) !== p.alloc.id) continue;
       try {
         this.#host(group, p.alloc, isStoreOnly(p.spec));
       } catch (err) {
@@ -229,7 +234,7 @@ export class PartitionHost {
   #host(group: string, alloc: Allocation, storeOnly: boolean): void {
     const logs = this.#openLogs();
     const marker = join(this.dir, `${replicaFileName(group)}.alloc`);
-    const owner = existsSync(marker) ? readFileSync(marker, 'utf8').trim() : '';
+    const owner = this.#markerOwner(group);
     if (owner !== alloc.id) {
       this.#wipe(group);
       writeFileDurably(marker, `${alloc.id}\n`);
@@ -265,6 +270,12 @@ export class PartitionHost {
     this.#log.info({ group: h.group, why }, 'dropped a partition replica');
   }
 
+  /** The allocation whose replica of `group` the files here belong to ('' when none). */
+  #markerOwner(group: string): string {
+    const marker = join(this.dir, `${replicaFileName(group)}.alloc`);
+    return existsSync(marker) ? readFileSync(marker, 'utf8').trim() : '';
+  }
+
   /** Removes everything of `group` on this node: its Raft log rows, its database, its marker (the marker last). */
   #wipe(group: string): void {
     this.#openLogs().dropGroup(group);
@@ -282,8 +293,20 @@ export class PartitionHost {
       return false;
     }
     const leader = st.leader;
-    if (leader === undefined || leader === self) return false;
-    return (await this.#o.askMembership(leader, h.group, self).catch(() => undefined)) === false;
+    if (leader !== undefined && leader !== self) {
+      const said = await this.#o.askMembership(leader, h.group, self).catch(() => undefined);
+      if (said !== undefined) return !said;
+    }
+    // No leader known, or it did not answer as one: a replica removed while it could not hear its primary (or placed
+    // and moved away before it was ever added) knows no leader for good. Ask the placement's members; only a
+    // primary's answer counts.
+    const placement = (await this.#o.placement(h.job, h.service).catch(() => undefined))?.get(h.partition);
+    for (const node of [...(placement?.members ?? []), ...(placement?.leaving ?? [])]) {
+      if (node === self || node === leader) continue;
+      const said = await this.#o.askMembership(node, h.group, self).catch(() => undefined);
+      if (said !== undefined) return !said;
+    }
+    return false;
   }
 
   async #stepMembership(h: Hosted): Promise<void> {

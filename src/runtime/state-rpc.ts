@@ -96,6 +96,7 @@ export class StateRpc {
   /** This agent's session per group: the next seq, and the seqs whose answers have not arrived. */
   readonly #sessions = new Map<string, { client: string; next: number; open: Set<number> }>();
   readonly #clientBase: string;
+  #sessionNames = 0;
 
   constructor(options: StateRpcOptions) {
     this.#o = options;
@@ -127,7 +128,7 @@ export class StateRpc {
     const server = this.#o.pickServer();
     if (!server) return undefined;
     const res = await this.#o.callPeer(server, PartitionsPlacement, shoal.v1.PlacementRequest.fromObject({ job, service }), LIMITS.defaultRpcTimeoutMs);
-    return new Map((res.partitions ?? []).map((p) => [p.partition ?? 0, { members: p.members ?? [] }]));
+    return new Map((res.partitions ?? []).map((p) => [p.partition ?? 0, { members: p.members ?? [], leaving: p.leaving ?? [] }]));
   }
 
   // --- Calls ---------------------------------------------------------------------------------------------------
@@ -306,7 +307,8 @@ export class StateRpc {
     let s = this.#sessions.get(group);
     if (!s) {
       if (this.#sessions.size >= LIMITS.partitionRouterMaxSessions) this.#sessions.delete(this.#sessions.keys().next().value as string);
-      s = { client: `${this.#clientBase}.${this.#sessions.size}`, next: 1, open: new Set() };
+      // A new name every time: a partition that still remembers an evicted session's name would refuse its seqs.
+      s = { client: `${this.#clientBase}.${++this.#sessionNames}`, next: 1, open: new Set() };
       this.#sessions.set(group, s);
     }
     const seq = s.next++;

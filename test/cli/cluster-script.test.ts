@@ -138,6 +138,10 @@ t.test('npm run cluster: three agents, the hello job on them, and Ctrl-C stops e
   } else {
     t.match(out, /6\. Skipping examples\/counter/);
   }
+  // The replicated store: written through the first agent, read back through the last.
+  t.match(out, /8\. Running a replicated store/);
+  t.match(out, /shoal state put store kv cart-1 .* -> {2}cart-1 = version \d+ \(partition \d, new\)/, 'a write to the store');
+  t.match(out, /shoal state get store kv cart-1 -c carts {3}-> {2}\{"apples": 2\}/, 'read back through another agent');
   for (const pid of taskPids) t.ok(alive(pid), `task ${pid} runs before the stop`);
 
   // An agent killed outright cannot stop its task: the script must find the task in shoal-3's records and stop it.
