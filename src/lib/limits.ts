@@ -272,6 +272,11 @@ export const LIMITS = {
    */
   peerRpcLinkWaitMs: 3_000,
 
+  /** Tries of a leader-only call (job run, stop...) through an election before its error reaches the caller. */
+  leaderRetryAttempts: 4,
+  /** Pause before the n-th retry of a leader-only call is n times this (an election takes about one timeout). */
+  leaderRetryPauseMs: 250,
+
   // --- Autopilot (src/runtime/autopilot.ts) -------------------------------------------------------------------------
   /** How long a Raft member must be DEAD in gossip before the leader removes it from the group. */
   autopilotDeadGraceMs: 5_000,
@@ -409,6 +414,12 @@ export const LIMITS = {
   partitionReconcileMs: 1_000,
   /** A partition replica snapshots its database and compacts its Raft log every this many applied entries. */
   partitionSnapshotEveryEntries: 10_000,
+  /** Bytes of one chunk of a partition snapshot fetched by a member being rebuilt (one peer RPC answer). */
+  partitionSnapshotChunkBytes: 1 * MiB,
+  /** A member being rebuilt fetches a snapshot at most this fast (the cap on snapshot bandwidth, per transfer). */
+  partitionSnapshotMaxBytesPerSecond: 64 * MiB,
+  /** One chunk of a snapshot must arrive within this; a transfer that stalls is abandoned and the primary sends again. */
+  partitionSnapshotChunkTimeoutMs: 10_000,
   /** A learner within this many entries of the primary's log is promoted to voter. */
   partitionPromoteLagEntries: 64,
   /** Tries of one State call at a partition's members (following leader hints) before it fails unavailable. */
@@ -478,6 +489,7 @@ export function checkLimits(limits: Record<keyof Limits, number> = LIMITS): void
     'an entry\'s key must be usable as its partition key (the default)');
   invariant(limits.partitionMaxBuildsPerNode <= limits.partitionMaxConcurrentMoves,
     'a node cannot receive more replica builds at once than the cluster runs');
+  invariant(limits.partitionSnapshotChunkBytes + 64 * KiB <= limits.maxEnvelopePayloadBytes, 'a partition snapshot chunk, with its framing, must fit in one envelope');
   invariant(limits.partitionReplicasMax % 2 === 1, 'the most replicas a partition may have must be odd, as every replica count is');
   invariant(limits.partitionsMaxPerService * limits.partitionReplicasMax <= limits.jobMaxReplicas,
     'a stateful service\'s tasks (partitions x replicas) must not outnumber the replicas a service may have');

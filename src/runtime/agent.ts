@@ -19,7 +19,7 @@ import { MessageType } from '../wire/frame.js';
 import { shoal } from '../gen/proto.js';
 import { HyperswarmTransport, loadClusterKey, loadOrCreateNodeSeed, type Transport } from '../transport/index.js';
 import { AGENT_MEMBERSHIP_CONFIG, Membership, type MembershipEffect, type NodeMeta } from '../membership/index.js';
-import { RpcServer, AgentSelf, MembersList, OperatorRaftState, OperatorRaftBarrier, SlicesDemote, SlicesWatch, type CallContext, type MethodDescriptor } from '../rpc/index.js';
+import { RpcServer, AgentSelf, MembersList, PartitionsSnapshotChunk, OperatorRaftState, OperatorRaftBarrier, SlicesDemote, SlicesWatch, type CallContext, type MethodDescriptor } from '../rpc/index.js';
 import type { Fingerprint, TaskDriver } from '../drivers/index.js';
 import { bridgesFor, fingerprintDrivers } from './drivers-setup.js';
 import { PeerRpc } from './peer-rpc.js';
@@ -33,7 +33,7 @@ import { autopilotStep } from '../autopilot/index.js';
 import { readApiToken, type AgentConfig } from './config.js';
 import { decodeGossip, encodeGossip } from './gossip-codec.js';
 import { AGENT_VERSION } from './version.js';
-import { advertisedHost, checkBindable, isServerMember, localMeta, memberToProto, persistIncarnation, readIncarnation, rolesOf } from './members.js';
+import { advertisedHost, checkBindable, isServerMember, localMeta, noLeaderError, memberToProto, persistIncarnation, readIncarnation, rolesOf } from './members.js';
 import { ControlPlane } from './control-plane.js';
 import { NodeRunner } from './node-runner.js';
 import type { NodeStateView } from '../node/index.js';
@@ -309,7 +309,7 @@ export class Agent {
       // The API port was picked now: gossip the real one.
       this.#patchMeta((meta) => ({ ...meta, addresses: [peerAddress, `${advertisedHost(c.api.host)}:${bound.port}`] }));
     }
-    this.#peerRpc = new PeerRpc(transport, this.log, (method, body, timeoutMs, from) => rpc.dispatch(method, body, timeoutMs, from));
+    this.#peerRpc = new PeerRpc(transport, this.log, (method, body, timeoutMs, from) => rpc.dispatch(method, body, timeoutMs, from), [PartitionsSnapshotChunk as MethodDescriptor<unknown, unknown>]);
     this.#peerRpc.start();
     this.#runner = new NodeRunner({
       nodeId: transport.nodeId, nodeName: c.name, dataDir: c.dataDir, drivers: this.#drivers, logger: this.log,
@@ -676,7 +676,26 @@ export class Agent {
    * Serves a call that only the Raft leader can serve: here when this agent leads, else forwarded to the leader over
    * the peer network. Without a leader it fails at once, saying whether the cluster has lost its quorum.
    */
+  /**
+   * Serves a call only the leader can serve, here or at the leader. An election under way (the leader lost its place
+   * between the check and the proposal, or the one forwarded to no longer leads) is waited out and the call tried
+   * again, a few times within its deadline: what reached no leader was not applied.
+   */
   async #leaderOnly<Req, Res>(method: MethodDescriptor<Req, Res>, request: Req, ctx: CallContext, local: (raft: RaftGroup) => Promise<Res>): Promise<Res> {
+    const deadline = Date.now() + ctx.timeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#leaderOnlyOnce(method, request, { ...ctx, timeoutMs: Math.max(1, deadline - Date.now()) }, local);
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        const pauseMs = LIMITS.leaderRetryPauseMs * attempt;
+        if (ctx.forwardedFrom || attempt >= LIMITS.leaderRetryAttempts || !LEADER_CHANGE_CODES.has(code) || Date.now() + pauseMs * 2 > deadline) throw err;
+        await new Promise((r) => setTimeout(r, pauseMs));
+      }
+    }
+  }
+
+  async #leaderOnlyOnce<Req, Res>(method: MethodDescriptor<Req, Res>, request: Req, ctx: CallContext, local: (raft: RaftGroup) => Promise<Res>): Promise<Res> {
     const raft = this.#raft;
     if (!raft) {
       // A client: straight to the leader it knows of (from its server, or gossip).
@@ -692,18 +711,9 @@ export class Agent {
     const status = raft.status();
     if (status.role === 'leader') return local(raft);
     if (ctx.forwardedFrom) throw new ShoalError('ERR_NOT_LEADER', `this agent is no longer the leader (term ${status.term}); retry`);
-    if (!status.leader) throw this.#noLeaderError(status.term, status.voters);
+    if (!status.leader) throw noLeaderError(this.#membership!, status.term, status.voters);
     // Keep a little of the deadline to answer with the leader's error rather than a bare timeout.
     return this.#peerRpc!.call(status.leader, method, request, Math.max(1, ctx.timeoutMs - Math.min(50, ctx.timeoutMs / 10)));
-  }
-
-  #noLeaderError(term: number, voters: readonly string[]): ShoalError {
-    const membership = this.#membership!;
-    const alive = voters.filter((v) => v === membership.id || membership.member(v)?.status === 'alive').length;
-    const quorum = Math.floor(voters.length / 2) + 1;
-    return alive < quorum
-      ? new ShoalError('ERR_NO_QUORUM', `the cluster has no quorum: only ${alive} of its ${voters.length} voters are alive (${quorum} needed); no write can commit until enough of them are back`, { alive, voters: voters.length })
-      : new ShoalError('ERR_NO_LEADER', `no leader is known in term ${term}; an election is in progress, retry in a moment`, { term });
   }
 
   /** Proposes a state command; a timeout is reported as what it most likely is (no quorum), with the counts. */
@@ -715,7 +725,7 @@ export class Agent {
     } catch (err) {
       if (err instanceof ShoalError && err.code === 'ERR_DEADLINE_EXCEEDED') {
         const st = raft.status();
-        const noQuorum = this.#noLeaderError(st.term, st.voters);
+        const noQuorum = noLeaderError(this.#membership!, st.term, st.voters);
         if (noQuorum.code === 'ERR_NO_QUORUM') throw noQuorum;
       }
       throw err;
@@ -779,6 +789,9 @@ export class Agent {
     });
   }
 }
+
+/** Answers that mean "no leader right now, or not this one": a call that got one was not applied, and may be retried. */
+const LEADER_CHANGE_CODES = new Set(['ERR_RAFT_NOT_LEADER', 'ERR_NOT_LEADER', 'ERR_NO_LEADER', 'ERR_RAFT_PROPOSAL_DROPPED']);
 
 /** What housekeeping acts on from the Raft status: a change of it (an election, a committed membership change) runs a round soon. */
 const raftKey = (st: Status): string => `${st.role}/${st.leader ?? ''}/${st.term}/${st.voters.length}/${st.learners.length}`;

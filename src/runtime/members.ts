@@ -6,11 +6,11 @@ import { createSocket } from 'node:dgram';
 import { readFileSync, statfsSync } from 'node:fs';
 import { cpus, networkInterfaces, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { InvalidArgumentError, describeError } from '../lib/errors.js';
+import { InvalidArgumentError, ShoalError, describeError } from '../lib/errors.js';
 import type { Logger } from '../log/logger.js';
 import { writeFileDurably } from '../platform/durable-file.js';
 import { shoal } from '../gen/proto.js';
-import type { MemberSnapshot, MemberStatus, NodeMeta } from '../membership/index.js';
+import type { Membership, MemberSnapshot, MemberStatus, NodeMeta } from '../membership/index.js';
 import type { AgentConfig } from './config.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -112,4 +112,13 @@ export async function checkBindable(host: string): Promise<void> {
   } finally {
     socket.close();
   }
+}
+
+/** Why a server has no leader to offer: too few voters alive for a quorum, or an election under way. */
+export function noLeaderError(membership: Membership, term: number, voters: readonly string[]): ShoalError {
+  const alive = voters.filter((v) => v === membership.id || membership.member(v)?.status === 'alive').length;
+  const quorum = Math.floor(voters.length / 2) + 1;
+  return alive < quorum
+    ? new ShoalError('ERR_NO_QUORUM', `the cluster has no quorum: only ${alive} of its ${voters.length} voters are alive (${quorum} needed); no write can commit until enough of them are back`, { alive, voters: voters.length })
+    : new ShoalError('ERR_NO_LEADER', `no leader is known in term ${term}; an election is in progress, retry in a moment`, { term });
 }

@@ -30,7 +30,7 @@ import type { ServiceSpec } from '../jobspec/types.js';
 import type { NodeStateView } from '../node/index.js';
 import { isStoreOnly, type AllocUpdate, type Allocation } from '../state/index.js';
 import { nextMembershipStep } from '../partitions/membership.js';
-import { PartitionReplica, replicaFileName } from './partition-replica.js';
+import { PartitionReplica, replicaFileName, type FetchSnapshotChunk } from './partition-replica.js';
 
 /** The Raft group of one partition of one stateful service; the job's create index keeps a re-created job's data apart. */
 export function partitionGroup(job: string, jobCreateIndex: number, service: string, partition: number): string {
@@ -60,6 +60,8 @@ export interface PartitionHostOptions {
   /** The placement of every partition of a stateful service, by partition number. */
   placement: (job: string, service: string) => Promise<Map<number, PartitionPlacement> | undefined>;
   report: (updates: AllocUpdate[]) => Promise<void>;
+  /** Fetches a chunk of a snapshot from the agent that refers to it (a member being rebuilt). */
+  fetchSnapshotChunk: FetchSnapshotChunk;
   /** Asks another agent whether it counts `member` in `group` (undefined: it does not host the group or cannot tell). */
   askMembership: (nodeId: string, group: string, member: string) => Promise<boolean | undefined>;
 }
@@ -252,6 +254,7 @@ export class PartitionHost {
     const replica = new PartitionReplica({
       group, nodeId: this.#o.nodeId, logs, dir: this.dir, transport: this.#o.transport, random: this.#o.random.split(),
       tickMs: this.#o.tickMs, quiesce: true, snapshotEveryEntries: LIMITS.partitionSnapshotEveryEntries, logger: this.#log,
+      fetchSnapshotChunk: this.#o.fetchSnapshotChunk,
     });
     replica.start();
     const [, , service, partition] = group.split('/');
@@ -280,7 +283,7 @@ export class PartitionHost {
   #wipe(group: string): void {
     this.#openLogs().dropGroup(group);
     const base = join(this.dir, replicaFileName(group));
-    for (const suffix of ['.db', '.db-wal', '.db-shm', '.db.snapshot-in', '.db.snapshot-out', '.alloc']) rmSync(`${base}${suffix}`, { force: true });
+    for (const suffix of ['.db', '.db-wal', '.db-shm', '.db.snap', '.db.snapshot-in', '.db.snapshot-in.part', '.db.snapshot-out', '.alloc']) rmSync(`${base}${suffix}`, { force: true });
   }
 
   /** This node's replica is out of its group: its own applied configuration says so, or a member that leads does. */

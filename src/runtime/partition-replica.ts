@@ -17,10 +17,12 @@
  * - Retries: a write carries the caller's session tag; the machine answers a retried (client, seq) from its session
  *   table, so a write retried at a new leader never applies twice.
  */
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
 import { ShoalError } from '../lib/errors.js';
+import { LIMITS } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
@@ -58,6 +60,8 @@ export interface PartitionReplicaOptions {
   /** Take a Raft snapshot (a copy of the database) and compact the log every this many applied entries. */
   snapshotEveryEntries?: number;
   quiesce?: boolean;
+  /** How a member being rebuilt fetches the snapshot its primary refers to (absent: snapshots cannot be received). */
+  fetchSnapshotChunk?: FetchSnapshotChunk;
   logger?: Logger;
 }
 
@@ -66,18 +70,71 @@ export function replicaFileName(group: string): string {
   return group.replace(/[^A-Za-z0-9._-]/g, (c) => `_${c.charCodeAt(0).toString(16)}`);
 }
 
-/** The Raft side of a replica: entries in order, snapshots as database copies. */
+/**
+ * What a partition's Raft snapshot carries: not the database, which may be far larger than a message, but a reference
+ * to a consistent copy of it kept beside the replica (`<file>.snap`), which a member being rebuilt fetches in chunks.
+ */
+export interface SnapshotRef {
+  format: typeof SNAPSHOT_REF_FORMAT;
+  /** The copy's applied index (at least the Raft snapshot's index: a restarted replica may be ahead of its log). */
+  index: number;
+  sizeBytes: number;
+  crc32: number;
+}
+
+const SNAPSHOT_REF_FORMAT = 'shoal.partition.snapref/1';
+
+export function decodeSnapshotRef(data: Uint8Array): SnapshotRef {
+  let ref: Partial<SnapshotRef>;
+  try {
+    ref = JSON.parse(Buffer.from(data).toString('utf8')) as Partial<SnapshotRef>;
+  } catch (err) {
+    throw new ShoalError('ERR_SNAPSHOT_REF', `a partition snapshot reference is not JSON: ${(err as Error).message}`);
+  }
+  const whole = (n: unknown): boolean => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+  if (ref.format !== SNAPSHOT_REF_FORMAT || !whole(ref.index) || !whole(ref.sizeBytes) || !whole(ref.crc32)) {
+    throw new ShoalError('ERR_SNAPSHOT_REF', `not a partition snapshot reference (${SNAPSHOT_REF_FORMAT})`);
+  }
+  return ref as SnapshotRef;
+}
+
+/** CRC-32 of a file, read in chunks (a snapshot may be larger than memory should hold at once). */
+function fileCrc32(file: string): number {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(LIMITS.partitionSnapshotChunkBytes);
+    let crc = 0;
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) return crc >>> 0;
+      crc = crc32(buf.subarray(0, n), crc);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The Raft side of a replica: entries in order, snapshots as references to database copies. */
 class ReplicaMachine implements StateMachine {
   store: SqlitePartitionStore;
   machine: PartitionMachine;
   readonly file: string;
-  readonly #file: string;
+  /** The last copy this replica made for snapshots, and its reference. */
+  snap: SnapshotRef | undefined;
 
   constructor(file: string) {
     this.file = file;
-    this.#file = file;
     this.store = SqlitePartitionStore.open(file, { create: true });
     this.machine = PartitionMachine.open(this.store);
+  }
+
+  get snapFile(): string {
+    return `${this.file}.snap`;
+  }
+
+  /** Where a fetched snapshot waits, whole and checked, until the Raft message that refers to it is applied. */
+  get stagedFile(): string {
+    return `${this.file}.snapshot-in`;
   }
 
   apply(entry: Entry): unknown {
@@ -87,37 +144,33 @@ class ReplicaMachine implements StateMachine {
     return this.machine.apply(entry.index, entry.data).result;
   }
 
+  /** A consistent copy of the database (`VACUUM INTO`), renamed into place whole; the reference goes in the log. */
   snapshot(): Uint8Array {
-    const tmp = `${this.#file}.snapshot-out`;
+    const tmp = `${this.file}.snapshot-out`;
     rmSync(tmp, { force: true });
-    try {
-      this.store.snapshotTo(tmp);
-      return readFileSync(tmp);
-    } finally {
-      rmSync(tmp, { force: true });
-    }
+    const info = this.store.snapshotTo(tmp);
+    renameSync(tmp, this.snapFile);
+    this.snap = { format: SNAPSHOT_REF_FORMAT, index: info.appliedIndex, sizeBytes: info.sizeBytes, crc32: fileCrc32(this.snapFile) };
+    return Buffer.from(JSON.stringify(this.snap));
   }
 
   /**
-   * Installs a snapshot, unless this replica already holds that index or a later one: at start Raft restores its
-   * last snapshot, which the database, applied up to its own index, is usually ahead of.
+   * Installs the snapshot a reference names, unless this replica already holds that index or a later one (at start
+   * Raft restores its last snapshot, which the database, applied up to its own index, is usually ahead of). The copy
+   * was fetched and checked before the message was stepped (`stage`); without it the replica cannot go on.
    */
   restore(data: Uint8Array): void {
-    const tmp = `${this.#file}.snapshot-in`;
-    writeFileSync(tmp, data);
-    const peek = SqlitePartitionStore.open(tmp, { verify: 'quick' });
-    const index = peek.appliedIndex();
-    peek.close();
-    if (index <= this.machine.appliedIndex) {
-      for (const suffix of ['', '-wal', '-shm']) rmSync(`${tmp}${suffix}`, { force: true });
-      return;
+    const ref = decodeSnapshotRef(data);
+    if (ref.index <= this.machine.appliedIndex) return;
+    if (!existsSync(this.stagedFile)) {
+      throw new ShoalError('ERR_SNAPSHOT_MISSING', `the snapshot at index ${ref.index} was never fetched to ${this.stagedFile}; this replica cannot resume and must be rebuilt`);
     }
     this.store.close();
     try {
-      SqlitePartitionStore.install(tmp, this.#file);
+      SqlitePartitionStore.install(this.stagedFile, this.file);
     } finally {
-      rmSync(tmp, { force: true });
-      this.store = SqlitePartitionStore.open(this.#file);
+      rmSync(this.stagedFile, { force: true });
+      this.store = SqlitePartitionStore.open(this.file);
       this.machine = PartitionMachine.open(this.store);
     }
   }
@@ -127,6 +180,16 @@ class ReplicaMachine implements StateMachine {
   }
 }
 
+/** One chunk of a snapshot copy, as a fetch returns it. */
+export interface SnapshotChunk {
+  data: Uint8Array;
+  totalBytes: number;
+  crc32: number;
+}
+
+/** Fetches a chunk of `group`'s snapshot at `index` from `nodeId` (a peer RPC on the agent). */
+export type FetchSnapshotChunk = (nodeId: string, group: string, index: number, offset: number) => Promise<SnapshotChunk>;
+
 export class PartitionReplica {
   readonly group: string;
   readonly raft: RaftGroup;
@@ -135,8 +198,11 @@ export class PartitionReplica {
   readonly #clock: Clock;
   readonly #wallClockMs: () => number;
   readonly #log: Logger;
+  readonly #fetch: FetchSnapshotChunk | undefined;
+  #stopped = false;
 
   constructor(options: PartitionReplicaOptions) {
+    this.#fetch = options.fetchSnapshotChunk;
     this.group = options.group;
     this.#clock = options.clock ?? systemClock;
     this.#wallClockMs = options.wallClockMs ?? Date.now;
@@ -150,16 +216,94 @@ export class PartitionReplica {
       ...(options.electionTicks === undefined ? {} : { electionTicks: options.electionTicks }),
       ...(options.snapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: options.snapshotEveryEntries }),
       ...(options.quiesce === undefined ? {} : { quiesce: options.quiesce }),
+      stageSnapshot: (from, snapshot) => this.#stage(from, snapshot.data),
     });
   }
 
   start(): void {
     this.raft.start();
+    // The copy the last snapshot refers to must be there, whole, for members being rebuilt; a crash between writing
+    // a copy and recording its reference leaves them apart, and then a new snapshot is taken now.
+    const stored = this.storage.snapshot();
+    if (stored.metadata.index === 0) return;
+    try {
+      const ref = decodeSnapshotRef(stored.data);
+      if (existsSync(this.#sm.snapFile) && statSync(this.#sm.snapFile).size === ref.sizeBytes && fileCrc32(this.#sm.snapFile) === ref.crc32) {
+        this.#sm.snap = ref;
+        return;
+      }
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'the last snapshot reference is unusable');
+    }
+    this.raft.snapshotNow();
   }
 
   stop(): void {
+    this.#stopped = true;
     this.raft.stop();
     this.#sm.close();
+  }
+
+  /**
+   * A snapshot message refers to a copy of the primary's database: fetch it in chunks into a part file, at most
+   * LIMITS.partitionSnapshotMaxBytesPerSecond, check its size and CRC-32, and only then rename it into the staged
+   * name that `restore` installs. A reference this replica is already past needs nothing (Raft ignores it).
+   */
+  async #stage(from: string, data: Uint8Array): Promise<boolean> {
+    const ref = decodeSnapshotRef(data);
+    if (ref.index <= this.#sm.machine.appliedIndex) return true;
+    if (!this.#fetch) throw new ShoalError('ERR_SNAPSHOT_UNSUPPORTED', 'this replica has no way to fetch a snapshot');
+    const part = `${this.#sm.stagedFile}.part`;
+    rmSync(part, { force: true });
+    const fd = openSync(part, 'w');
+    const startedMs = this.#clock.nowMs();
+    let offset = 0;
+    let crc = 0;
+    try {
+      while (offset < ref.sizeBytes) {
+        if (this.#stopped) return false;
+        const chunk = await this.#fetch(from, this.group, ref.index, offset);
+        if (chunk.totalBytes !== ref.sizeBytes || chunk.crc32 !== ref.crc32) {
+          throw new ShoalError('ERR_SNAPSHOT_GONE', `the primary's snapshot changed during the transfer (index ${ref.index})`);
+        }
+        if (chunk.data.length === 0) throw new ShoalError('ERR_SNAPSHOT_TRUNCATED', `an empty chunk at offset ${offset} of ${ref.sizeBytes}`);
+        writeSync(fd, chunk.data, 0, chunk.data.length, offset);
+        crc = crc32(chunk.data, crc);
+        offset += chunk.data.length;
+        // The bandwidth cap: never ahead of what the rate allows since the transfer began.
+        const aheadMs = (offset / LIMITS.partitionSnapshotMaxBytesPerSecond) * 1000 - (this.#clock.nowMs() - startedMs);
+        if (aheadMs > 1) await new Promise((r) => setTimeout(r, aheadMs));
+      }
+    } finally {
+      closeSync(fd);
+    }
+    if (offset !== ref.sizeBytes || (crc >>> 0) !== ref.crc32) {
+      rmSync(part, { force: true });
+      throw new ShoalError('ERR_SNAPSHOT_CORRUPT', `the snapshot at index ${ref.index} arrived with ${offset} bytes and CRC ${crc >>> 0}, not ${ref.sizeBytes} and ${ref.crc32}`);
+    }
+    renameSync(part, this.#sm.stagedFile);
+    this.#log.info({ index: ref.index, bytes: ref.sizeBytes, ms: Math.round(this.#clock.nowMs() - startedMs) }, 'fetched a snapshot');
+    return !this.#stopped;
+  }
+
+  /** Serves a chunk of this replica's latest snapshot copy to a member being rebuilt. */
+  readSnapshotChunk(index: number, offset: number): SnapshotChunk {
+    const snap = this.#sm.snap;
+    if (!snap || snap.index !== index) {
+      throw new ShoalError('ERR_SNAPSHOT_GONE', `this replica of ${this.group} has no snapshot at index ${index} (its latest is ${snap?.index ?? 'none'}); wait for the primary to send a new one`);
+    }
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset >= snap.sizeBytes) {
+      throw new ShoalError('ERR_INVALID_ARGUMENT', `offset ${offset} is outside the snapshot (${snap.sizeBytes} bytes)`);
+    }
+    const length = Math.min(LIMITS.partitionSnapshotChunkBytes, snap.sizeBytes - offset);
+    const data = Buffer.alloc(length);
+    const fd = openSync(this.#sm.snapFile, 'r');
+    try {
+      readSync(fd, data, 0, length, offset);
+    } finally {
+      closeSync(fd);
+    }
+    return { data, totalBytes: snap.sizeBytes, crc32: snap.crc32 };
   }
 
   /** `primary` (the Raft leader), `secondary` (a voter or learner following one), or `none` (no leader known). */

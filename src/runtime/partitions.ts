@@ -7,7 +7,7 @@ import type { Random } from '../lib/random.js';
 import type { Logger } from '../log/logger.js';
 import { shoal } from '../gen/proto.js';
 import type { Transport } from '../transport/index.js';
-import { PartitionsReplica, type MethodDescriptor, type RpcServer } from '../rpc/index.js';
+import { PartitionsReplica, PartitionsSnapshotChunk, type MethodDescriptor, type RpcServer } from '../rpc/index.js';
 import type { NodeStateView } from '../node/index.js';
 import type { AllocUpdate } from '../state/index.js';
 import { PartitionHost } from './partition-host.js';
@@ -41,6 +41,10 @@ export class StatefulPartitions {
       nodeId: o.nodeId, dataDir: o.dataDir, transport: o.transport, random: o.random.split(), logger: o.logger,
       tickMs: o.tickMs, state: o.nodeView, fresh: o.fresh, report: o.report,
       placement: (job, service) => this.rpc.placement(job, service),
+      fetchSnapshotChunk: async (nodeId, group, index, offset) => {
+        const res = await o.callPeer(nodeId, PartitionsSnapshotChunk, shoal.v1.SnapshotChunkRequest.fromObject({ group, index, offset }), LIMITS.partitionSnapshotChunkTimeoutMs);
+        return { data: res.data, totalBytes: Number(res.totalBytes), crc32: res.crc32 };
+      },
       askMembership: async (nodeId, group, member) => {
         const st = await o.callPeer(nodeId, PartitionsReplica, shoal.v1.ReplicaStatusRequest.fromObject({ group }), LIMITS.defaultRpcTimeoutMs);
         // Only a leader's answer settles it: a follower may lag behind the removal.

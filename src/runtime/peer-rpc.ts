@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.js';
 import { shoal } from '../gen/proto.js';
 import { MessageType } from '../wire/frame.js';
 import type { Transport } from '../transport/index.js';
-import { RemoteError, type MethodDescriptor } from '../rpc/index.js';
+import { RemoteError, methodPath, type MethodDescriptor } from '../rpc/index.js';
 
 export type PeerHandler = (method: string, body: Uint8Array, timeoutMs: number, from: string) => Promise<Uint8Array>;
 
@@ -32,10 +32,14 @@ export class PeerRpc {
   #nextId = 1;
   #unsubscribe: (() => void)[] = [];
 
-  constructor(transport: Transport, log: Logger, handle: PeerHandler) {
+  /** Methods whose answers are bulk data (snapshot chunks): sent only when nothing else waits on the link. */
+  readonly #bulkMethods: ReadonlySet<string>;
+
+  constructor(transport: Transport, log: Logger, handle: PeerHandler, bulkMethods: readonly MethodDescriptor<unknown, unknown>[] = []) {
     this.#transport = transport;
     this.#log = log.child({ component: 'peer-rpc' });
     this.#handle = handle;
+    this.#bulkMethods = new Set(bulkMethods.map((m) => methodPath(m)));
   }
 
   start(): void {
@@ -137,8 +141,9 @@ export class PeerRpc {
   #serve(from: string, req: shoal.v1.IPeerRpcRequest): void {
     const id = Number(req.id ?? 0);
     const timeoutMs = Math.min(Math.max(1, req.timeoutMs ?? 1), LIMITS.maxRpcTimeoutMs);
+    const bulk = this.#bulkMethods.has(req.method ?? '');
     this.#handle(req.method ?? '', req.body ?? new Uint8Array(), timeoutMs, from).then(
-      (body) => this.#reply(from, { id, body }),
+      (body) => this.#reply(from, { id, body }, bulk),
       (err: unknown) => this.#reply(from, {
         id,
         errorCode: err instanceof ShoalError ? err.code : 'ERR_INTERNAL',
@@ -147,8 +152,8 @@ export class PeerRpc {
     );
   }
 
-  #reply(to: string, response: shoal.v1.IPeerRpcResponse): void {
-    const sent = this.#transport.send(to, { type: MessageType.MESSAGE_TYPE_APP, payload: shoal.v1.PeerRpc.encode({ response }).finish() });
+  #reply(to: string, response: shoal.v1.IPeerRpcResponse, bulk = false): void {
+    const sent = this.#transport.send(to, { type: MessageType.MESSAGE_TYPE_APP, payload: shoal.v1.PeerRpc.encode({ response }).finish(), ...(bulk ? { bulk: true } : {}) });
     if (!sent.ok) this.#log.warn({ peer: to.slice(0, 16), err: sent.error.message }, 'could not send a peer RPC answer');
   }
 

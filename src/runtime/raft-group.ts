@@ -35,7 +35,7 @@ import { silentLogger } from '../log/logger.js';
 import { systemClock } from '../platform/system-clock.js';
 import { MessageType } from '../wire/frame.js';
 import type { Transport } from '../transport/index.js';
-import { RaftNode, NotLeaderError, type ConfChange, type Entry, type RequestId, type Status } from '../consensus/index.js';
+import { RaftNode, NotLeaderError, type ConfChange, type Entry, type Message, type RequestId, type Snapshot, type Status } from '../consensus/index.js';
 import type { SqliteLogStorage } from '../storage/index.js';
 import { decodeRaft, encodeRaft } from './raft-codec.js';
 
@@ -67,6 +67,13 @@ export interface RaftGroupOptions {
   snapshotEveryEntries?: number;
   /** Go quiet when idle; then the runtime must call memberUnreachable() when its failure detector suspects a member. */
   quiesce?: boolean;
+  /**
+   * Called with a snapshot message before the core sees it; the message is stepped once it resolves true (and dropped
+   * on false). For state machines whose snapshot travels apart from the Raft message (a partition's database is
+   * fetched in chunks): the message only refers to it. One at a time: snapshot messages that arrive meanwhile are
+   * dropped (the leader sends again).
+   */
+  stageSnapshot?: (from: string, snapshot: Snapshot) => Promise<boolean>;
   logger?: Logger;
 }
 
@@ -112,6 +119,8 @@ export class RaftGroup {
   #sinceSnapshot = 0;
   #started = false;
   #stopped = false;
+  /** A snapshot referred to by a message is being fetched (stageSnapshot). */
+  #staging = false;
   /** Set when persisting failed: the group waits for the next tick to try again. */
   #stalled: ShoalError | undefined;
 
@@ -136,23 +145,51 @@ export class RaftGroup {
   start(): void {
     this.#unsubscribe = this.#o.transport.onMessage(({ from, envelope }) => {
       if (envelope.type !== MessageType.MESSAGE_TYPE_RAFT || envelope.group !== this.group) return;
+      let m: Message;
       try {
-        const m = decodeRaft(envelope.payload, this.group);
+        m = decodeRaft(envelope.payload, this.group);
         if (m.from !== from) throw new ShoalError('ERR_RAFT_MESSAGE_INVALID', `message claims to be from ${m.from.slice(0, 16)} but came over the link of ${from.slice(0, 16)}`);
-        this.#catchUpTicks();
-        this.node.step(m);
       } catch (err) {
         this.#log.warn({ peer: from.slice(0, 16), err: describeError(err) }, 'dropped an invalid raft message');
         return;
       }
-      this.#process();
-      this.#rearmAfterMessage(from);
-      this.#checkQuietLeader();
+      if (m.type === 'snapshot' && m.snapshot && this.#o.stageSnapshot) this.#stage(from, m, m.snapshot);
+      else this.#stepMessage(from, m);
     });
     this.#tickOriginMs = this.#clock.nowMs();
     this.#ticks = 0;
     this.#started = true;
     this.#arm(this.#o.tickMs * this.#heartbeatTicks);
+  }
+
+  #stepMessage(from: string, m: Message): void {
+    if (this.#stopped) return;
+    try {
+      this.#catchUpTicks();
+      this.node.step(m);
+    } catch (err) {
+      this.#log.warn({ peer: from.slice(0, 16), err: describeError(err) }, 'dropped an invalid raft message');
+      return;
+    }
+    this.#process();
+    this.#rearmAfterMessage(from);
+    this.#checkQuietLeader();
+  }
+
+  /** Fetches what a snapshot message refers to, then steps the message; one at a time. */
+  #stage(from: string, m: Message, snapshot: Snapshot): void {
+    if (this.#staging) return;
+    this.#staging = true;
+    this.#o.stageSnapshot!(from, snapshot).then(
+      (ok) => {
+        this.#staging = false;
+        if (ok) this.#stepMessage(from, m);
+      },
+      (err: unknown) => {
+        this.#staging = false;
+        this.#log.warn({ peer: from.slice(0, 16), index: snapshot.metadata.index, err: describeError(err) }, 'could not fetch a snapshot; the leader will send it again');
+      },
+    );
   }
 
   #onTimer(): void {
@@ -443,9 +480,15 @@ export class RaftGroup {
     if (this.#applied !== appliedBefore) for (const listener of this.#appliedListeners) listener(this.#applied);
   }
 
-  #maybeSnapshot(): void {
+  /** Takes a snapshot now (a state machine whose last snapshot is unusable, say its copy was lost in a crash). */
+  snapshotNow(): void {
+    if (this.#stopped || this.#applied === 0) return;
+    this.#maybeSnapshot(true);
+  }
+
+  #maybeSnapshot(force = false): void {
     const every = this.#o.snapshotEveryEntries ?? 0;
-    if (every <= 0 || this.#sinceSnapshot < every) return;
+    if (!force && (every <= 0 || this.#sinceSnapshot < every)) return;
     this.#sinceSnapshot = 0;
     const snap = this.#o.storage.createSnapshot(this.#applied, this.node.confState(), this.#o.stateMachine.snapshot());
     // Keep some entries behind the snapshot so a follower slightly behind gets entries, not a whole snapshot.

@@ -19,7 +19,7 @@ import type { Random } from '../lib/random.js';
 import type { Logger } from '../log/logger.js';
 import { shoal } from '../gen/proto.js';
 import {
-  PartitionsList, PartitionsPlacement, PartitionsReplica, StateAck, StateDelete, StateDequeue, StateEnqueue, StateGet, StatePut, StateScan, StateTxn,
+  PartitionsList, PartitionsPlacement, PartitionsReplica, PartitionsSnapshotChunk, StateAck, StateDelete, StateDequeue, StateEnqueue, StateGet, StatePut, StateScan, StateTxn,
   type CallContext, type MethodDescriptor, type RpcServer,
 } from '../rpc/index.js';
 import type { ServiceSpec, StateSpec } from '../jobspec/types.js';
@@ -118,6 +118,13 @@ export class StateRpc {
     rpc.register(StateTxn, (req, ctx) => this.#call(StateTxn as MethodDescriptor<unknown, unknown>, 'Txn', req, ctx) as Promise<shoal.v1.StateTxnResponse>);
     rpc.register(PartitionsPlacement, (req, ctx) => this.#placementCall(req, ctx));
     rpc.register(PartitionsReplica, (req) => this.#replicaStatus(req.group ?? ''));
+    rpc.register(PartitionsSnapshotChunk, (req, ctx) => {
+      if (!ctx.forwardedFrom) throw new InvalidArgumentError('snapshot chunks are fetched by agents over the peer links, not through the API');
+      const replica = this.#o.host.replica(req.group ?? '');
+      if (!replica) throw new ShoalError('ERR_PARTITION_NOT_HOSTED', `this agent hosts no replica of ${req.group ?? ''}`, { group: req.group ?? '' });
+      const chunk = replica.readSnapshotChunk(Number(req.index), Number(req.offset));
+      return shoal.v1.SnapshotChunkResponse.fromObject({ data: chunk.data, totalBytes: chunk.totalBytes, crc32: chunk.crc32 });
+    });
     rpc.register(PartitionsList, (req, ctx) => this.#list(req, ctx));
   }
 

@@ -11,6 +11,7 @@ import { SqliteLogDatabase } from '../../src/storage/index.js';
 import { bootstrapEntries } from '../../src/consensus/index.js';
 import { Random } from '../../src/lib/random.js';
 import { PartitionReplica, replicaFileName } from '../../src/runtime/partition-replica.js';
+import { LIMITS } from '../../src/lib/limits.js';
 
 const ids = ['a'.repeat(64), 'b'.repeat(64), 'c'.repeat(64)];
 const GROUP = 'p/shop/carts/3';
@@ -18,6 +19,12 @@ const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 interface Member { id: string; logs: SqliteLogDatabase; replica: PartitionReplica }
+
+/** The replicas running now, by node: a member being rebuilt fetches snapshot chunks from them (the agent does it over peer RPC). */
+const running = new Map<string, PartitionReplica>();
+let chunksFetched = 0;
+/** Chunks to corrupt (a flipped byte) before they reach the member being rebuilt: the transfer must notice. */
+let corruptNext = 0;
 
 async function member(hub: MemoryHub, dir: string, id: string, seed: number, fresh: boolean, snapshotEveryEntries = 0): Promise<Member> {
   const logs = new SqliteLogDatabase(join(dir, `${id.slice(0, 4)}-raft.db`));
@@ -27,12 +34,27 @@ async function member(hub: MemoryHub, dir: string, id: string, seed: number, fre
   for (const other of ids) if (other !== id) transport.connect(other);
   const replica = new PartitionReplica({
     group: GROUP, nodeId: id, logs, dir: join(dir, id.slice(0, 4)), transport, random: Random.fromSeed(seed), tickMs: 10, electionTicks: 10, snapshotEveryEntries,
+    fetchSnapshotChunk: async (nodeId, group, index, offset) => {
+      const source = running.get(nodeId);
+      if (!source || group !== GROUP) throw new Error(`no replica of ${group} on ${nodeId.slice(0, 4)}`);
+      chunksFetched++;
+      const chunk = source.readSnapshotChunk(index, offset);
+      if (corruptNext > 0) {
+        corruptNext--;
+        const data = Buffer.from(chunk.data);
+        data[data.length >> 1]! ^= 0xff;
+        return { ...chunk, data };
+      }
+      return chunk;
+    },
   });
+  running.set(id, replica);
   replica.start();
   return { id, logs, replica };
 }
 
 function stop(m: Member): void {
+  if (running.get(m.id) === m.replica) running.delete(m.id);
   m.replica.stop();
   m.logs.close();
 }
@@ -129,13 +151,21 @@ t.test('a replica restarts from its databases, and a wiped one is rebuilt from a
   rmSync(join(dir, `${wiped.id.slice(0, 4)}-raft.db`), { force: true });
   for (const suffix of ['-wal', '-shm']) rmSync(join(dir, `${wiped.id.slice(0, 4)}-raft.db${suffix}`), { force: true });
   rmSync(join(dir, wiped.id.slice(0, 4)), { recursive: true, force: true });
-  for (let i = 0; i < 60; i++) await primary.replica.write(put(`c${i}`, `${i}`), undefined, 10_000);
+  // Large values: the database the wiped replica must receive is bigger than any one message (an envelope).
+  const big = 'x'.repeat(200 * 1024);
+  for (let i = 0; i < 60; i++) await primary.replica.write(put(`c${i}`, `${i}${big}`), undefined, 10_000);
   t.ok(primary.replica.storage.firstIndex() > 2, `the primary compacted its log (first index ${primary.replica.storage.firstIndex()})`);
+  t.ok(primary.replica.sizeBytes() > LIMITS.maxEnvelopePayloadBytes, `the partition (${primary.replica.sizeBytes()} bytes) is larger than an envelope`);
+  chunksFetched = 0;
+  // The first transfer arrives damaged: its CRC fails, nothing is installed, and the primary's next send succeeds.
+  corruptNext = 1;
   members[wipeAt] = await member(hub, dir, ids[wipeAt]!, 77, false, 20);
   const rebuilt = members[wipeAt]!;
   await waitFor('the wiped replica was rebuilt', () => rebuilt.replica.appliedIndex >= primary.replica.appliedIndex, 30_000);
   t.equal(await localValue(rebuilt, 'a0'), '0', 'it holds what was written before it was wiped');
-  t.equal(await localValue(rebuilt, 'c59'), '59');
+  t.equal(await localValue(rebuilt, 'c59'), `59${big}`);
+  t.ok(chunksFetched >= 2 * Math.ceil(LIMITS.maxEnvelopePayloadBytes / LIMITS.partitionSnapshotChunkBytes), `the snapshot came in chunks, twice (${chunksFetched}): the damaged transfer was refused`);
+  t.equal(corruptNext, 0, 'the damaged chunk was used');
   // And it takes part again: a write commits with it in the quorum.
   stop(restarted);
   const last = await primary.replica.write(put('after', 'rebuild'), undefined, 10_000);
