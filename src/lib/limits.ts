@@ -420,6 +420,10 @@ export const LIMITS = {
   partitionSnapshotMaxBytesPerSecond: 64 * MiB,
   /** One chunk of a snapshot must arrive within this; a transfer that stalls is abandoned and the primary sends again. */
   partitionSnapshotChunkTimeoutMs: 10_000,
+  /** A partition's primary hands over to its preferred primary (spreading primaries over nodes) at most this often. */
+  partitionPrimaryBalanceMs: 10_000,
+  /** A primary an operator chose (`partition transfer`) is not balanced away for this long. */
+  partitionTransferPinMs: 600_000,
   /** A learner within this many entries of the primary's log is promoted to voter. */
   partitionPromoteLagEntries: 64,
   /** Tries of one State call at a partition's members (following leader hints) before it fails unavailable. */

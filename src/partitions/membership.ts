@@ -15,6 +15,8 @@
  * the placement or the group, and carries out what it returns.
  */
 
+import { keyPosition } from './hash.js';
+
 export type MembershipStep =
   | { kind: 'add-learner'; member: string }
   | { kind: 'promote'; member: string }
@@ -32,9 +34,14 @@ export interface GroupView {
   lastIndex: number;
 }
 
-/** A learner this close to the primary's log counts as caught up (promoting it cannot stall commits for long). */
+/**
+ * A learner this close to the primary's log counts as caught up (promoting it cannot stall commits for long). It must
+ * have acknowledged something first: a learner added a moment ago (its node may not even run its replica yet) has a
+ * match of 0, which a young log's length would otherwise forgive, and promoting it could cost the group its quorum.
+ */
 export function caughtUp(view: GroupView, member: string, lagEntries: number): boolean {
-  return (view.match[member] ?? 0) + lagEntries >= view.lastIndex;
+  const match = view.match[member] ?? 0;
+  return match > 0 && match + lagEntries >= view.lastIndex;
 }
 
 export function nextMembershipStep(view: GroupView, desired: readonly string[], lagEntries: number): MembershipStep | undefined {
@@ -56,4 +63,23 @@ export function nextMembershipStep(view: GroupView, desired: readonly string[], 
     return to === undefined ? undefined : { kind: 'transfer', to };
   }
   return undefined;
+}
+
+/**
+ * The member that should lead a partition once its group is in place: the one with the highest XXH64 of
+ * `<group>/<member>` (rendezvous hashing). Primaries then spread evenly over the nodes, every primary computes the
+ * same answer, and when a node joins or leaves only the partitions it wins or loses change hands (Kafka's preferred
+ * leader, without a stored preference).
+ */
+export function preferredPrimary(group: string, members: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestScore = 0n;
+  for (const m of [...members].sort()) {
+    const score = keyPosition(`${group}/${m}`);
+    if (best === undefined || score > bestScore) {
+      best = m;
+      bestScore = score;
+    }
+  }
+  return best;
 }

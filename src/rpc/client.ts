@@ -13,7 +13,7 @@ import type { shoal } from '../gen/proto.js';
 import { AgentUnreachableError, DeadlineExceededError, RemoteError } from './errors.js';
 import { loadProtoJson } from './json.js';
 import {
-  NetworksCreate, NetworksDelete, NetworksList, SecretsCreate, SecretsList, SecretsDelete, ConfigsCreate, ConfigsList, ConfigsDelete, ConfigsGet, StateGet, StatePut, StateDelete, StateScan, StateTxn, StateEnqueue, StateDequeue, StateAck, PartitionsList, PartitionsPlacement, ServicesGet, ServicesList, AgentSelf, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop, MembersList,
+  NetworksCreate, NetworksDelete, NetworksList, SecretsCreate, SecretsList, SecretsDelete, ConfigsCreate, ConfigsList, ConfigsDelete, ConfigsGet, StateGet, StatePut, StateDelete, StateScan, StateTxn, StateEnqueue, StateDequeue, StateAck, PartitionsList, PartitionsPlacement, PartitionsTransfer, ServicesGet, ServicesList, AgentSelf, AllocationsGet, AllocationsList, AllocationsLogs, JobsGet, JobsList, JobsPlan, JobsRegister, JobsScale, JobsStop, MembersList,
   NodesDrain, NodesEligibility, NodesList, OperatorRaftBarrier, OperatorRaftState, RpcErrorType, type MethodDescriptor,
 } from './methods.js';
 
@@ -132,6 +132,7 @@ export class ShoalClient {
   readonly partitions = {
     list: (request: shoal.v1.IListPartitionsRequest = {}, options?: CallOptions): Promise<shoal.v1.ListPartitionsResponse> => this.call(PartitionsList, request, options),
     placement: (request: shoal.v1.IPlacementRequest, options?: CallOptions): Promise<shoal.v1.PlacementResponse> => this.call(PartitionsPlacement, request, options),
+    transfer: (request: shoal.v1.ITransferPrimaryRequest, options?: CallOptions): Promise<shoal.v1.TransferPrimaryResponse> => this.call(PartitionsTransfer, request, options),
   };
 
   readonly services = {

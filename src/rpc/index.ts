@@ -5,4 +5,4 @@ export { RemoteError, AgentUnreachableError, DeadlineExceededError, httpStatusFo
 export {
   AgentSelf, MembersList, OperatorRaftState, OperatorRaftBarrier, JobsRegister, JobsPlan, JobsGet, JobsList, JobsStop, JobsScale,
   AllocationsList, AllocationsGet, AllocationsLogs, NodesList, NodesDrain, NodesEligibility, AllocReportsUpdate, SlicesWatch, SlicesDemote, ServicesList, ServicesGet, NetworksCreate, NetworksList, NetworksDelete, SecretsCreate, SecretsList, SecretsDelete, ConfigsCreate, ConfigsList, ConfigsDelete, ConfigsGet,
-  StateGet, StatePut, StateDelete, StateScan, StateTxn, StateEnqueue, StateDequeue, StateAck, PartitionsList, PartitionsPlacement, PartitionsReplica, PartitionsSnapshotChunk, methodPath, type MethodDescriptor, type ProtoType } from './methods.js';
+  StateGet, StatePut, StateDelete, StateScan, StateTxn, StateEnqueue, StateDequeue, StateAck, PartitionsList, PartitionsPlacement, PartitionsReplica, PartitionsSnapshotChunk, PartitionsTransfer, methodPath, type MethodDescriptor, type ProtoType } from './methods.js';

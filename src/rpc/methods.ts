@@ -81,4 +81,5 @@ export const StateAck = d<StateReq, shoal.v1.StateWriteResponse>('shoal.v1.State
 export const PartitionsList = d<shoal.v1.ListPartitionsRequest, shoal.v1.ListPartitionsResponse>('shoal.v1.Partitions', 'List', v1.ListPartitionsRequest, v1.ListPartitionsResponse);
 export const PartitionsPlacement = d<shoal.v1.PlacementRequest, shoal.v1.PlacementResponse>('shoal.v1.Partitions', 'Placement', v1.PlacementRequest, v1.PlacementResponse);
 export const PartitionsSnapshotChunk = d<shoal.v1.SnapshotChunkRequest, shoal.v1.SnapshotChunkResponse>('shoal.v1.Partitions', 'SnapshotChunk', v1.SnapshotChunkRequest, v1.SnapshotChunkResponse);
+export const PartitionsTransfer = d<shoal.v1.TransferPrimaryRequest, shoal.v1.TransferPrimaryResponse>('shoal.v1.Partitions', 'Transfer', v1.TransferPrimaryRequest, v1.TransferPrimaryResponse);
 export const PartitionsReplica = d<shoal.v1.ReplicaStatusRequest, shoal.v1.ReplicaStatusResponse>('shoal.v1.Partitions', 'Replica', v1.ReplicaStatusRequest, v1.ReplicaStatusResponse);

@@ -29,7 +29,7 @@ import { SqliteLogDatabase } from '../storage/index.js';
 import type { ServiceSpec } from '../jobspec/types.js';
 import type { NodeStateView } from '../node/index.js';
 import { isStoreOnly, type AllocUpdate, type Allocation } from '../state/index.js';
-import { nextMembershipStep } from '../partitions/membership.js';
+import { caughtUp, nextMembershipStep, preferredPrimary, type MembershipStep } from '../partitions/membership.js';
 import { PartitionReplica, replicaFileName, type FetchSnapshotChunk } from './partition-replica.js';
 
 /** The Raft group of one partition of one stateful service; the job's create index keeps a re-created job's data apart. */
@@ -60,6 +60,8 @@ export interface PartitionHostOptions {
   /** The placement of every partition of a stateful service, by partition number. */
   placement: (job: string, service: string) => Promise<Map<number, PartitionPlacement> | undefined>;
   report: (updates: AllocUpdate[]) => Promise<void>;
+  /** Gossip's view of a node: a preferred primary that is not alive is not handed anything. */
+  memberAlive: (nodeId: string) => boolean;
   /** Fetches a chunk of a snapshot from the agent that refers to it (a member being rebuilt). */
   fetchSnapshotChunk: FetchSnapshotChunk;
   /** Asks another agent whether it counts `member` in `group` (undefined: it does not host the group or cannot tell). */
@@ -86,6 +88,10 @@ export class PartitionHost {
   #running = false;
   #again = false;
   #stopped = false;
+  /** When each group's primary last handed over to its preferred primary. */
+  readonly #balancedAtMs = new Map<string, number>();
+  /** Groups an operator handed to this node (`partition transfer`): not balanced away before this time. */
+  readonly #pinnedUntilMs = new Map<string, number>();
 
   constructor(options: PartitionHostOptions) {
     this.#o = options;
@@ -123,6 +129,12 @@ export class PartitionHost {
           setImmediate(() => this.kick());
         } else this.#arm();
       });
+  }
+
+  /** An operator made this node the primary of `group`: keep it, rather than hand it back to the preferred one. */
+  pin(group: string): void {
+    if (this.#pinnedUntilMs.size >= LIMITS.partitionRouterMaxSessions) this.#pinnedUntilMs.clear();
+    this.#pinnedUntilMs.set(group, Date.now() + LIMITS.partitionTransferPinMs);
   }
 
   /** The failure detector suspects `nodeId`: quiet groups led by it wake and elect another primary. */
@@ -265,6 +277,7 @@ export class PartitionHost {
   #drop(h: Hosted, why: string): void {
     h.replica.stop();
     this.#hosted.delete(h.group);
+    this.#balancedAtMs.delete(h.group);
     try {
       this.#wipe(h.group);
     } catch (err) {
@@ -312,6 +325,23 @@ export class PartitionHost {
     return false;
   }
 
+  /**
+   * Once the group is in place, its primary hands over to the partition's preferred primary (rendezvous hashing over
+   * the placed nodes) if that one is a caught-up voter gossip sees alive: otherwise the first agent to win the
+   * elections would lead every partition, and its loss would stop them all at once. At most one try per group every
+   * LIMITS.partitionPrimaryBalanceMs, so an unhealthy preferred node cannot make leadership flap.
+   */
+  #balanceStep(h: Hosted, desired: readonly string[], voters: readonly string[], match: Record<string, number>, lastIndex: number): MembershipStep | undefined {
+    const preferred = preferredPrimary(h.group, desired);
+    if (preferred === undefined || preferred === this.#o.nodeId || !voters.includes(preferred) || !this.#o.memberAlive(preferred)) return undefined;
+    if (!caughtUp({ self: this.#o.nodeId, voters, learners: [], match, lastIndex }, preferred, 0)) return undefined;
+    const now = Date.now();
+    if (now < (this.#pinnedUntilMs.get(h.group) ?? 0)) return undefined;
+    if (now - (this.#balancedAtMs.get(h.group) ?? -Infinity) < LIMITS.partitionPrimaryBalanceMs) return undefined;
+    this.#balancedAtMs.set(h.group, now);
+    return { kind: 'transfer', to: preferred };
+  }
+
   async #stepMembership(h: Hosted): Promise<void> {
     const placement = await this.#o.placement(h.job, h.service).catch((err: unknown) => {
       this.#log.debug({ group: h.group, err: describeError(err) }, 'placement unknown; no membership step');
@@ -322,7 +352,8 @@ export class PartitionHost {
     const st = h.replica.raft.status();
     if (st.role !== 'leader') return;
     const match = Object.fromEntries(Object.entries(st.progress).map(([id, p]) => [id, p.match]));
-    const step = nextMembershipStep({ self: this.#o.nodeId, voters: st.voters, learners: st.learners, match, lastIndex: st.lastIndex }, desired, LIMITS.partitionPromoteLagEntries);
+    const step = nextMembershipStep({ self: this.#o.nodeId, voters: st.voters, learners: st.learners, match, lastIndex: st.lastIndex }, desired, LIMITS.partitionPromoteLagEntries)
+      ?? this.#balanceStep(h, desired, st.voters, match, st.lastIndex);
     if (!step) return;
     try {
       if (step.kind === 'transfer') h.replica.raft.transferLeadership(step.to);

@@ -41,6 +41,7 @@ export class StatefulPartitions {
       nodeId: o.nodeId, dataDir: o.dataDir, transport: o.transport, random: o.random.split(), logger: o.logger,
       tickMs: o.tickMs, state: o.nodeView, fresh: o.fresh, report: o.report,
       placement: (job, service) => this.rpc.placement(job, service),
+      memberAlive: o.memberAlive,
       fetchSnapshotChunk: async (nodeId, group, index, offset) => {
         const res = await o.callPeer(nodeId, PartitionsSnapshotChunk, shoal.v1.SnapshotChunkRequest.fromObject({ group, index, offset }), LIMITS.partitionSnapshotChunkTimeoutMs);
         return { data: res.data, totalBytes: Number(res.totalBytes), crc32: res.crc32 };

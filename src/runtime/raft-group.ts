@@ -42,6 +42,11 @@ import { decodeRaft, encodeRaft } from './raft-codec.js';
 /** What a group replicates: commands applied in log order, identically on every member. */
 export interface StateMachine {
   apply(entry: Entry): unknown;
+  /**
+   * Optional: applies a Ready's committed entries together (one storage transaction for all of them), returning one
+   * result per entry (undefined for entries that are not `normal`). Without it, `apply` is called per normal entry.
+   */
+  applyAll?(entries: readonly Entry[]): unknown[];
   snapshot(): Uint8Array;
   restore(data: Uint8Array): void;
 }
@@ -424,8 +429,10 @@ export class RaftGroup {
     while (this.node.hasReady()) {
       const rd = this.node.ready();
       try {
-        // Most Readies of an idle group carry only a heartbeat or its answer: no transaction for those.
-        if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+        // Most Readies of an idle group carry only a heartbeat or its answer: no transaction for those. Nor for one
+        // that only moves the commit index (mustSync false, as etcd's MustSync): a commit index is learned again from
+        // the leader, so it is written with the next entries or vote rather than costing an fsync of its own.
+        if (rd.mustSync || rd.entries.length > 0 || rd.snapshot) {
           this.#o.storage.save({ ...(rd.hardState ? { hardState: rd.hardState } : {}), entries: rd.entries, ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
         }
       } catch (err) {
@@ -451,8 +458,10 @@ export class RaftGroup {
         this.#o.stateMachine.restore(rd.snapshot.data);
         this.#applied = rd.snapshot.metadata.index;
       }
-      for (const e of rd.committedEntries) {
-        const result = e.type === 'normal' ? this.#o.stateMachine.apply(e) : undefined;
+      const sm = this.#o.stateMachine;
+      const results = sm.applyAll && rd.committedEntries.length > 0 ? sm.applyAll(rd.committedEntries) : undefined;
+      for (const [i, e] of rd.committedEntries.entries()) {
+        const result = results ? results[i] : e.type === 'normal' ? sm.apply(e) : undefined;
         this.#applied = e.index;
         this.#sinceSnapshot++;
         const w = this.#waiters.get(e.index);

@@ -14,12 +14,14 @@
  * answered from the partition's session table instead of applying twice (src/partitions/machine.ts).
  */
 import { describeError, InvalidArgumentError, NotFoundError, ShoalError } from '../lib/errors.js';
+import { resolveIdPrefix } from '../lib/ids.js';
+import { NotLeaderError } from '../consensus/index.js';
 import { LIMITS } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import type { Logger } from '../log/logger.js';
 import { shoal } from '../gen/proto.js';
 import {
-  PartitionsList, PartitionsPlacement, PartitionsReplica, PartitionsSnapshotChunk, StateAck, StateDelete, StateDequeue, StateEnqueue, StateGet, StatePut, StateScan, StateTxn,
+  PartitionsList, PartitionsPlacement, PartitionsReplica, PartitionsSnapshotChunk, PartitionsTransfer, StateAck, StateDelete, StateDequeue, StateEnqueue, StateGet, StatePut, StateScan, StateTxn,
   type CallContext, type MethodDescriptor, type RpcServer,
 } from '../rpc/index.js';
 import type { ServiceSpec, StateSpec } from '../jobspec/types.js';
@@ -126,6 +128,7 @@ export class StateRpc {
       return shoal.v1.SnapshotChunkResponse.fromObject({ data: chunk.data, totalBytes: chunk.totalBytes, crc32: chunk.crc32 });
     });
     rpc.register(PartitionsList, (req, ctx) => this.#list(req, ctx));
+    rpc.register(PartitionsTransfer, (req, ctx) => this.#transfer(req, ctx));
   }
 
   /** Placement for the partition host: from this server's state, or asked of a server. */
@@ -358,6 +361,72 @@ export class StateRpc {
       match: Object.fromEntries(Object.entries(st.progress).map(([id, p]) => [id, p.match])),
       sizeBytes: replica.sizeBytes(),
     });
+  }
+
+  /**
+   * `partition transfer`: a server resolves the partition's group and the node, then asks each member in turn (the
+   * last primary seen first); the primary hands over (Raft's leadership transfer: the target is brought up to date,
+   * then told to campaign at once) and answers once the target leads, or says who leads.
+   */
+  async #transfer(req: shoal.v1.TransferPrimaryRequest, ctx: CallContext): Promise<shoal.v1.TransferPrimaryResponse> {
+    if (req.group) {
+      if (!ctx.forwardedFrom) throw new InvalidArgumentError('"group" is set by agents when they route a transfer; leave it out');
+      const replica = this.#o.host.replica(req.group);
+      if (!replica) throw new ShoalError('ERR_PARTITION_NOT_HOSTED', `this agent hosts no replica of ${req.group}`, { group: req.group });
+      const to = req.toNodeId ?? '';
+      const st = replica.raft.status();
+      // The node an operator chose: it pins the role (its balancing leaves the group here for a while), and answers
+      // for the transfer only if it already leads.
+      if (to === this.#o.nodeId) this.#o.host.pin(req.group);
+      if (st.role !== 'leader') throw new NotLeaderError(req.group, this.#o.nodeId, st.leader, 'only the primary hands its role over');
+      if (to !== this.#o.nodeId) {
+        if (!st.voters.includes(to)) throw new InvalidArgumentError(`node ${to.slice(0, 12)} is not a voter of ${req.group} (voters: ${st.voters.map((v) => v.slice(0, 12)).join(', ')})`, { field: 'to' });
+        replica.raft.transferLeadership(to);
+        const deadline = Date.now() + Math.max(0, ctx.timeoutMs - 100);
+        while (replica.raft.status().leader !== to && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        if (replica.raft.status().leader !== to) throw new ShoalError('ERR_DEADLINE_EXCEEDED', `node ${to.slice(0, 12)} did not take over ${req.group} in time (it may be behind, or unreachable); the primary is still ${(replica.raft.status().leader ?? 'unknown').slice(0, 12)}`);
+      }
+      return shoal.v1.TransferPrimaryResponse.fromObject({ primaryNodeId: to });
+    }
+    const view = this.#o.state();
+    if (!view) {
+      const server = this.#o.pickServer();
+      if (!server || ctx.forwardedFrom) throw new ShoalError('ERR_NO_SERVER', 'this agent is a client and knows no server to route the transfer through');
+      return this.#o.callPeer(server, PartitionsTransfer, req, Math.max(1, ctx.timeoutMs - 50));
+    }
+    const spec = this.#service(view, req.job ?? '', req.service ?? '');
+    const rec = view.job(req.job ?? '')!;
+    const partition = req.partition ?? 0;
+    if (partition >= spec.state.partitions) throw new InvalidArgumentError(`service "${spec.name}" has partitions 0 to ${spec.state.partitions - 1}, not ${partition}`, { field: 'partition' });
+    const group = partitionGroup(rec.job.name, rec.createIndex, spec.name, partition);
+    const members = placementOf(view, rec.job.name, spec.name).get(partition)?.members ?? [];
+    const named = members.filter((n) => view.node(n)?.name === req.to);
+    const toNodeId = named.length === 1 ? named[0]! : resolveIdPrefix(req.to ?? '', members, `replica node of partition ${partition} (by name or id)`);
+    // First tell the chosen node (it pins the role, so its balancing does not hand it straight back); if it cannot be
+    // told, the transfer still happens and may later be balanced away, which is no error of the transfer.
+    const body = shoal.v1.TransferPrimaryRequest.fromObject({ ...req, group, toNodeId });
+    const internal = { ...ctx, forwardedFrom: this.#o.nodeId };
+    const budget = Math.max(1, Math.min(2_000, ctx.timeoutMs / 4));
+    await (toNodeId === this.#o.nodeId ? this.#transfer(body, internal) : this.#o.callPeer(toNodeId, PartitionsTransfer, body, budget)).catch(() => undefined);
+    const order = [...new Set([this.#leaders.get(group), ...members].filter((n): n is string => n !== undefined && members.includes(n)))];
+    let last: Error | undefined;
+    for (let i = 0; i < order.length; i++) {
+      const node = order[i]!;
+      try {
+        const res = node === this.#o.nodeId
+          ? await this.#transfer(body, internal)
+          : await this.#o.callPeer(node, PartitionsTransfer, body, Math.max(1, ctx.timeoutMs - 100));
+        this.#leaders.set(group, toNodeId);
+        return shoal.v1.TransferPrimaryResponse.fromObject({ primaryNodeId: res.primaryNodeId, primaryNodeName: view.node(res.primaryNodeId ?? '')?.name ?? '' });
+      } catch (err) {
+        last = err as Error;
+        const code = (err as { code?: string }).code;
+        if (code !== 'ERR_RAFT_NOT_LEADER' && code !== 'ERR_PARTITION_NOT_HOSTED' && code !== 'ERR_PEER_UNREACHABLE') throw err;
+        const hint = (err as { details?: Record<string, unknown> }).details?.['leader'];
+        if (typeof hint === 'string' && members.includes(hint) && !order.slice(i + 1).includes(hint)) order.splice(i + 1, 0, hint);
+      }
+    }
+    throw new ShoalError('ERR_PARTITION_UNAVAILABLE', `partition ${partition} of ${spec.name} has no primary that answered${last ? `: ${describeError(last)}` : ''}`, { group });
   }
 
   async #list(req: shoal.v1.ListPartitionsRequest, ctx: CallContext): Promise<shoal.v1.ListPartitionsResponse> {

@@ -113,7 +113,7 @@ t.test('every limit: the value over it is refused by name and changes nothing; t
   for (const elsewhere of [
     'partitionReplicasMax', 'partitionSessionWindowCommands', 'partitionMaxClientSessions', 'partitionMaxConcurrentMoves', 'partitionMaxBuildsPerNode',
     'partitionReconcileMs', 'partitionSnapshotEveryEntries', 'partitionPromoteLagEntries', 'partitionRouteMaxAttempts', 'partitionRouteRetryMs',
-    'partitionRouterMaxSessions', 'partitionDefaultLeaseMs', 'partitionSnapshotChunkBytes', 'partitionSnapshotMaxBytesPerSecond', 'partitionSnapshotChunkTimeoutMs',
+    'partitionRouterMaxSessions', 'partitionDefaultLeaseMs', 'partitionSnapshotChunkBytes', 'partitionSnapshotMaxBytesPerSecond', 'partitionSnapshotChunkTimeoutMs', 'partitionPrimaryBalanceMs', 'partitionTransferPinMs',
   ]) covered.add(elsewhere);
   const section = Object.keys(LIMITS).filter((k) => k.startsWith('partition'));
   t.same([...covered].sort(), section.sort(), 'every limit of the section is covered');

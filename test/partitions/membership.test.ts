@@ -19,6 +19,11 @@ t.test('a replacement after a node died: add a learner, promote it once caught u
   t.same(nextMembershipStep(view({ voters: ['a', 'b', 'c', 'd'], match: all(['a', 'b', 'd']) }), desired, 10), { kind: 'remove', member: 'c' });
 });
 
+t.test('a learner that acknowledged nothing yet is never promoted, however young the log', async (t) => {
+  t.equal(nextMembershipStep(view({ voters: ['a', 'b', 'c'], learners: ['d'], match: { d: 0 }, lastIndex: 16 }), ['a', 'b', 'd'], 64), undefined);
+  t.same(nextMembershipStep(view({ voters: ['a', 'b', 'c'], learners: ['d'], match: { d: 3 }, lastIndex: 16 }), ['a', 'b', 'd'], 64), { kind: 'promote', member: 'd' });
+});
+
 t.test('a drain of the primary: others first, then leadership moves, and the new primary removes the old one', async (t) => {
   const desired = ['b', 'c', 'd'];
   t.same(nextMembershipStep(view({ voters: ['a', 'b', 'c', 'd'], match: all(['a', 'b', 'c', 'd']) }), desired, 10), { kind: 'transfer', to: 'b' });
@@ -66,4 +71,26 @@ t.test('a model run: from any group to any placement in a bounded number of step
     t.same([...voters].sort(), [...desired].sort(), `run ${run}: the group became its placement`);
     t.same(learners, []);
   }
+});
+
+t.test('preferred primaries: the same on every agent, spread evenly over nodes, few moves when a node joins', async (t) => {
+  const { preferredPrimary } = await import('../../src/partitions/membership.js');
+  const nodes = ['n1', 'n2', 'n3', 'n4'];
+  const groups = Array.from({ length: 64 }, (_, p) => `p/shop.7/carts/${p}`);
+  const count = new Map<string, number>();
+  for (const g of groups) {
+    const members = nodes.filter((_, i) => (i + g.length) % 4 !== 0).slice(0, 3);
+    const chosen = preferredPrimary(g, members)!;
+    t.equal(preferredPrimary(g, [...members].reverse()), chosen, `${g}: independent of order`);
+    t.ok(members.includes(chosen));
+    count.set(chosen, (count.get(chosen) ?? 0) + 1);
+  }
+  t.ok(Math.max(...count.values()) <= 64 / 2, `spread: ${JSON.stringify([...count])}`);
+  const full = (members: string[]) => groups.map((g) => preferredPrimary(g, members));
+  const before = full(['n1', 'n2', 'n3']);
+  const after = full(['n1', 'n2', 'n3', 'n4']);
+  const moved = before.filter((b, i) => b !== after[i]);
+  t.ok(moved.length > 0 && moved.length < 32, `a fourth node takes ${moved.length} of 64, all to itself`);
+  t.ok(after.every((a, i) => a === before[i] || a === 'n4'));
+  t.equal(preferredPrimary('g', []), undefined);
 });

@@ -120,6 +120,19 @@ t.test('a replicated store on real agents: run, read and write through any agent
   t.equal(cli(s1, 'state', 'get', 'shop', 'carts', 'big', '-c', 'carts').status, 1, 'the oversized put wrote nothing');
   t.equal(cli(s1, 'state', 'get', 'shop', 'carts', 'cart-1', '-c', 'carts').stdout, 'items-1', 'the refused transaction wrote nothing');
 
+  // Hand partition 0's primary role to one of its secondaries, by name, through a client.
+  const p0 = ls.partitions.find((p) => p.partition === 0)!;
+  const target = agents.find((a) => a.id !== p0.primaryNodeId && p0.members.some((m) => m.nodeId === a.id))!;
+  const moved = cli(c4, 'partition', 'transfer', 'shop', 'carts', '0', '--to', target.name);
+  t.equal(moved.status, 0, `partition transfer: ${moved.stdout}${moved.stderr}`);
+  t.match(moved.stdout, new RegExp(`primary is now ${target.name}`));
+  const afterMove = JSON.parse(cli(s1, 'partition', 'ls', 'shop', 'carts', '-o', 'json').stdout) as typeof ls;
+  t.equal(afterMove.partitions.find((p) => p.partition === 0)!.primaryNodeId, target.id, 'partition ls shows the new primary');
+  const outsider = agents.find((a) => !p0.members.some((m) => m.nodeId === a.id));
+  if (outsider) t.not(cli(s1, 'partition', 'transfer', 'shop', 'carts', '0', '--to', outsider.name).status, 0, 'a node without a replica of it is refused');
+  t.not(cli(s1, 'partition', 'transfer', 'shop', 'carts', '9', '--to', target.name).status, 0, 'an unknown partition is refused');
+  ls.partitions = afterMove.partitions;
+
   // Kill the server holding the most primaries (not s1, which the test talks to).
   const counts = new Map<string, number>();
   for (const p of ls.partitions) counts.set(p.primaryNodeId, (counts.get(p.primaryNodeId) ?? 0) + 1);
@@ -140,6 +153,10 @@ t.test('a replicated store on real agents: run, read and write through any agent
       return false;
     }
   }, 120_000).catch((err: Error) => {
+    for (const a of alive) {
+      const lines = a.output().split('\n').filter((l) => /partition|raft/.test(l)).slice(-40);
+      t.comment(`--- ${a.name} (${a.id.slice(0, 12)}) ---\n${lines.join('\n')}`);
+    }
     throw new Error(`${err.message}: ${lastErr}`);
   });
   t.comment(`every partition took writes again ${Date.now() - killedAt} ms after the SIGKILL of ${victim.name}`);

@@ -20,7 +20,8 @@
 // Counted: the requests that complete with a 2xx inside the measured window (after the warm-up); requests/s is their
 // number over the window; p50/p90/p99/max from each one's own time (send to last byte of the answer). Also printed:
 // the errors by kind, the partitions the answers named (Shoal), and the CPU this process used per second of wall
-// time (near 1.0 means the generator itself is saturated).
+// time (near 1.0 means the generator itself is saturated). Before the result, it prints {"phase":"measure"} when the
+// measured window opens and {"phase":"end"} when it closes.
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -115,9 +116,18 @@ async function run(job) {
   const measureFrom = t0 + warmupMs;
   const measureTo = measureFrom + job.seconds * 1000;
   let cpuAtStart = process.cpuUsage();
+  // The phase lines let the benchmark sample the servers' CPU over exactly the measured window.
   const cpuTimer = setTimeout(() => {
     cpuAtStart = process.cpuUsage();
+    console.log(JSON.stringify({ phase: 'measure' }));
   }, warmupMs);
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    console.log(JSON.stringify({ phase: 'end' }));
+  };
+  const endTimer = setTimeout(end, warmupMs + job.seconds * 1000);
 
   const client = async () => {
     while (performance.now() < measureTo) {
@@ -161,6 +171,9 @@ async function run(job) {
   };
   await Promise.all(Array.from({ length: clients }, () => client()));
   clearTimeout(cpuTimer);
+  clearTimeout(endTimer);
+  // The clients stop on performance.now(); the timer may not have fired yet.
+  end();
   const cpu = process.cpuUsage(cpuAtStart);
   agent.destroy();
   const sorted = lat.subarray(0, n).sort();

@@ -42,9 +42,11 @@
 //    --rebuild-mb MB per partition (64 KiB values, routed per partition with partitionKind int64). The agent (b, c
 //    or d) holding most of its replicas is SIGKILLed; timed: when a's gossip marks it dead, and when every partition
 //    (of `rebuild`, then of every job) is ready with 3 replicas and none on the dead node; MB/s of the replicas it
-//    held. Known limit: a partition snapshot travels in ONE Raft message today, so a replica larger than
-//    LIMITS.maxEnvelopePayloadBytes cannot be rebuilt yet; --rebuild-mb is kept under it (the issue's 64 MB replicas
-//    cannot be measured yet).
+//    held. Known limit: unless the build fetches partition snapshots in chunks (LIMITS.partitionSnapshotChunkBytes),
+//    a snapshot travels in ONE Raft message, so a replica larger than LIMITS.maxEnvelopePayloadBytes cannot be
+//    rebuilt; --rebuild-mb is then kept under it (the issue's 64 MB replicas cannot be measured). The goal (16
+//    replicas of 64 MB within 60 s) is judged only with --rebuild-mb 64 and at least 16 replicas on the victim
+//    (--rebuild-partitions 22 or more with 4 agents).
 //
 // --quick: --seconds 2, --warmup 0.5, --runs 1, --rebuild-mb 0.5 (flags given explicitly win): a smoke test.
 // Output: one table per section, ratios against etcd measured in the same run, the goals with PASS/FAIL (nothing
@@ -52,7 +54,7 @@
 // with every figure. Exit status 1 only when the harness fails (a process that does not start, a job that does not
 // run...), never for a missed goal. Everything started here (agents, etcd, load generators, the empty server, temp
 // dirs) is killed/removed at the end, also on failure or ^C; only pids started here are killed.
-import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
@@ -113,9 +115,12 @@ if (!existsSync(path.join(ROOT, 'dist/cli/main.js'))) fail('dist/ is not built: 
 
 const { LIMITS } = await import(path.join(ROOT, 'dist/lib/limits.js'));
 const MiB = 1024 * 1024;
-// A replica's database is a little larger than the values it holds (keys, pages, the session table).
-if (!(REBUILD_MB > 0) || REBUILD_MB * MiB * 1.25 + 256 * 1024 > LIMITS.maxEnvelopePayloadBytes) {
-  fail(`--rebuild-mb must be positive and small enough that a replica stays under LIMITS.maxEnvelopePayloadBytes (${(LIMITS.maxEnvelopePayloadBytes / MiB).toFixed(2)} MiB): ` +
+// Until partition snapshots are fetched in chunks (LIMITS.partitionSnapshotChunkBytes), a snapshot is one Raft message,
+// so a replica must fit in one envelope. A replica's database is a little larger than the values it holds.
+const CHUNKED_SNAPSHOTS = typeof LIMITS.partitionSnapshotChunkBytes === 'number';
+if (!(REBUILD_MB > 0)) fail('--rebuild-mb must be positive');
+if (!CHUNKED_SNAPSHOTS && REBUILD_MB * MiB * 1.25 + 256 * 1024 > LIMITS.maxEnvelopePayloadBytes) {
+  fail(`--rebuild-mb must be small enough that a replica stays under LIMITS.maxEnvelopePayloadBytes (${(LIMITS.maxEnvelopePayloadBytes / MiB).toFixed(2)} MiB): ` +
     'a partition snapshot travels in one Raft message today');
 }
 
@@ -284,13 +289,49 @@ async function startCluster() {
 // ---------------------------------------------------------------------------------------------------------------
 // Load generator (load.mjs, its own process) and the empty server
 
-async function loadRun(job) {
-  const p = start(process.execPath, [LOAD, JSON.stringify({ warmupSeconds: WARMUP_S, seconds: SECONDS, valueBytes: VALUE_BYTES, timeoutMs: 10_000, ...job })]);
+/** CPU seconds (all threads, from /proc/PID/stat) and run-queue wait seconds (every thread's schedstat) of `pids`. */
+function procCpu(pids) {
+  let cpuS = 0;
+  let waitS = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      cpuS += (Number(f[11]) + Number(f[12])) / 100;
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        try {
+          waitS += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+        } catch {
+          // The thread ended between the listing and the read.
+        }
+      }
+    } catch {
+      // The process is gone: it no longer adds anything.
+    }
+  }
+  return { cpuS, waitS };
+}
+
+/**
+ * Runs load.mjs with `job`; with `pids` (the servers under load), also their CPU over the measured window: cores used,
+ * CPU milliseconds per request, and cores' worth of time their threads spent runnable but waiting for a CPU (high:
+ * the machine is short of CPU, and latencies include that wait).
+ */
+async function loadRun(job, pids = []) {
+  const seconds = job.seconds ?? SECONDS;
+  const p = start(process.execPath, [LOAD, JSON.stringify({ warmupSeconds: WARMUP_S, seconds, valueBytes: VALUE_BYTES, timeoutMs: 10_000, ...job })]);
   let stdout = '';
+  let at;
+  let cpu;
   p.child.stdout.on('data', (d) => {
     stdout += d;
+    if (!at && stdout.includes('{"phase":"measure"}')) at = procCpu(pids);
+    if (at && !cpu && stdout.includes('{"phase":"end"}')) {
+      const now = procCpu(pids);
+      cpu = { cpuS: now.cpuS - at.cpuS, waitS: now.waitS - at.waitS };
+    }
   });
-  const timer = setTimeout(() => void kill(p), ((job.seconds ?? SECONDS) + WARMUP_S + 60) * 1000);
+  const timer = setTimeout(() => void kill(p), (seconds + WARMUP_S + 60) * 1000);
   const code = await p.exited;
   clearTimeout(timer);
   let out;
@@ -300,7 +341,26 @@ async function loadRun(job) {
     throw new Error(`load.mjs printed no result (exit ${code})\n${p.output()}`);
   }
   if (out.error) throw new Error(`load.mjs: ${out.error}`);
+  if (cpu && pids.length > 0) {
+    out.serverCores = cpu.cpuS / seconds;
+    out.serverCpuMsPerOp = out.requests > 0 ? (cpu.cpuS * 1000) / out.requests : NaN;
+    out.serverWaitCores = cpu.waitS / seconds;
+  }
   return out;
+}
+
+const agentPids = () => live().map((a) => a.child.pid);
+const etcdPids = (etcd) => etcd.members.filter((m) => m.alive()).map((m) => m.proc.child.pid);
+
+/** "a 3, b 3, c 2": how many primaries of `job` each agent holds. */
+async function primariesOf(job) {
+  const parts = await listPartitions(agents.get('a') ?? live()[0], job);
+  const n = new Map([...agents.keys()].map((k) => [k, 0]));
+  for (const p of parts) {
+    const a = [...agents.values()].find((x) => x.id === p.primaryNodeId);
+    n.set(a?.name ?? '?', (n.get(a?.name ?? '?') ?? 0) + 1);
+  }
+  return [...n].map(([k, v]) => `${k} ${v}`).join(', ');
 }
 
 let emptyServer;
@@ -321,10 +381,13 @@ async function startEmptyServer() {
 // ---------------------------------------------------------------------------------------------------------------
 // 1. Write throughput
 
-const HEADER = `  ${'system'.padEnd(26)} ${'clients'.padStart(7)} ${'req/s'.padStart(8)} ${'p50'.padStart(9)} ${'p90'.padStart(9)} ${'p99'.padStart(9)} ${'max'.padStart(9)} ${'errors'.padStart(6)} ${'gen CPU'.padStart(7)}  notes`;
+const HEADER = `  ${'system'.padEnd(26)} ${'clients'.padStart(7)} ${'req/s'.padStart(7)} ${'p50'.padStart(9)} ${'p90'.padStart(9)} ${'p99'.padStart(9)} ${'max'.padStart(9)} ${'errors'.padStart(6)} ` +
+  `${'gen CPU'.padStart(7)} ${'srv CPU'.padStart(7)} ${'CPU/op'.padStart(8)} ${'srv wait'.padStart(8)}  notes`;
 function row(label, c, r, notes = '') {
   const errs = r.errors ? `${r.errors}` : '0';
-  log(`  ${label.padEnd(26)} ${String(c).padStart(7)} ${fx(r.perS, 0).padStart(8)} ${ms(r.p50Ms).padStart(9)} ${ms(r.p90Ms).padStart(9)} ${ms(r.p99Ms).padStart(9)} ${ms(r.maxMs).padStart(9)} ${errs.padStart(6)} ${fx(r.generatorCpu).padStart(7)}  ${notes}` +
+  const cpuOp = Number.isFinite(r.serverCpuMsPerOp) ? `${r.serverCpuMsPerOp.toFixed(2)} ms` : '-';
+  log(`  ${label.padEnd(26)} ${String(c).padStart(7)} ${fx(r.perS, 0).padStart(7)} ${ms(r.p50Ms).padStart(9)} ${ms(r.p90Ms).padStart(9)} ${ms(r.p99Ms).padStart(9)} ${ms(r.maxMs).padStart(9)} ${errs.padStart(6)} ` +
+    `${fx(r.generatorCpu).padStart(7)} ${fx(r.serverCores).padStart(7)} ${cpuOp.padStart(8)} ${fx(r.serverWaitCores).padStart(8)}  ${notes}` +
     (r.errors ? ` errors: ${JSON.stringify(r.errorKinds)} first: ${r.firstError}` : ''));
 }
 const spread = (r) => {
@@ -334,23 +397,32 @@ const spread = (r) => {
 
 async function throughput(etcd, emptyUrl) {
   log(`\n== 1. Write throughput: 3 replicas, fsync on; ${SECONDS} s per cell after a ${WARMUP_S} s warm-up; ${VALUE_BYTES}-byte values, random keys`);
-  log('   shoal: every write to a, b, c in turn (as through a load balancer); etcd: every write to its leader; "gen CPU": the generator\'s CPU per wall second');
+  log('   shoal: every write to a, b, c in turn (as through a load balancer); etcd: every write to its leader');
+  log('   gen CPU: the generator\'s CPU (cores); srv CPU: the servers\' (all 3 agents / etcd members / the empty server), and per request;');
+  log('   srv wait: cores\' worth of the servers\' threads runnable but waiting for a CPU (high: the machine is short of CPU)');
+  log(`   primaries: ${JOB8}: ${await primariesOf(JOB8)}; ${JOB1}: ${await primariesOf(JOB1)}`);
+  // What the servers burn with no load at all (gossip, heartbeats, timers): the floor under "srv CPU" below.
+  const idleS = Math.min(SECONDS, 3);
+  const idleBefore = [procCpu(agentPids()), etcd ? procCpu(etcdPids(etcd)) : undefined];
+  await sleep(idleS * 1000);
+  const idle = { shoalCores: (procCpu(agentPids()).cpuS - idleBefore[0].cpuS) / idleS, etcdCores: etcd ? (procCpu(etcdPids(etcd)).cpuS - idleBefore[1].cpuS) / idleS : NaN };
+  log(`   idle, no load (${idleS} s): the 3 agents use ${fx(idle.shoalCores)} cores${etcd ? `, the 3 etcd members ${fx(idle.etcdCores)}` : ''}`);
   log(HEADER);
   const shoalTargets = ['a', 'b', 'c'].map((n) => agents.get(n).url);
   const cells = {};
   for (const c of CLIENTS) {
     cells[c] = {};
-    cells[c].ceiling = await loadRun({ kind: 'empty', targets: [emptyUrl], clients: c });
+    cells[c].ceiling = await loadRun({ kind: 'empty', targets: [emptyUrl], clients: c }, [emptyServer.child.pid]);
     row('ceiling (empty server)', c, cells[c].ceiling, `load ${loadavg()}`);
     if (etcd) {
       const leader = await etcd.leader();
       if (!leader) throw new Error('etcd has no leader');
-      cells[c].etcd = await loadRun({ kind: 'etcd-put', targets: [leader.url], clients: c });
+      cells[c].etcd = await loadRun({ kind: 'etcd-put', targets: [leader.url], clients: c }, etcdPids(etcd));
       row(`etcd, leader ${leader.name}`, c, cells[c].etcd, `load ${loadavg()}`);
     }
-    cells[c].shoal1 = await loadRun({ kind: 'shoal-put', job: JOB1, service: SERVICE, collection: COLLECTION, targets: shoalTargets, clients: c });
+    cells[c].shoal1 = await loadRun({ kind: 'shoal-put', job: JOB1, service: SERVICE, collection: COLLECTION, targets: shoalTargets, clients: c }, agentPids());
     row('shoal, 1 partition', c, cells[c].shoal1, `${spread(cells[c].shoal1)}; load ${loadavg()}`);
-    cells[c].shoal8 = await loadRun({ kind: 'shoal-put', job: JOB8, service: SERVICE, collection: COLLECTION, targets: shoalTargets, clients: c });
+    cells[c].shoal8 = await loadRun({ kind: 'shoal-put', job: JOB8, service: SERVICE, collection: COLLECTION, targets: shoalTargets, clients: c }, agentPids());
     row('shoal, 8 partitions', c, cells[c].shoal8, `${spread(cells[c].shoal8)}; load ${loadavg()}`);
   }
   log('');
@@ -378,7 +450,7 @@ async function throughput(etcd, emptyUrl) {
     goals.push({ name: 'write throughput goals (need etcd and 64 clients)', ok: undefined, got: etcd ? `clients ${CLIENTS.join(',')}` : 'etcd skipped' });
   }
   for (const g of goals) log(`  goal ${pass(g.ok)}  ${g.name}: ${g.got}`);
-  results.throughput = { cells, goals };
+  results.throughput = { idle, cells, goals };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -411,7 +483,7 @@ async function reads(etcd) {
   const primary = agentById(part?.primaryNodeId);
   if (!primary) throw new Error(`no live agent holds the primary of ${JOB8}/${put.partition} (${part?.primaryNodeId})`);
   const other = [...agents.values()].find((a) => a !== primary);
-  const shoalGet = (consistency, via) => loadRun({ kind: 'shoal-get', job: JOB8, service: SERVICE, collection: COLLECTION, key, consistency, targets: [via.url], clients: 1, seconds: readSeconds });
+  const shoalGet = (consistency, via) => loadRun({ kind: 'shoal-get', job: JOB8, service: SERVICE, collection: COLLECTION, key, consistency, targets: [via.url], clients: 1, seconds: readSeconds }, agentPids());
   log(HEADER);
   const cells = {};
   cells.shoalLinearizable = await shoalGet('linearizable', primary);
@@ -432,9 +504,9 @@ async function reads(etcd) {
   if (etcd) {
     const leader = await etcd.leader();
     await etcd.put(leader, key, 'x'.repeat(VALUE_BYTES), 2_000);
-    cells.etcdLinearizable = await loadRun({ kind: 'etcd-range', key, targets: [leader.url], clients: 1, seconds: readSeconds });
+    cells.etcdLinearizable = await loadRun({ kind: 'etcd-range', key, targets: [leader.url], clients: 1, seconds: readSeconds }, etcdPids(etcd));
     row(`etcd linearizable, ${leader.name}`, 1, cells.etcdLinearizable, 'leader');
-    cells.etcdSerializable = await loadRun({ kind: 'etcd-range', key, serializable: true, targets: [leader.url], clients: 1, seconds: readSeconds });
+    cells.etcdSerializable = await loadRun({ kind: 'etcd-range', key, serializable: true, targets: [leader.url], clients: 1, seconds: readSeconds }, etcdPids(etcd));
     row(`etcd serializable, ${leader.name}`, 1, cells.etcdSerializable, 'leader');
     log('');
     const c = cells;
@@ -642,13 +714,25 @@ async function failover(etcd) {
 
 async function rebuild() {
   log(`\n== 4. Rebuild: 4 agents; job ${JOB_REBUILD}, ${REBUILD_PARTITIONS} partitions x 3 replicas of ~${REBUILD_MB} MB each; SIGKILL the agent holding most of them`);
-  log(`   LIMITATION: a partition snapshot travels in ONE Raft message, so a replica over LIMITS.maxEnvelopePayloadBytes (${(LIMITS.maxEnvelopePayloadBytes / MiB).toFixed(2)} MiB)`);
-  log('   cannot be rebuilt yet; the issue\'s 16 replicas of 64 MB cannot be measured until snapshots are streamed in chunks.');
+  if (CHUNKED_SNAPSHOTS) {
+    log(`   snapshots are fetched in chunks of ${fx(LIMITS.partitionSnapshotChunkBytes / MiB)} MiB (this build); the issue's figure: --rebuild-mb 64 (16 replicas of 64 MB)`);
+  } else {
+    log(`   LIMITATION: a partition snapshot travels in ONE Raft message, so a replica over LIMITS.maxEnvelopePayloadBytes (${(LIMITS.maxEnvelopePayloadBytes / MiB).toFixed(2)} MiB)`);
+    log('   cannot be rebuilt yet; the issue\'s 16 replicas of 64 MB cannot be measured until snapshots are streamed in chunks.');
+  }
   const a = agents.get('a');
   const tJoin = performance.now();
   await startAgent('d');
   await waitUntil('4 ready nodes', async () => (await rpc(a, 'Nodes/List', {})).nodes.filter((n) => n.status === 'ready').length === 4, 120_000, 250);
   await waitAllReady('every partition ready after d joined');
+  const spreadNow = async () => {
+    const parts = await listPartitions(a, undefined);
+    return ['a', 'b', 'c', 'd'].map((n) => {
+      const id = agents.get(n).id;
+      return `${n} ${parts.filter((p) => p.members.some((m) => m.nodeId === id)).length}/${parts.filter((p) => p.primaryNodeId === id).length}`;
+    }).join(', ');
+  };
+  log(`   replicas/primaries per agent once d joined (every job): ${await spreadNow()}`);
   const runMs = await runStatefulJob(a, JOB_REBUILD, REBUILD_PARTITIONS);
   log(`   d joined and every partition was ready ${secs(performance.now() - tJoin)} later; job run ${JOB_REBUILD}: ${secs(runMs)}`);
 
@@ -679,6 +763,7 @@ async function rebuild() {
   const mine = before.filter((p) => p.job === JOB_REBUILD);
   const sizes = mine.map((p) => Number(p.sizeBytes));
   log(`   filled ${writes.length} x ${REBUILD_VALUE_BYTES / 1024} KiB in ${secs(fillMs)}; replica sizes ${fx(Math.min(...sizes) / MiB)}-${fx(Math.max(...sizes) / MiB)} MiB`);
+  log(`   replicas/primaries per agent with ${JOB_REBUILD} (every job): ${await spreadNow()}`);
 
   // The victim: the agent other than a (which the benchmark asks) holding most replicas of the job; d on a tie.
   const count = (name, list) => list.filter((p) => p.members.some((m) => m.nodeId === agents.get(name).id)).length;
@@ -721,7 +806,10 @@ async function rebuild() {
     `  (${fx(mbps(bytesMine, mineMs - deadMs))} MiB/s after detection)`);
   log(`  ${'all jobs: every partition 3 replicas'.padEnd(46)} ${secs(allMs).padStart(10)}  ${fx(mbps(bytesAll, allMs)).padStart(7)}` +
     `${Number.isFinite(allMs) ? '' : `  NOT DONE within ${REBUILD_TIMEOUT_MS / 1000} s: ${last}`}`);
-  const goal = { name: `rebuild within ${GOAL_REBUILD_S} s (issue: 16 replicas of 64 MB; here ${heldMine.length} of ~${REBUILD_MB} MB: not comparable)`, ok: undefined, got: secs(mineMs) };
+  const comparable = heldMine.length >= 16 && REBUILD_MB >= 64;
+  const goal = comparable
+    ? { name: `rebuild of ${heldMine.length} replicas of ~${REBUILD_MB} MB within ${GOAL_REBUILD_S} s`, ok: Number.isFinite(mineMs) && mineMs <= GOAL_REBUILD_S * 1000, got: secs(mineMs) }
+    : { name: `rebuild within ${GOAL_REBUILD_S} s (issue: 16 replicas of 64 MB; here ${heldMine.length} of ~${REBUILD_MB} MB: not comparable)`, ok: undefined, got: secs(mineMs) };
   log(`  goal ${pass(goal.ok)}  ${goal.name}: ${goal.got}`);
   results.rebuild = { victim: victim.name, replicasOfJob: heldMine.length, bytesOfJob: bytesMine, replicasAll: heldAll.length, bytesAll, deadMs, mineMs, allMs, last, fillMs, sizes, goals: [goal] };
 }

@@ -156,6 +156,7 @@ export function registerState(program: Command): void {
     });
 
   const partition = program.command('partition').description('the partitions of stateful services');
+  registerPartitionTransfer(partition);
   partition.command('ls').description('list partitions: key range, primary, secondaries with their lag, size and state')
     .argument('[job]').argument('[service]')
     .option('-o, --output <format>', 'table or json', 'table')
@@ -172,6 +173,18 @@ export function registerState(program: Command): void {
         const others = (p.members ?? []).filter((m) => m.role !== 'primary').map((m) => `${m.nodeName}${m.role === 'secondary' ? '' : `[${m.role}]`}(${m.reachable ? u64(m.lag) : '?'})`);
         return [p.job ?? '', p.service ?? '', String(p.partition ?? 0), p.range || '-', primary?.nodeName ?? '-', others.join(' ') || '-', `${Math.ceil(u64(p.sizeBytes) / 1024)} KiB`, p.state ?? ''];
       }));
+    });
+}
+
+/** `shoal partition transfer JOB SERVICE N --to NODE`: hands partition N's primary role to NODE (one of its voters). */
+export function registerPartitionTransfer(partition: Command): void {
+  partition.command('transfer').description('make NODE the primary of partition N (NODE must hold one of its replicas)')
+    .argument('<job>').argument('<service>').argument('<partition>', 'the partition number, from 0')
+    .requiredOption('--to <node>', 'the node to lead it: a name, or an id (a unique prefix is enough)')
+    .action(async (job: string, service: string, n: string, flags: { to: string }, command: Command) => {
+      if (!/^(0|[1-9][0-9]*)$/.test(n)) throw new InvalidArgumentError(`the partition must be a number from 0, got "${n}"`);
+      const res = await clientFrom(command.optsWithGlobals<GlobalFlags>()).partitions.transfer({ job, service, partition: Number(n), to: flags.to });
+      process.stdout.write(`partition ${n} of ${job}/${service}: primary is now ${res.primaryNodeName || (res.primaryNodeId ?? '').slice(0, 12)}\n`);
     });
 }
 
