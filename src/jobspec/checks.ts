@@ -8,6 +8,7 @@
 import { JOBSPEC_LIMITS } from './limits.js';
 import { normaliseAbsolute, normaliseRelative, type FileObjectKind } from './file-objects.js';
 import type { DriverName, ExposedPort, Job, ServiceSpec, StateSpec, TaskOptions } from './types.js';
+import { isWellFormed, utf8Length } from '../lib/utf8.js';
 
 /** Job and service names: they end up in allocation ids, container names and DNS labels. */
 export const NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
@@ -88,37 +89,6 @@ export function compareExposed(a: ExposedPort, b: ExposedPort): number {
 
 export function isValidName(name: string): boolean {
   return NAME_RE.test(name) && name.length <= NAME_MAX_CHARS;
-}
-
-/**
- * True when every surrogate in `text` is part of a pair: a string with a lone one has no UTF-8 form. (The same rule as
- * src/partitions/bytes.ts, which this core may not import; String.prototype.isWellFormed is not in ES2022.)
- */
-function isWellFormed(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0xd800 || c > 0xdfff) continue;
-    if (c > 0xdbff) return false;
-    const next = text.charCodeAt(i + 1);
-    if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
-    i++;
-  }
-  return true;
-}
-
-/** Bytes of a well-formed `text` in UTF-8, without encoding it. */
-function utf8Length(text: string): number {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
 }
 
 /**

@@ -7,6 +7,8 @@
  * `compareKeys`. Strings with a lone surrogate have no UTF-8 encoding and are refused as keys (`isWellFormed`).
  */
 
+export { isWellFormed, utf8Length } from '../lib/utf8.js';
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -17,34 +19,6 @@ export function encodeUtf8(text: string): Uint8Array {
 /** Decodes UTF-8; throws a TypeError on malformed bytes (the callers turn that into a decode error). */
 export function decodeUtf8(bytes: Uint8Array): string {
   return decoder.decode(bytes);
-}
-
-/** True when every surrogate in `text` is part of a pair (String.prototype.isWellFormed, which ES2022 lacks). */
-export function isWellFormed(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0xd800 || c > 0xdfff) continue;
-    if (c > 0xdbff) return false;
-    const next = text.charCodeAt(i + 1);
-    if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
-    i++;
-  }
-  return true;
-}
-
-/** Bytes of `text` in UTF-8, without encoding it (a lone surrogate counts as U+FFFD, as TextEncoder writes it). */
-export function utf8Length(text: string): number {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
 }
 
 /** Orders two well-formed strings as their UTF-8 encodings compare byte by byte (code point order). */

@@ -356,19 +356,18 @@ export class RaftGroup {
 
   /** Delivers a message that arrived before this group was started (it is what made the agent start it). */
   deliver(bytes: Uint8Array, from: string): void {
+    let m: Message;
     try {
-      const m = decodeRaft(bytes, this.group);
-      if (m.from !== from) return;
-      this.#catchUpTicks();
-      this.node.step(m);
+      m = decodeRaft(bytes, this.group);
     } catch (err) {
       this.#log.warn({ peer: from.slice(0, 16), err: describeError(err) }, 'dropped an invalid raft message');
       return;
     }
-    this.#process();
-    this.#rearmAfterMessage(from);
-    this.#checkQuietLeader();
+    if (m.from !== from) return;
+    if (m.type === 'snapshot' && m.snapshot && this.#o.stageSnapshot) this.#stage(from, m, m.snapshot);
+    else this.#stepMessage(from, m);
   }
+
 
   /** Resolves once this member may serve a linearizable read (ReadIndex confirmed and applied). */
   read(timeoutMs: number): Promise<void> {
