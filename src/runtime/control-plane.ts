@@ -431,6 +431,7 @@ function allocToProto(state: ClusterState, a: Allocation): shoal.v1.IAllocation 
     desiredStatus: a.desiredStatus, desiredReason: a.desiredReason, clientStatus: a.clientStatus, clientMessage: a.clientMessage, restarts: a.restarts,
     cpuMillicores: a.resources.cpuMillicores, memoryBytes: a.resources.memoryBytes, previousAllocId: a.previousAllocId, createIndex: a.createIndex, modifyIndex: a.modifyIndex,
     taskPorts: Object.fromEntries(Object.entries(a.taskPorts ?? {}).map(([t, p]) => [Number(t), p])), hostPorts: a.ports ?? [], health: a.health ?? '',
+    ...(a.partition === undefined ? {} : { partition: a.partition, stateful: true }),
   };
 }
 

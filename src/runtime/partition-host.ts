@@ -16,7 +16,7 @@
  * A stateful service without a task has nothing for the node runner to start: this host reports its allocations
  * `running` once the replica runs.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeError, ShoalError } from '../lib/errors.js';
 import { writeFileDurably } from '../platform/durable-file.js';
@@ -30,7 +30,7 @@ import type { ServiceSpec } from '../jobspec/types.js';
 import type { NodeStateView } from '../node/index.js';
 import { isStoreOnly, type AllocUpdate, type Allocation } from '../state/index.js';
 import { caughtUp, nextMembershipStep, preferredPrimary, type MembershipStep } from '../partitions/membership.js';
-import { PartitionReplica, replicaFileName, type FetchSnapshotChunk } from './partition-replica.js';
+import { groupOfFileName, PartitionReplica, replicaFileName, type FetchSnapshotChunk } from './partition-replica.js';
 
 /** The Raft group of one partition of one stateful service; the job's create index keeps a re-created job's data apart. */
 export function partitionGroup(job: string, jobCreateIndex: number, service: string, partition: number): string {
@@ -88,6 +88,8 @@ export class PartitionHost {
   #running = false;
   #again = false;
   #stopped = false;
+  /** Orphaned replica files were looked for (once per start). */
+  #swept = false;
   /** When each group's primary last handed over to its preferred primary. */
   readonly #balancedAtMs = new Map<string, number>();
   /** Groups an operator handed to this node (`partition transfer`): not balanced away before this time. */
@@ -201,6 +203,10 @@ export class PartitionHost {
         updates.push(this.#update(p.alloc, 'failed', `cannot host replica of ${group}: ${describeError(err)}`));
       }
     }
+    if (!this.#swept) {
+      this.#swept = true;
+      this.#sweepOrphans(placed);
+    }
     for (const h of [...this.#hosted.values()]) {
       const p = placed.get(h.group);
       if (!p || p.jobStopped) {
@@ -284,6 +290,32 @@ export class PartitionHost {
       this.#log.warn({ group: h.group, err: describeError(err) }, 'could not remove the files of a dropped replica');
     }
     this.#log.info({ group: h.group, why }, 'dropped a partition replica');
+  }
+
+  /**
+   * Once per agent start, on the first fresh view: replica files that no live allocation on this node names any more
+   * (the agent was down while its allocation was stopped and collected) are removed, or they would stay for good.
+   */
+  #sweepOrphans(placed: ReadonlyMap<string, { alloc: Allocation }>): void {
+    let names: string[];
+    try {
+      names = existsSync(this.dir) ? readdirSync(this.dir).filter((n) => n.endsWith('.alloc')) : [];
+    } catch (err) {
+      this.#log.warn({ err: describeError(err) }, 'cannot list the partitions directory');
+      return;
+    }
+    for (const name of names) {
+      const group = groupOfFileName(name.slice(0, -'.alloc'.length));
+      const p = placed.get(group);
+      const live = p !== undefined && !['complete', 'failed', 'lost'].includes(p.alloc.clientStatus);
+      if (live || this.#hosted.has(group)) continue;
+      try {
+        this.#wipe(group);
+        this.#log.info({ group }, 'removed the files of a replica no allocation names any more');
+      } catch (err) {
+        this.#log.warn({ group, err: describeError(err) }, 'could not remove an orphaned replica\'s files');
+      }
+    }
   }
 
   /** The allocation whose replica of `group` the files here belong to ('' when none). */

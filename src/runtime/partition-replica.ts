@@ -65,9 +65,18 @@ export interface PartitionReplicaOptions {
   logger?: Logger;
 }
 
-/** Makes a group name safe as a file name: anything outside [A-Za-z0-9._-] becomes `_` plus its code. */
+/** Makes a group name safe as a file name: anything outside [A-Za-z0-9.-] becomes `_` and its code in two hex digits. */
 export function replicaFileName(group: string): string {
-  return group.replace(/[^A-Za-z0-9._-]/g, (c) => `_${c.charCodeAt(0).toString(16)}`);
+  return group.replace(/[^A-Za-z0-9.-]/g, (c) => {
+    const code = c.charCodeAt(0);
+    // Group names are ASCII (job and service names, numbers); anything else keeps a four-digit escape.
+    return code < 0x100 ? `_${code.toString(16).padStart(2, '0')}` : `_u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** The group a replica's file name stands for (the inverse of `replicaFileName`). */
+export function groupOfFileName(name: string): string {
+  return name.replace(/_u([0-9a-f]{4})|_([0-9a-f]{2})/g, (_m, wide: string | undefined, narrow: string | undefined) => String.fromCharCode(parseInt(wide ?? narrow!, 16)));
 }
 
 /**

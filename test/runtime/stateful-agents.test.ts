@@ -62,6 +62,9 @@ t.test('a replicated store on real agents: run, read and write through any agent
     t.equal(new Set(p.members.map((m) => m.nodeId)).size, 3, `partition ${p.partition} has 3 replicas on distinct nodes`);
     t.match(p.range, /^\[-?\d+, -?\d+\]$/);
   }
+  const replicaAlloc = (await s1.client.allocations.list({ job: 'shop' })).allocations.find((a) => a.service === 'carts' && a.desiredStatus === 'run')!;
+  t.match(cli(s1, 'alloc', 'status', replicaAlloc.id!).stdout, /Service\s+carts \(slot \d+, a replica of partition \d\)/, 'alloc status names the partition');
+  t.match(replicaAlloc, { stateful: true, clientStatus: 'running' }, 'a replica\'s allocation runs once its replica does');
   const table = cli(s1, 'partition', 'ls');
   t.match(table.stdout, /JOB\s+SERVICE\s+PARTITION\s+RANGE\s+PRIMARY/);
 

@@ -77,7 +77,7 @@ export function registerAlloc(program: Command): void {
       printFields([
         ['ID', a.id ?? ''],
         ['Job', `${a.jobName} (version ${a.jobVersion ?? 0})`],
-        ['Service', `${a.service} (slot ${a.slot ?? 0})`],
+        ['Service', `${a.service} (slot ${a.slot ?? 0}${a.stateful ? `, a replica of partition ${a.partition ?? 0}` : ''})`],
         ['Node', `${a.nodeName || '?'} (${shortId(a.nodeId)})`],
         ['Desired', `${a.desiredStatus}${a.desiredReason ? ` (${a.desiredReason})` : ''}`],
         ['Status', `${a.clientStatus}${a.clientMessage ? `: ${a.clientMessage}` : ''}`],
