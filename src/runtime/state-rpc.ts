@@ -88,7 +88,11 @@ interface Target {
 }
 
 /** The answer of a forwarded call, before it becomes the method's response. */
-type Outcome = { kind: 'write'; result: CommandResult } | { kind: 'read'; value: unknown; index: number };
+type Outcome =
+  | { kind: 'write'; result: CommandResult }
+  | { kind: 'read'; value: unknown; index: number }
+  /** Served by another agent: its answer is the method's response already. */
+  | { kind: 'remote'; response: unknown };
 
 export class StateRpc {
   readonly #o: StateRpcOptions;
@@ -226,7 +230,8 @@ export class StateRpc {
           if (code === 'ERR_RAFT_NOT_LEADER' || code === 'ERR_RAFT_PROPOSAL_DROPPED' || code === 'ERR_PARTITION_NOT_HOSTED' || code === 'ERR_PEER_UNREACHABLE' || code === 'ERR_RAFT_STOPPED' || code === 'ERR_DEADLINE_EXCEEDED') {
             if (typeof hint === 'string' && hint !== '') this.#leaders.set(target.group, hint);
             else this.#leaders.delete(target.group);
-            if (code === 'ERR_RAFT_NOT_LEADER' && typeof hint === 'string' && hint !== '') tried.splice(tried.indexOf(hint) >>> 0, 1);
+            // Named as the leader: worth another try even if it was tried already (it may have just won).
+            if (code === 'ERR_RAFT_NOT_LEADER' && typeof hint === 'string' && tried.includes(hint)) tried.splice(tried.indexOf(hint), 1);
             await new Promise((r) => setTimeout(r, Math.min(LIMITS.partitionRouteRetryMs * (attempt + 1), Math.max(0, deadline - Date.now()))));
             continue;
           }
@@ -260,8 +265,7 @@ export class StateRpc {
   async #remote(name: string, req: StateCall, forwarded: shoal.v1.IForwardedCall, node: string, timeoutMs: number): Promise<Outcome> {
     const m = METHODS[name]!;
     const body = { ...(req as object), forwarded };
-    const res = await this.#o.callPeer(node, m, m.requestType.fromObject(toPlain(body)), timeoutMs) as Record<string, unknown>;
-    return { kind: 'read', value: res, index: 0, remote: true } as unknown as Outcome;
+    return { kind: 'remote', response: await this.#o.callPeer(node, m, m.requestType.fromObject(toPlain(body)), timeoutMs) };
   }
 
   /** Serves a call on the replica hosted here. */
@@ -288,7 +292,7 @@ export class StateRpc {
   }
 
   #respond(name: string, outcome: Outcome, partition: number): unknown {
-    if ((outcome as { remote?: boolean }).remote) return (outcome as { value: unknown }).value;
+    if (outcome.kind === 'remote') return outcome.response;
     if (outcome.kind === 'read') {
       const r = outcome.value as { ok: boolean } & Record<string, unknown>;
       if (!r.ok) throw toError(r as unknown as Failure);
