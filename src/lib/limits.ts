@@ -412,6 +412,8 @@ export const LIMITS = {
   partitionSessionWindowCommands: 1_024,
   /** How often an agent hosting partition replicas looks at them unasked (membership steps, replicas leaving). */
   partitionReconcileMs: 1_000,
+  /** How often an agent whose replicas are all as placed looks at them unasked (state changes kick it anyway). */
+  partitionReconcileIdleMs: 5_000,
   /** A partition replica snapshots its database and compacts its Raft log every this many applied entries. */
   partitionSnapshotEveryEntries: 10_000,
   /** Bytes of one chunk of a partition snapshot fetched by a member being rebuilt (one peer RPC answer). */

@@ -88,6 +88,10 @@ export class PartitionHost {
   #running = false;
   #again = false;
   #stopped = false;
+  /** The last pass left something to finish soon (see #arm). */
+  #busy = false;
+  /** Placements asked during the current pass. */
+  readonly #placements = new Map<string, Promise<Map<number, PartitionPlacement> | undefined>>();
   /** Orphaned replica files were looked for (once per start). */
   #swept = false;
   /** When each group's primary last handed over to its preferred primary. */
@@ -156,13 +160,32 @@ export class PartitionHost {
     this.#logs?.close();
   }
 
-  /** While replicas are hosted, look again now and then: membership steps wait on catching up, which sends no kick. */
+  /**
+   * While replicas are hosted, look again now and then: membership steps wait on catching up, which sends no kick.
+   * Soon (LIMITS.partitionReconcileMs) while some group is not yet as placed, a replica is leaving or knows no
+   * leader; else rarely (LIMITS.partitionReconcileIdleMs), so an idle agent neither wakes nor asks a server for
+   * placements every second.
+   */
   #arm(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#hosted.size === 0) return;
-    this.#timer = setTimeout(() => this.kick(), LIMITS.partitionReconcileMs);
+    this.#timer = setTimeout(() => this.kick(), this.#busy ? LIMITS.partitionReconcileMs : LIMITS.partitionReconcileIdleMs);
     this.#timer.unref?.();
+  }
+
+  /** The placement of a service's partitions, asked once per pass however many of its primaries are here. */
+  #placementOf(job: string, service: string): Promise<Map<number, PartitionPlacement> | undefined> {
+    const key = `${job}\u0000${service}`;
+    let p = this.#placements.get(key);
+    if (!p) {
+      p = this.#o.placement(job, service).catch((err: unknown) => {
+        this.#log.debug({ job, service, err: describeError(err) }, 'placement unknown for now');
+        return undefined;
+      });
+      this.#placements.set(key, p);
+    }
+    return p;
   }
 
   #openLogs(): SqliteLogDatabase {
@@ -174,7 +197,12 @@ export class PartitionHost {
   }
 
   async #reconcile(): Promise<void> {
-    if (!this.#o.fresh()) return;
+    this.#placements.clear();
+    this.#busy = false;
+    if (!this.#o.fresh()) {
+      this.#busy = this.#hosted.size > 0;
+      return;
+    }
     const view = this.#o.state();
     const placed = new Map<string, { alloc: Allocation; spec: ServiceSpec; jobStopped: boolean; createIndex: number }>();
     for (const alloc of view.allocationsOnNode(this.#o.nodeId)) {
@@ -220,6 +248,7 @@ export class PartitionHost {
         h.allocId = p.alloc.id;
       }
       if (p.alloc.desiredStatus !== 'run') {
+        this.#busy = true;
         if (await this.#removedFromGroup(h)) {
           this.#drop(h, `removed from its group: ${p.alloc.desiredReason || 'stopped by the leader'}`);
           if (h.storeOnly) updates.push(this.#update(p.alloc, 'complete', `replica moved: ${p.alloc.desiredReason || 'stopped by the leader'}`));
@@ -227,14 +256,15 @@ export class PartitionHost {
         continue;
       }
       if (h.storeOnly) {
-        const role = h.replica.role();
-        const message = `replica ${role}`;
+        const message = `replica ${h.replica.role()}`;
         if (p.alloc.clientStatus !== 'running' || h.reported !== message) {
           h.reported = message;
           updates.push(this.#update(p.alloc, 'running', message));
         }
       }
-      if (h.replica.role() === 'primary') await this.#stepMembership(h);
+      const role = h.replica.role();
+      if (role === 'none') this.#busy = true;
+      if (role === 'primary') await this.#stepMembership(h);
     }
     if (updates.length > 0) await this.#o.report(updates);
   }
@@ -348,7 +378,7 @@ export class PartitionHost {
     // No leader known, or it did not answer as one: a replica removed while it could not hear its primary (or placed
     // and moved away before it was ever added) knows no leader for good. Ask the placement's members; only a
     // primary's answer counts.
-    const placement = (await this.#o.placement(h.job, h.service).catch(() => undefined))?.get(h.partition);
+    const placement = (await this.#placementOf(h.job, h.service))?.get(h.partition);
     for (const node of [...(placement?.members ?? []), ...(placement?.leaving ?? [])]) {
       if (node === self || node === leader) continue;
       const said = await this.#o.askMembership(node, h.group, self).catch(() => undefined);
@@ -375,14 +405,16 @@ export class PartitionHost {
   }
 
   async #stepMembership(h: Hosted): Promise<void> {
-    const placement = await this.#o.placement(h.job, h.service).catch((err: unknown) => {
-      this.#log.debug({ group: h.group, err: describeError(err) }, 'placement unknown; no membership step');
-      return undefined;
-    });
-    const desired = placement?.get(h.partition)?.members;
-    if (!desired || desired.length === 0) return;
+    const desired = (await this.#placementOf(h.job, h.service))?.get(h.partition)?.members;
+    if (!desired || desired.length === 0) {
+      this.#busy = true;
+      return;
+    }
     const st = h.replica.raft.status();
     if (st.role !== 'leader') return;
+    // Not yet as placed (a member to add, promote or remove), or its primary not yet the preferred one: look again soon.
+    const inPlace = st.learners.length === 0 && st.voters.length === desired.length && desired.every((n) => st.voters.includes(n));
+    if (!inPlace || preferredPrimary(h.group, desired) !== this.#o.nodeId) this.#busy = true;
     const match = Object.fromEntries(Object.entries(st.progress).map(([id, p]) => [id, p.match]));
     const step = nextMembershipStep({ self: this.#o.nodeId, voters: st.voters, learners: st.learners, match, lastIndex: st.lastIndex }, desired, LIMITS.partitionPromoteLagEntries)
       ?? this.#balanceStep(h, desired, st.voters, match, st.lastIndex);

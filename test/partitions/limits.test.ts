@@ -112,7 +112,7 @@ t.test('every limit: the value over it is refused by name and changes nothing; t
   // replicas and routing (test/runtime/partition-replica.test.ts, test/runtime/stateful-agents.test.ts).
   for (const elsewhere of [
     'partitionReplicasMax', 'partitionSessionWindowCommands', 'partitionMaxClientSessions', 'partitionMaxConcurrentMoves', 'partitionMaxBuildsPerNode',
-    'partitionReconcileMs', 'partitionSnapshotEveryEntries', 'partitionPromoteLagEntries', 'partitionRouteMaxAttempts', 'partitionRouteRetryMs',
+    'partitionReconcileMs', 'partitionReconcileIdleMs', 'partitionSnapshotEveryEntries', 'partitionPromoteLagEntries', 'partitionRouteMaxAttempts', 'partitionRouteRetryMs',
     'partitionRouterMaxSessions', 'partitionDefaultLeaseMs', 'partitionSnapshotChunkBytes', 'partitionSnapshotMaxBytesPerSecond', 'partitionSnapshotChunkTimeoutMs', 'partitionPrimaryBalanceMs', 'partitionTransferPinMs',
   ]) covered.add(elsewhere);
   const section = Object.keys(LIMITS).filter((k) => k.startsWith('partition'));
