@@ -24,6 +24,13 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** A request that never left (no link to send it on): unlike one lost on the way, it may be sent again. */
+class NotSentError extends ShoalError {
+  constructor(message: string) {
+    super('ERR_PEER_UNREACHABLE', message);
+  }
+}
+
 export class PeerRpc {
   readonly #transport: Transport;
   readonly #log: Logger;
@@ -91,10 +98,28 @@ export class PeerRpc {
       if (signal?.aborted) throw new ShoalError('ERR_CANCELLED', `${method.service}/${method.method} to ${nodeId.slice(0, 16)} was cancelled`);
       timeoutMs = Math.max(1, timeoutMs - (systemClock.nowMs() - started));
     }
-    const id = this.#nextId++;
     const path = `/rpc/${method.service}/${method.method}`;
     const body = method.requestType.encode(request).finish();
-    const bytes = await new Promise<Uint8Array>((resolve, reject) => {
+    const deadline = systemClock.nowMs() + timeoutMs;
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#attempt(nodeId, method, path, body, timeoutMs, signal);
+    } catch (err) {
+      // The link went away between the check and the send (a duplicate connection replaced, say): the request never
+      // left, so it is safe to wait for the link and send it once more.
+      if (!(err instanceof NotSentError) || signal?.aborted) throw err;
+      const left = deadline - systemClock.nowMs();
+      if (left < 2) throw err;
+      if (!this.#transport.links().some((l) => l.nodeId === nodeId)) await this.#awaitLink(nodeId, Math.min(LIMITS.peerRpcLinkWaitMs, left / 2), signal);
+      bytes = await this.#attempt(nodeId, method, path, body, Math.max(1, deadline - systemClock.nowMs()), signal);
+    }
+    return method.responseType.decode(bytes);
+  }
+
+  /** Sends one request and waits for its answer. A request that could not be sent at all fails with NotSentError. */
+  #attempt<Req, Res>(nodeId: string, method: MethodDescriptor<Req, Res>, path: string, body: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const id = this.#nextId++;
+    return new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
         reject(new ShoalError('ERR_DEADLINE_EXCEEDED', `${method.service}/${method.method} forwarded to agent ${nodeId.slice(0, 16)} got no answer within ${timeoutMs} ms (deadline exceeded: that agent is down, paused or overloaded)`));
@@ -111,10 +136,9 @@ export class PeerRpc {
         clearTimeout(timer);
         this.#pending.delete(id);
         this.#transport.connect(nodeId);
-        reject(new ShoalError('ERR_PEER_UNREACHABLE', `cannot forward ${method.service}/${method.method} to ${nodeId.slice(0, 16)}: ${sent.error.message}`));
+        reject(new NotSentError(`cannot forward ${method.service}/${method.method} to ${nodeId.slice(0, 16)}: ${sent.error.message}`));
       }
     });
-    return method.responseType.decode(bytes);
   }
 
   /** Dials `nodeId` and resolves once its link is up, or after `waitMs` (or an abort) either way. */

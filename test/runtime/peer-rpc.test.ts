@@ -3,7 +3,7 @@ import { MemoryHub } from '../../src/transport/index.js';
 import { PeerRpc } from '../../src/runtime/peer-rpc.js';
 import { RpcServer, MembersList, AgentSelf } from '../../src/rpc/index.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { NotFoundError } from '../../src/lib/errors.js';
+import { NotFoundError, ShoalError } from '../../src/lib/errors.js';
 import { shoal } from '../../src/gen/proto.js';
 
 const A = 'a'.repeat(64);
@@ -70,4 +70,21 @@ t.test('a call to a peer whose link is not up yet waits a little for it and goes
   const started = Date.now();
   await t.rejects(pa.call('c'.repeat(64), MembersList, shoal.v1.ListMembersRequest.create(), 400), { code: 'ERR_PEER_UNREACHABLE' });
   t.ok(Date.now() - started < 400, 'within the call\'s deadline');
+});
+
+t.test('a request whose link vanished just before the send is sent again once the link is back', async (t) => {
+  const { hub, pa } = await pair(t);
+  const ta = hub._get(A)!;
+  const send = ta.send.bind(ta);
+  let refused = 0;
+  // The first send finds no link (a duplicate connection was replaced between the check and the send).
+  ta.send = (nodeId, message) => (refused++ === 0 ? { ok: false, error: new ShoalError('ERR_NO_LINK', `transport: no authenticated link to node ${nodeId.slice(0, 16)}`) } : send(nodeId, message));
+  const res = await pa.call(B, MembersList, shoal.v1.ListMembersRequest.create(), 2_000);
+  t.equal(res.members[0]!.name, 'served for aaaa', 'the call went through on the second send');
+  t.equal(refused, 2, 'sent twice');
+  // A request that did leave and then lost its link is not sent again (it may have been served): it fails.
+  const pending = pa.call(B, AgentSelf, shoal.v1.SelfRequest.create(), 5_000);
+  await new Promise((r) => setTimeout(r, 20));
+  hub.cut(A, B);
+  await t.rejects(pending, { code: 'ERR_PEER_UNREACHABLE', message: /went down/ });
 });
