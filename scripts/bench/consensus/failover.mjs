@@ -31,12 +31,12 @@
 // Everything started here (etcd and Shoal processes, temp dirs) is killed/removed at the end, also on failure or ^C.
 // Nothing here asserts on speed: this machine is shared and noisy.
 import { spawnSync } from 'node:child_process';
-import net from 'node:net';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { cleanup, freeUdpPort, keygen, kill, median, sleep, start, startShoal, tempDir, waitUntil } from '../lib/harness.mjs';
+import { freeTcpPort, postJson } from '../lib/etcd.mjs';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -73,29 +73,6 @@ const fmtMs = (ms) => (Number.isFinite(ms) ? `${ms.toFixed(2)} ms` : 'n/a');
 
 const alive = (proc) => proc.child.exitCode === null && proc.child.signalCode === null;
 
-
-async function freeTcpPort(host) {
-  const server = net.createServer();
-  await new Promise((resolve, reject) => server.listen(0, host, () => resolve()).once('error', reject));
-  const port = server.address().port;
-  await new Promise((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** One JSON POST with a client-side deadline; resolves to {ok, status, body}; never throws for HTTP errors. */
-async function postJson(url, body, timeoutMs, headers = {}) {
-  const res = await fetch(url, {
-    method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = text === '' ? {} : JSON.parse(text);
-  } catch (_err) {
-    parsed = { raw: text };
-  }
-  return { ok: res.ok, status: res.status, body: parsed };
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Systems. Each cluster object has: members [{name, proc, ...}], leader() -> member, write(member, deadlineMs) ->
